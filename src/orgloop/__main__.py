@@ -1,0 +1,3 @@
+from orgloop.cli import main
+
+main()
