@@ -1,0 +1,107 @@
+"""The event envelope (``orgloop/v1alpha1``), as plain dicts.
+
+Events travel as dicts so that the hot path pays no per-event object cost; this module builds and
+checks them. Unknown top-level keys survive a round trip. The WAL sequence number travels beside the
+event (in a delivery token), never inside it.
+
+>>> e = new_event("github", "resource.changed", {"pr": 1}, provenance={"platform": "github"})
+>>> e["id"].startswith("evt_") and e["trace_id"].startswith("trc_")
+True
+>>> follow_up(e, "agent", "actor.stopped")["trace_id"] == e["trace_id"]
+True
+"""
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from orgloop.errors import OrgloopError
+
+__all__ = ["EVENT_TYPES", "AUTHOR_TYPES", "EventError", "new_event_id", "new_trace_id", "now_iso",
+           "new_event", "follow_up", "validate_event"]
+
+EVENT_TYPES = ("resource.changed", "actor.stopped", "message.received")
+AUTHOR_TYPES = ("team_member", "external", "bot", "system", "unknown")
+_EVENT_ID = re.compile(r"^evt_[0-9a-f]{16}$")
+_TRACE_ID = re.compile(r"^trc_[0-9a-f]{16}$")
+
+
+class EventError(OrgloopError, ValueError):
+    """An object is not a valid event envelope."""
+
+
+def new_event_id() -> str:
+    return "evt_" + os.urandom(8).hex()
+
+
+def new_trace_id() -> str:
+    return "trc_" + os.urandom(8).hex()
+
+
+def now_iso() -> str:
+    """The current time as ISO-8601 UTC with millisecond precision and a ``Z`` suffix."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_event(source: str, type: str, payload: dict[str, Any] | None = None, *,
+              provenance: dict[str, Any] | None = None, trace_id: str | None = None,
+              module: str | None = None) -> dict[str, Any]:
+    """Build a fresh event envelope with a new id, the current timestamp and a trace id."""
+    event: dict[str, Any] = {
+        "id": new_event_id(),
+        "timestamp": now_iso(),
+        "source": source,
+        "type": type,
+        "provenance": provenance if provenance is not None else {"platform": source},
+        "payload": payload if payload is not None else {},
+        "trace_id": trace_id or new_trace_id(),
+    }
+    if module is not None:
+        event["module"] = module
+    return event
+
+
+def follow_up(cause: dict[str, Any], source: str, type: str, payload: dict[str, Any] | None = None,
+              **kwargs: Any) -> dict[str, Any]:
+    """An event caused by ``cause`` (e.g. an actor's output): it keeps the cause's trace id."""
+    return new_event(source, type, payload, trace_id=cause.get("trace_id"), **kwargs)
+
+
+def validate_event(obj: Any, *, fill: bool = True) -> dict[str, Any]:
+    """Check an envelope; with ``fill`` set missing ``id``/``timestamp``/``trace_id``/``payload``.
+
+    Raises :class:`EventError` naming the first offending field. Returns the (same) dict.
+    """
+    if not isinstance(obj, dict):
+        raise EventError(f"an event must be a JSON object, not {type(obj).__name__}")
+    if fill:
+        obj.setdefault("id", new_event_id())
+        obj.setdefault("timestamp", now_iso())
+        obj.setdefault("payload", {})
+        if not obj.get("trace_id"):
+            obj["trace_id"] = new_trace_id()
+    for key in ("source", "type"):
+        if not isinstance(obj.get(key), str) or not obj[key]:
+            raise EventError(f"event field {key!r} must be a non-empty string")
+    if obj["type"] not in EVENT_TYPES:
+        raise EventError(f"event type {obj['type']!r} is not one of {', '.join(EVENT_TYPES)}")
+    if not isinstance(obj.get("id"), str) or not _EVENT_ID.match(obj["id"]):
+        raise EventError(f"event id {obj.get('id')!r} must be 'evt_' followed by 16 hex characters")
+    if not isinstance(obj.get("trace_id"), str) or not _TRACE_ID.match(obj["trace_id"]):
+        raise EventError(f"trace_id {obj.get('trace_id')!r} must be 'trc_' followed by 16 hex characters")
+    if not isinstance(obj.get("timestamp"), str):
+        raise EventError("event field 'timestamp' must be an ISO-8601 string")
+    try:
+        datetime.fromisoformat(obj["timestamp"].replace("Z", "+00:00"))
+    except ValueError:
+        raise EventError(f"event timestamp {obj['timestamp']!r} is not ISO-8601") from None
+    prov = obj.get("provenance")
+    if not isinstance(prov, dict) or not isinstance(prov.get("platform"), str):
+        raise EventError("event field 'provenance' must be an object with a 'platform' string")
+    if "author_type" in prov and prov["author_type"] not in AUTHOR_TYPES:
+        raise EventError(f"provenance.author_type {prov['author_type']!r} is not one of {', '.join(AUTHOR_TYPES)}")
+    if not isinstance(obj.get("payload"), dict):
+        raise EventError("event field 'payload' must be an object")
+    return obj

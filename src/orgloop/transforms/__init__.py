@@ -1,0 +1,35 @@
+"""Transforms: per-route steps that pass, drop, rewrite or split an event.
+
+A transform plugin is a class constructed as ``cls(name, config, *, base_dir, state_dir)`` with
+``apply(event, ctx) -> list[dict]`` (``[]`` drops, one event passes or rewrites, several split) and
+``close()``. It raises :class:`TransformError` on failure; the caller applies the ``on_error`` policy
+(``pass`` | ``drop`` | ``halt``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from orgloop.errors import OrgloopError
+
+__all__ = ["TransformContext", "TransformError", "Transform", "ON_ERROR_POLICIES"]
+
+ON_ERROR_POLICIES = ("pass", "drop", "halt")
+
+
+class TransformError(OrgloopError):
+    """A transform failed (timeout, crash, invalid output); ``on_error`` decides what happens."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransformContext:
+    route: str
+    source: str
+    target: str
+
+
+class Transform(Protocol):
+    def __init__(self, name: str, config: dict[str, Any], *, base_dir: Path, state_dir: Path | None) -> None: ...
+    def apply(self, event: dict[str, Any], ctx: TransformContext) -> list[dict[str, Any]]: ...
+    def close(self) -> None: ...
