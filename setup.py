@@ -3,7 +3,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 EXTENSIONS: list[Extension] = [
-    # orgloop.wal._wal is added with the WAL itself
+    Extension("orgloop.wal._wal", ["src/orgloop/wal/_wal.pyx"], extra_compile_args=["-O3"]),
 ]
 
 setup(ext_modules=cythonize(EXTENSIONS, language_level=3))

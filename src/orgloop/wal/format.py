@@ -1,0 +1,153 @@
+"""The on-disk format of an orgloop WAL segment (see ``docs/wal-format.md``).
+
+Shared by both twins: segment headers are not on the hot path, so they are packed and parsed here
+once. The per-record framing lives in ``_wal.pyx`` / ``_wal_py.py`` and must match this description:
+
+Binary (msgpack) segments: a 64-byte header, then records, each 8-byte aligned::
+
+    u32 crc32c of bytes [4, 24 + len)   u32 len (payload bytes; 0 = end of data)
+    u64 seq                             u64 segment id (stale bytes of a recycled segment never match)
+    payload, zero-padded to a multiple of 8
+
+JSONL segments: a 256-byte JSON header line, then one JSON object per line, padded with spaces to a
+multiple of 8 bytes, whose fixed-width prefix carries the same fields::
+
+    {"crc":"1a2b3c4d","len":       256,"seq":                   7,"seg":                   3,"event":<payload>}
+
+The JSONL checksum covers the line from byte 17 (just after the crc field) through the payload.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+
+from orgloop.errors import WalFormatError
+
+__all__ = [
+    "FORMAT_VERSION", "ENC_MSGPACK", "ENC_JSONL", "ENCODINGS", "MAGIC", "JSONL_MAGIC",
+    "HEADER_SIZE", "JSONL_HEADER_SIZE", "RECORD_HEADER", "JSONL_PREFIX", "JSONL_CRC_START",
+    "SegmentHeader", "pack_header", "parse_header", "data_start", "fill_byte",
+    "segment_name", "parse_segment_name", "frame_size",
+]
+
+FORMAT_VERSION = 1
+ENC_MSGPACK = 0
+ENC_JSONL = 1
+ENCODINGS = {"msgpack": ENC_MSGPACK, "jsonl": ENC_JSONL}
+ENCODING_NAMES = {v: k for k, v in ENCODINGS.items()}
+
+MAGIC = b"\x89OLWAL\r\n"
+JSONL_MAGIC = b'{"orgloop_wal":'
+HEADER_SIZE = 64
+JSONL_HEADER_SIZE = 256
+RECORD_HEADER = 24
+JSONL_PREFIX = 97          # bytes before the payload on a JSONL record line
+JSONL_CRC_START = 17       # the JSONL checksum covers [17, 97 + len)
+MAX_RECORD = 0xFFFF_FFF0   # u32 length field
+
+_BIN = struct.Struct("<8sHBBIQQQQI8x")   # 60 bytes, then u32 crc
+assert _BIN.size == 60
+_CRC = struct.Struct("<I")
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentHeader:
+    """What a segment says about itself. ``first_seq == 0`` marks a prepared spare not yet in use."""
+
+    version: int
+    encoding: int
+    segment_id: int
+    first_seq: int
+    capacity: int
+    created_ns: int
+    sync_window: int
+
+    @property
+    def active(self) -> bool:
+        return self.first_seq != 0
+
+
+def data_start(encoding: int) -> int:
+    return JSONL_HEADER_SIZE if encoding == ENC_JSONL else HEADER_SIZE
+
+
+def fill_byte(encoding: int) -> bytes:
+    """What unused space is filled with: NUL for binary, newline for JSONL (keeps the file text)."""
+    return b"\n" if encoding == ENC_JSONL else b"\0"
+
+
+def frame_size(payload_len: int, encoding: int) -> int:
+    """Bytes one record of ``payload_len`` bytes occupies on disk."""
+    if encoding == ENC_JSONL:
+        return (JSONL_PREFIX + payload_len + 2 + 7) & ~7
+    return (RECORD_HEADER + payload_len + 7) & ~7
+
+
+def pack_header(h: SegmentHeader, crc32c) -> bytes:
+    """Serialise a header; ``crc32c`` is the live twin's checksum function."""
+    if h.encoding == ENC_JSONL:
+        body = ('{"orgloop_wal":%d,"encoding":"jsonl","segment":%20d,"first_seq":%20d,"capacity":%20d,'
+                '"created_ns":%20d,"sync_window":%10d,' % (h.version, h.segment_id, h.first_seq, h.capacity,
+                                                          h.created_ns, h.sync_window)).encode()
+        line = body + b'"crc":"%08x"}' % crc32c(body)
+        return line + b" " * (JSONL_HEADER_SIZE - 1 - len(line)) + b"\n"
+    body = _BIN.pack(MAGIC, h.version, h.encoding, 0, 0, h.segment_id, h.first_seq, h.capacity,
+                     h.created_ns, h.sync_window)
+    return body + _CRC.pack(crc32c(body))
+
+
+def parse_header(raw: bytes, crc32c, where: str = "segment") -> SegmentHeader:
+    """Parse and check a header. Raises :class:`WalFormatError` with a message naming ``where``."""
+    if raw.startswith(MAGIC):
+        if len(raw) < HEADER_SIZE:
+            raise WalFormatError(f"{where}: header is truncated ({len(raw)} of {HEADER_SIZE} bytes)")
+        magic, version, enc, _flags, _r, seg, first, cap, created, window = _BIN.unpack_from(raw)
+        _check_version(version, where)
+        (crc,) = _CRC.unpack_from(raw, 60)
+        if crc != crc32c(raw[:60]):
+            raise WalFormatError(f"{where}: header checksum mismatch")
+        if enc != ENC_MSGPACK:
+            raise WalFormatError(f"{where}: binary header names unknown encoding {enc}")
+        return SegmentHeader(version, enc, seg, first, cap, created, window)
+    if raw.startswith(JSONL_MAGIC):
+        line = raw[:JSONL_HEADER_SIZE].rstrip(b"\n ")
+        try:
+            fields = json.loads(line)
+            version = int(fields["orgloop_wal"])
+        except (ValueError, KeyError, TypeError):
+            raise WalFormatError(f"{where}: JSONL header is not readable") from None
+        _check_version(version, where)
+        body, _, tail = line.rpartition(b'"crc":')
+        try:
+            ok = int(fields["crc"], 16) == crc32c(body) and tail == b'"%s"}' % fields["crc"].encode()
+        except (ValueError, AttributeError):
+            ok = False
+        if not ok:
+            raise WalFormatError(f"{where}: header checksum mismatch")
+        return SegmentHeader(version, ENC_JSONL, int(fields["segment"]), int(fields["first_seq"]),
+                             int(fields["capacity"]), int(fields["created_ns"]), int(fields["sync_window"]))
+    raise WalFormatError(f"{where}: not an orgloop WAL segment (bad magic)")
+
+
+def _check_version(version: int, where: str) -> None:
+    if version > FORMAT_VERSION:
+        raise WalFormatError(
+            f"{where} was written by WAL format version {version}, but this orgloop reads versions up to "
+            f"{FORMAT_VERSION}: upgrade orgloop to read this log (nothing was changed on disk)")
+    if version < 1:
+        raise WalFormatError(f"{where}: invalid WAL format version {version}")
+
+
+def segment_name(segment_id: int) -> str:
+    return f"{segment_id:016x}.wal"
+
+
+def parse_segment_name(name: str) -> int | None:
+    """The segment id encoded in a file name, or None if the name is not a segment's."""
+    if len(name) != 20 or not name.endswith(".wal"):
+        return None
+    try:
+        return int(name[:16], 16)
+    except ValueError:
+        return None

@@ -1,0 +1,709 @@
+"""The write-ahead log: appends with group commit, segments, acks, replay, compaction and recovery.
+
+Durability is explicit (``sync``):
+
+* ``always`` (default): ``append*`` returns only after the records are fdatasynced. Appenders on
+  many threads share one fdatasync (group commit, no artificial delay).
+* ``interval``: records are written to the OS before ``append*`` returns (they survive a process
+  crash) and fdatasynced at most ``sync_interval_ms`` later (a power loss can lose that window).
+* ``none``: written to the OS before return, fdatasynced only when a segment is sealed or on
+  ``sync()``/``close()``.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
+
+import msgpack
+
+from orgloop.errors import WalClosedError, WalError, WalFormatError, WalFullError, WalRecordTooLargeError
+from orgloop.wal import segments as seglib
+from orgloop.wal.acks import AckState, AckStore
+from orgloop.wal.format import (ENCODING_NAMES, ENCODINGS, ENC_JSONL, FORMAT_VERSION, SegmentHeader, data_start,
+                                frame_size, pack_header, parse_segment_name, segment_name)
+from orgloop.wal.segments import QUARANTINE_DIR, RECYCLE_SUFFIX, SegmentInfo
+
+__all__ = ["Wal", "ReplayBatch", "RecoveryReport", "SYNC_POLICIES", "FULL_POLICIES"]
+
+log = logging.getLogger("orgloop.wal")
+
+SYNC_POLICIES = ("always", "interval", "none")
+FULL_POLICIES = ("error", "drop_oldest")
+DEFAULT_SEGMENT_SIZE = 64 << 20
+DEFAULT_SYNC_WINDOW = 8 << 20
+MIN_SEGMENT_SIZE = 16 << 10
+READ_CHUNK = 8 << 20
+MAX_RECYCLE_POOL = 2
+CHECKPOINT_DIR = "checkpoint"
+
+
+class ReplayBatch(NamedTuple):
+    """Records read back from the log, with their sequence numbers (``seqs[i]`` goes with ``records[i]``)."""
+
+    seqs: Sequence[int]
+    records: list[Any]
+
+
+@dataclass
+class RecoveryReport:
+    """What opening the log found and did."""
+
+    segments: int = 0
+    next_seq: int = 1
+    truncated_bytes: int = 0
+    lost_records: int = 0
+    quarantined: list[str] = field(default_factory=list)
+    removed_files: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def clean(self) -> bool:
+        return not (self.truncated_bytes or self.lost_records or self.quarantined)
+
+
+def _twins():
+    from orgloop.wal import twins
+
+    return twins
+
+
+class Wal:
+    """A durable, append-only log of byte records (or events) with sequence numbers and acks.
+
+    >>> import tempfile
+    >>> with Wal(tempfile.mkdtemp(), segment_size=1 << 20) as wal:
+    ...     wal.append_many([b"a", b"b"])
+    ...     wal.ack(1)
+    ...     [list(b.seqs) for b in wal.replay()]
+    range(1, 3)
+    [[2]]
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, encoding: str | None = None, sync: str = "always",
+                 sync_interval_ms: float = 10.0, segment_size: int = DEFAULT_SEGMENT_SIZE,
+                 max_segment_age: float | None = None, max_bytes: int | None = None,
+                 full_policy: str = "error", sync_window: int = DEFAULT_SYNC_WINDOW,
+                 ack_flush_interval: float = 0.1, implementation: str | None = None) -> None:
+        if sync not in SYNC_POLICIES:
+            raise ValueError(f"sync must be one of {', '.join(SYNC_POLICIES)}, not {sync!r}")
+        if full_policy not in FULL_POLICIES:
+            raise ValueError(f"full_policy must be one of {', '.join(FULL_POLICIES)}, not {full_policy!r}")
+        if encoding is not None and encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
+        if segment_size < MIN_SEGMENT_SIZE or segment_size % 8:
+            raise ValueError(f"segment_size must be a multiple of 8 and at least {MIN_SEGMENT_SIZE} bytes")
+        if max_bytes is not None and max_bytes < 2 * segment_size:
+            raise ValueError("max_bytes must allow at least two segments (2 * segment_size)")
+        if sync_interval_ms <= 0:
+            raise ValueError("sync_interval_ms must be positive")
+        self.path = Path(path)
+        self.sync = sync
+        self.sync_interval_ms = sync_interval_ms
+        self.segment_size = segment_size
+        self.max_segment_age = max_segment_age
+        self.max_bytes = max_bytes
+        self.full_policy = full_policy
+        self._core = _twins().get(implementation)
+        self.implementation = "compiled" if self._core is _twins().compiled else "pure"
+        self._crc = self._core.crc32c
+        self._lock = threading.RLock()
+        self._closed = False
+        self._follow_cv = threading.Condition()
+        self._followers = 0
+        self._preparer: threading.Thread | None = None
+        self._prepare_error: BaseException | None = None
+        self.counters = {"appended": 0, "appended_bytes": 0, "rotations": 0, "compacted_segments": 0,
+                         "dropped_records": 0}
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lockfile = self._take_lock()
+        try:
+            self._acks_store = AckStore(self.path / CHECKPOINT_DIR, flush_interval=ack_flush_interval)
+            self.recovery = self._open(encoding, sync_window)
+        except BaseException:
+            self._release_lock()
+            raise
+        self._committer = self._core.Committer()
+        self._committer.reset(self._next_seq - 1)
+        if sync == "interval":
+            self._committer.start_syncer(sync_interval_ms / 1000.0)
+        self._start_preparer()
+
+    # ------------------------------------------------------------------ opening and recovery
+    def _take_lock(self) -> int:
+        fd = os.open(self.path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise WalError(f"WAL directory {self.path} is in use by another process (pid {holder})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd
+
+    def _release_lock(self) -> None:
+        os.close(self._lockfile)
+
+    def _open(self, encoding: str | None, sync_window: int) -> RecoveryReport:
+        t0 = time.perf_counter()
+        report = RecoveryReport()
+        for entry in os.scandir(self.path):
+            if entry.name.endswith(".tmp"):
+                os.unlink(entry.path)
+                report.removed_files.append(entry.name)
+        self._recycle_pool = sorted(Path(e.path) for e in os.scandir(self.path) if e.name.endswith(RECYCLE_SUFFIX))
+        state = self._acks_store.load() or AckState()
+        self.acks = state
+        infos: list[SegmentInfo] = []
+        spares: list[SegmentInfo] = []
+        max_id = max((parse_segment_name(p.name[: -len(RECYCLE_SUFFIX)]) or 0 for p in self._recycle_pool),
+                     default=0)
+        for seg_id, path in seglib.list_segments(self.path):
+            max_id = max(max_id, seg_id)
+            try:
+                header = seglib.read_header(path, self._crc)
+            except WalFormatError as exc:
+                if "upgrade orgloop" in str(exc):
+                    raise
+                self._quarantine_file(path, str(exc), report)
+                continue
+            (infos if header.active else spares).append(SegmentInfo(seg_id, path, header))
+        on_disk = {i.header.encoding for i in infos}
+        if len(on_disk) > 1:
+            raise WalFormatError(f"{self.path}: segments use different encodings; refusing to mix them")
+        if on_disk:
+            enc = on_disk.pop()
+            if encoding is not None and ENCODINGS[encoding] != enc:
+                raise WalError(f"{self.path} holds a {ENCODING_NAMES[enc]} log; it cannot be opened as {encoding}")
+        else:
+            enc = ENCODINGS[encoding or "msgpack"]
+        self.encoding = ENCODING_NAMES[enc]
+        self._enc = enc
+        self._data_start = data_start(enc)
+        self.sync_window = max(4096, min(sync_window, self.segment_size - self._data_start))
+        for s in spares:
+            if infos and s.id < infos[-1].id:
+                s.path.unlink()
+                report.removed_files.append(s.path.name)
+        self._spare = next((s.path for s in spares if not infos or s.id > infos[-1].id), None)
+        for a, b in zip(infos, infos[1:]):
+            a.last_seq = b.first_seq - 1
+        # Compaction may have been interrupted after its checkpoint: finish it (tolerating files already gone).
+        while len(infos) > 1 and infos[0].last_seq is not None and infos[0].last_seq <= state.watermark:
+            infos[0].path.unlink(missing_ok=True)
+            report.removed_files.append(infos[0].path.name)
+            infos.pop(0)
+        self._segments = infos
+        self._next_segment_id = max_id + 1
+        self._report = report
+        if infos:
+            active = infos[-1]
+            self.segment_size = active.header.capacity
+            self._offset, self._next_seq = self._recover_tail(active)
+            self._fd = os.open(active.path, os.O_RDWR)
+            age = max(0.0, (time.time_ns() - active.header.created_ns) / 1e9)
+            self._active_since = time.monotonic() - age
+            self._unsynced = 0
+        else:
+            self._next_seq = max([state.watermark, *state.above]) + 1
+            self._activate_new_segment()
+        if report.lost_records or report.quarantined:
+            self._acks_store.flush(state, durable=True)
+        report.segments = len(self._segments)
+        report.next_seq = self._next_seq
+        report.seconds = time.perf_counter() - t0
+        for msg in report.messages:
+            log.warning("%s: %s", self.path, msg)
+        return report
+
+    def _quarantine_file(self, path: Path, reason: str, report: RecoveryReport) -> None:
+        qdir = self.path / QUARANTINE_DIR
+        qdir.mkdir(exist_ok=True)
+        os.replace(path, qdir / path.name)
+        (qdir / (path.name + ".json")).write_text(f'{{"reason": {reason!r:}}}\n'.replace("'", '"'))
+        seglib.fsync_dir(self.path)
+        report.quarantined.append(path.name)
+        report.messages.append(f"moved unreadable segment {path.name} to {QUARANTINE_DIR}/: {reason}")
+
+    def _recover_tail(self, active: SegmentInfo) -> tuple[int, int]:
+        """Find where the active segment's data ends, erasing a torn tail; returns (offset, next_seq)."""
+        walker = self._walk(active, active.header.capacity, collect=False, at_open=True)
+        while True:
+            try:
+                next(walker)
+            except StopIteration as stop:
+                return stop.value
+
+    # ------------------------------------------------------------------ reading segments
+    def _walk(self, seg: SegmentInfo, end: int, *, collect: bool, at_open: bool = False):
+        """Yield ``(first_seq, records or count)`` runs of valid frames in ``seg`` up to byte ``end``.
+
+        Damage handling (see docs/wal-format.md): a bad frame followed by readable frames is a lost range,
+        recorded once and skipped; at open, damage in the active segment's last ``sync_window`` bytes with
+        nothing readable after that window is a torn tail and is erased. Returns ``(tail_offset, next_seq)``.
+        """
+        core = self._core
+        enc = seg.header.encoding
+        window = seg.header.sync_window
+        capacity = seg.header.capacity
+        fd = os.open(seg.path, os.O_RDONLY)
+        try:
+            pos = self._data_start
+            seq = seg.first_seq
+            buf_off = pos
+            buf = os.pread(fd, min(READ_CHUNK, end - pos), pos)
+            while True:
+                records, count, p, status = core.scan(buf, pos - buf_off, len(buf), seg.id, seq, enc, collect)
+                if count:
+                    yield seq, (records if collect else count)
+                    seq += count
+                pos = buf_off + p
+                if status == core.SCAN_MORE and buf_off + len(buf) < end:
+                    want = max(READ_CHUNK, self._frame_len_hint(buf, pos - buf_off, enc))
+                    buf_off = pos
+                    buf = os.pread(fd, min(want, end - pos), pos)
+                    continue
+                if seg.last_seq is not None and seq > seg.last_seq:
+                    return pos, seq
+                if not at_open and seg.last_seq is None and pos >= end:
+                    return pos, seq
+                rest = os.pread(fd, capacity - pos, pos)
+                found, fseq = core.resync(rest, 0, len(rest), seg.id, seq, enc)
+                dirty = status != core.SCAN_END
+                if found < 0 or (at_open and found < window and
+                                 core.resync(rest, window, len(rest), seg.id, seq, enc)[0] < 0):
+                    if at_open and (dirty or found >= 0):
+                        extent = self._torn_extent(rest, found, window, seg, seq)
+                        seglib.fill_range(seg.path, pos, pos + extent, enc)
+                        self._report.truncated_bytes += extent
+                        self._report.messages.append(
+                            f"erased a torn tail of {extent} bytes at offset {pos} of {seg.path.name} "
+                            f"(records from seq {seq} were never acknowledged as durable)")
+                    elif seg.last_seq is not None:
+                        self._record_loss(seg, seq, seg.last_seq, pos, "damaged end of a sealed segment")
+                        seq = seg.last_seq + 1
+                    return pos, seq
+                self._record_loss(seg, seq, fseq - 1, pos, "checksum or framing failure")
+                pos += found
+                seq = fseq
+                buf_off = pos
+                buf = rest[found: found + min(READ_CHUNK, end - pos)] if pos < end else b""
+                if not buf:
+                    return pos, seq
+        finally:
+            os.close(fd)
+
+    def _frame_len_hint(self, buf: bytes, p: int, enc: int) -> int:
+        """Bytes the frame at ``buf[p:]`` needs, when its length field is already in the buffer."""
+        try:
+            if enc == ENC_JSONL:
+                return frame_size(int(buf[p + 24:p + 34]), enc)
+            return frame_size(int.from_bytes(buf[p + 4:p + 8], "little"), enc)
+        except (ValueError, IndexError):
+            return 0
+
+    def _torn_extent(self, rest: bytes, found: int, window: int, seg: SegmentInfo, seq: int) -> int:
+        """How many bytes from the damage point to erase: the window, and any frame reaching past it."""
+        extent = min(len(rest), window)
+        p = found
+        while 0 <= p < window:
+            fs = self._frame_len_hint(rest, p, seg.header.encoding)
+            extent = max(extent, min(len(rest), p + fs))
+            p, _ = self._core.resync(rest, p + 8, len(rest), seg.id, seq, seg.header.encoding)
+        return extent
+
+    def _record_loss(self, seg: SegmentInfo, lo: int, hi: int, pos: int, reason: str) -> None:
+        """Records ``lo..hi`` of ``seg`` cannot be read: count the unacked ones, ack them, quarantine once."""
+        if hi < lo:
+            return
+        state = self.acks
+        lost = state.unacked_in(lo, hi)
+        state.ack_range(lo, hi)
+        state.lost += lost
+        report = getattr(self, "_report", None)
+        if seg.id not in state.quarantined:
+            state.quarantined.add(seg.id)
+            seglib.quarantine_copy(self.path, seg, {"segment": seg.id, "reason": reason, "offset": pos,
+                                                    "lost_seqs": [lo, hi], "lost_unacked": lost})
+            if report is not None:
+                report.quarantined.append(seg.path.name)
+        if report is not None:
+            report.lost_records += lost
+        if lost:
+            msg = (f"{reason} in {seg.path.name} at offset {pos}: records {lo}..{hi} are unreadable, "
+                   f"{lost} of them unacknowledged (lost); a copy is in {QUARANTINE_DIR}/")
+            if report is not None:
+                report.messages.append(msg)
+            log.error("%s: %s", self.path, msg)
+        if not hasattr(self, "_committer"):
+            return
+        self._acks_store.flush(state, durable=True)
+
+    # ------------------------------------------------------------------ segments
+    def _activate_new_segment(self) -> None:
+        """Make the next segment active (the prepared spare if there is one)."""
+        seg_id = self._next_segment_id
+        path = self._take_spare(seg_id)
+        header = SegmentHeader(FORMAT_VERSION, self._enc, seg_id, self._next_seq, self.segment_size,
+                               time.time_ns(), self.sync_window)
+        fd = os.open(path, os.O_RDWR)
+        raw = pack_header(header, self._crc)
+        if hasattr(self, "_committer"):
+            self._committer.submit(fd, 0, raw, self._next_seq - 1)
+        else:
+            os.pwrite(fd, raw, 0)
+            os.fdatasync(fd)
+        self._fd = fd
+        self._offset = self._data_start
+        self._active_since = time.monotonic()
+        self._unsynced = 0
+        self._segments.append(SegmentInfo(seg_id, path, header))
+        self._next_segment_id = seg_id + 1
+
+    def _take_spare(self, seg_id: int) -> Path:
+        if self._preparer is not None:
+            self._preparer.join()
+            self._preparer = None
+        if self._spare is not None and self._spare.name == segment_name(seg_id):
+            path, self._spare = self._spare, None
+            return path
+        if self._spare is not None:
+            self._spare.unlink(missing_ok=True)
+            self._spare = None
+        return self._prepare(seg_id)
+
+    def _prepare(self, seg_id: int) -> Path:
+        recycled = self._recycle_pool.pop(0) if self._recycle_pool else None
+        return seglib.prepare_spare(self.path, seg_id, self.segment_size, self._enc, self.sync_window, self._crc,
+                                    recycled)
+
+    def _start_preparer(self) -> None:
+        """Prepare the next segment in the background, off the append path."""
+        seg_id = self._next_segment_id
+        if self._spare is not None or self._closed:
+            return
+
+        def run() -> None:
+            try:
+                self._spare = self._prepare(seg_id)
+            except BaseException as exc:  # surfaced by the next rotation, which prepares synchronously
+                self._prepare_error = exc
+                log.warning("%s: preparing segment %d in the background failed: %s", self.path, seg_id, exc)
+
+        self._preparer = threading.Thread(target=run, name="orgloop-wal-prepare", daemon=True)
+        self._preparer.start()
+
+    def _rotate(self) -> None:
+        """Seal the active segment (fdatasync, close) and activate the next one. Caller holds the lock."""
+        if self._offset == self._data_start:
+            return
+        self._committer.commit(self._next_seq - 1, True)
+        self._unsynced = 0
+        os.close(self._fd)
+        self._segments[-1].last_seq = self._next_seq - 1
+        self.counters["rotations"] += 1
+        self._compact_locked()
+        if self.max_bytes is not None:
+            while (len(self._segments) + 1) * self.segment_size > self.max_bytes:
+                if self.full_policy == "error":
+                    raise WalFullError(
+                        f"WAL {self.path} reached its byte cap ({self.max_bytes} bytes, "
+                        f"{len(self._segments)} segments of {self.segment_size}); acknowledge records so that "
+                        f"compaction can free segments, or raise max_bytes")
+                self._drop_oldest()
+        self._activate_new_segment()
+        self._start_preparer()
+
+    def _drop_oldest(self) -> None:
+        seg = self._segments.pop(0)
+        dropped = self.acks.unacked_in(seg.first_seq, seg.last_seq or seg.first_seq)
+        self.acks.ack_range(seg.first_seq, seg.last_seq or seg.first_seq)
+        self.counters["dropped_records"] += dropped
+        self._acks_store.flush(self.acks, durable=True)
+        seg.path.unlink(missing_ok=True)
+        seglib.fsync_dir(self.path)
+        log.error("%s: byte cap reached; dropped segment %s with %d unacknowledged records (full_policy=drop_oldest)",
+                  self.path, seg.path.name, dropped)
+
+    # ------------------------------------------------------------------ appending
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WalClosedError(f"WAL {self.path} is closed")
+
+    def append(self, record: bytes) -> int:
+        """Append one record; returns its sequence number once durable under the sync policy."""
+        return self.append_many([record])[0]
+
+    def append_many(self, records: Sequence[bytes]) -> range:
+        """Append records in order; returns their sequence numbers once durable under the sync policy.
+
+        If the byte cap or a disk error stops a batch part-way, the exception's ``appended`` attribute
+        holds the sequence numbers that were appended (and made durable) before it.
+        """
+        n = len(records)
+        core = self._core
+        with self._lock:
+            self._check_open()
+            first = self._next_seq
+            if not n:
+                return range(first, first)
+            try:
+                if self.max_segment_age is not None and time.monotonic() - self._active_since > self.max_segment_age:
+                    self._rotate()
+                capacity = self.segment_size
+                window = self.sync_window if self.sync == "always" else capacity
+                i = 0
+                while i < n:
+                    limit = min(capacity - self._offset, window - self._unsynced)
+                    count, data = core.frame(records, i, self._next_seq, self._segments[-1].id, self._enc, limit)
+                    if count:
+                        last = self._next_seq + count - 1
+                        self._committer.submit(self._fd, self._offset, data, last)
+                        self._offset += len(data)
+                        self._unsynced += len(data)
+                        self._next_seq = last + 1
+                        i += count
+                        continue
+                    need = frame_size(len(records[i]), self._enc)
+                    if need > min(capacity - self._data_start, window):
+                        raise WalRecordTooLargeError(
+                            f"record {i} needs {need} bytes on disk, more than a segment or sync window holds "
+                            f"({min(capacity - self._data_start, window)} bytes)")
+                    if need <= capacity - self._offset:
+                        self._committer.commit(self._next_seq - 1, True)   # keep the torn-tail window bounded
+                        self._unsynced = 0
+                    else:
+                        self._rotate()
+            except BaseException as exc:
+                if self._next_seq > first:
+                    self._finish(self._next_seq - 1)
+                exc.appended = range(first, self._next_seq)  # type: ignore[attr-defined]
+                raise
+            last = self._next_seq - 1
+            self.counters["appended"] += n
+        self._finish(last)
+        return range(first, last + 1)
+
+    def _finish(self, last: int) -> None:
+        self._committer.commit(last, self.sync == "always")
+        if self._followers:
+            with self._follow_cv:
+                self._follow_cv.notify_all()
+
+    def append_event(self, event: Any) -> int:
+        """Encode one event (msgpack or JSON, as the log's encoding) and append it."""
+        return self.append_many(self.encode_events([event]))[0]
+
+    def append_events(self, events: Iterable[Any]) -> range:
+        """Encode events and append them in one batch."""
+        return self.append_many(self.encode_events(events))
+
+    def encode_events(self, events: Iterable[Any]) -> list[bytes]:
+        if self._enc == ENC_JSONL:
+            from orgloop.wal.codec import encode_json_many
+
+            return encode_json_many(events)
+        pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+        return [pack(e) for e in events]
+
+    def decode_records(self, records: list[bytes]) -> list[Any]:
+        if self._enc == ENC_JSONL:
+            from orgloop.wal.codec import decode_json_many
+
+            return decode_json_many(records)
+        unpackb = msgpack.unpackb
+        return [unpackb(r) for r in records]
+
+    def sync_now(self) -> None:
+        """Make everything appended so far durable (fdatasync), whatever the sync policy."""
+        with self._lock:
+            self._check_open()
+            self._committer.commit(self._next_seq - 1, True)
+
+    def rotate(self) -> None:
+        """Seal the active segment now (no-op if it is empty)."""
+        with self._lock:
+            self._check_open()
+            self._rotate()
+
+    # ------------------------------------------------------------------ acks and compaction
+    def _check_seq(self, seq: int) -> None:
+        if not 0 < seq < self._next_seq:
+            raise ValueError(f"cannot ack seq {seq}: the log holds seqs 1..{self._next_seq - 1}")
+
+    def ack(self, seq: int) -> None:
+        """Mark one record processed. Persisted in batches; compaction frees fully acked segments."""
+        self._check_seq(seq)
+        self.acks.ack(seq)
+        self._acks_store.maybe_flush(self.acks)
+
+    def ack_many(self, seqs: Iterable[int]) -> None:
+        seqs = list(seqs)
+        if seqs:
+            self._check_seq(min(seqs))
+            self._check_seq(max(seqs))
+            self.acks.ack_many(seqs)
+            self._acks_store.maybe_flush(self.acks)
+
+    def ack_range(self, lo: int, hi: int) -> None:
+        """Ack every seq in ``[lo, hi]``."""
+        if hi >= lo:
+            self._check_seq(lo)
+            self._check_seq(hi)
+            self.acks.ack_range(lo, hi)
+            self._acks_store.maybe_flush(self.acks)
+
+    def flush_acks(self) -> None:
+        """Persist the ack state now (it is otherwise committed at most every ``ack_flush_interval``)."""
+        self._acks_store.flush(self.acks, durable=True)
+
+    def compact(self) -> int:
+        """Remove (or keep for recycling) sealed segments whose every record is acked; returns how many."""
+        with self._lock:
+            self._check_open()
+            return self._compact_locked()
+
+    def _compact_locked(self) -> int:
+        w = self.acks.watermark
+        done = [s for s in self._segments[:-1] if s.last_seq is not None and s.last_seq <= w]
+        if not done:
+            return 0
+        self._acks_store.flush(self.acks, durable=True)   # checkpoint first, delete after
+        del self._segments[: len(done)]
+        for seg in done:
+            if len(self._recycle_pool) < MAX_RECYCLE_POOL and seg.header.capacity == self.segment_size:
+                target = seg.path.with_name(seg.path.name + RECYCLE_SUFFIX)
+                os.replace(seg.path, target)
+                self._recycle_pool.append(target)
+            else:
+                seg.path.unlink(missing_ok=True)
+        seglib.fsync_dir(self.path)
+        self.counters["compacted_segments"] += len(done)
+        return len(done)
+
+    # ------------------------------------------------------------------ reading
+    def replay(self, from_seq: int | None = None, *, unacked_only: bool = True,
+               decode: bool = False) -> Iterator[ReplayBatch]:
+        """Stream records in order as batches, from ``from_seq`` (default: the oldest kept record).
+
+        With ``unacked_only`` acked records are skipped. With ``decode`` records are decoded events.
+        Records appended after the call started are not included (use :meth:`follow`).
+        """
+        with self._lock:
+            self._check_open()
+            self._committer.commit(self._next_seq - 1, False)
+            segs = list(self._segments)
+            tail_offset = self._offset
+            stop_seq = self._next_seq
+        start = max(from_seq or 1, 1)
+        if unacked_only:
+            start = max(start, self.acks.watermark + 1)
+        for idx, seg in enumerate(segs):
+            last = seg.last_seq if seg.last_seq is not None else stop_seq - 1
+            if last < start:
+                continue
+            is_tail = idx == len(segs) - 1 and seg is self._segments[-1] and seg.last_seq is None
+            view = SegmentInfo(seg.id, seg.path, seg.header, last if not is_tail else None)
+            end = tail_offset if is_tail else seg.header.capacity
+            for first, records in self._walk(view, end, collect=True):
+                n = len(records)
+                if first + n <= start:
+                    continue
+                if first < start:
+                    records = records[start - first:]
+                    first = start
+                if first + len(records) > stop_seq:
+                    records = records[: stop_seq - first]
+                if not records:
+                    continue
+                seqs: Sequence[int] = range(first, first + len(records))
+                if unacked_only and (self.acks.above or first <= self.acks.watermark):
+                    keep = [k for k, s in enumerate(seqs) if not self.acks.is_acked(s)]
+                    if len(keep) != len(records):
+                        seqs = [seqs[k] for k in keep]
+                        records = [records[k] for k in keep]
+                if records:
+                    yield ReplayBatch(seqs, self.decode_records(records) if decode else records)
+
+    def follow(self, from_seq: int | None = None, *, unacked_only: bool = False, decode: bool = False,
+               timeout: float | None = None) -> Iterator[ReplayBatch]:
+        """Replay, then keep yielding new records as they are appended; stops after ``timeout`` idle seconds
+        (never, if None) or when the log is closed."""
+        nxt = from_seq or 1
+        while not self._closed:
+            got = False
+            for batch in self.replay(nxt, unacked_only=unacked_only, decode=decode):
+                got = True
+                nxt = batch.seqs[-1] + 1
+                yield batch
+            if got:
+                continue
+            with self._follow_cv:
+                self._followers += 1
+                try:
+                    woke = self._follow_cv.wait_for(lambda: self._closed or self._next_seq > nxt, timeout)
+                finally:
+                    self._followers -= 1
+            if not woke:
+                return
+
+    # ------------------------------------------------------------------ introspection and shutdown
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    @property
+    def failed(self) -> str | None:
+        """Why the log refuses writes (after a failed write/fdatasync), or None while healthy."""
+        return self._committer.failed
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, sizes and fdatasync statistics (cheap: no I/O)."""
+        with self._lock:
+            first = self._segments[0].first_seq if self._segments else self._next_seq
+            last = self._next_seq - 1
+            return {
+                "path": str(self.path), "implementation": self.implementation, "encoding": self.encoding,
+                "sync": self.sync, "segments": len(self._segments), "segment_size": self.segment_size,
+                "bytes": len(self._segments) * self.segment_size, "first_seq": first, "last_seq": last,
+                "acked_watermark": self.acks.watermark, "unacked": self.acks.unacked_in(first, last),
+                "lost_records": self.acks.lost, "quarantined_segments": len(self.acks.quarantined),
+                "ack_commits": self._acks_store.commits, "ack_commit_seconds": self._acks_store.commit_seconds,
+                "failed": self._committer.failed, **self.counters, **self._committer.stats(),
+            }
+
+    def close(self) -> None:
+        """Make everything durable, persist acks, and release the directory."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._committer.stop_syncer()
+                if not self._committer.failed:
+                    self._committer.commit(self._next_seq - 1, True)
+            finally:
+                if self._preparer is not None:
+                    self._preparer.join()
+                os.close(self._fd)
+                self._acks_store.flush(self.acks, durable=True)
+                self._acks_store.close()
+                self._release_lock()
+        with self._follow_cv:
+            self._follow_cv.notify_all()
+
+    def __enter__(self) -> "Wal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Wal {self.path} next_seq={self._next_seq} {self.implementation}>"

@@ -1,0 +1,138 @@
+"""Segment files: naming, headers, preparation of spares, recycling and quarantine.
+
+A segment is preallocated at its full size and pre-written (zeros, or newlines for JSONL) before it
+is used, because overwriting written blocks is 1.6-3.6x faster than appending and makes fdatasync
+cheaper (no metadata update). Spares are prepared under a ``.tmp`` name and renamed into place with
+an *inactive* header (``first_seq == 0``), so a crash at any point leaves either a usable spare or a
+``.tmp`` file that the next open deletes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from orgloop.errors import WalFormatError
+from orgloop.wal.format import (FORMAT_VERSION, JSONL_HEADER_SIZE, SegmentHeader, fill_byte, pack_header,
+                                parse_header, parse_segment_name, segment_name)
+
+__all__ = ["SegmentInfo", "list_segments", "read_header", "fsync_dir", "prepare_spare", "quarantine_copy",
+           "QUARANTINE_DIR", "RECYCLE_SUFFIX"]
+
+QUARANTINE_DIR = "quarantine"
+RECYCLE_SUFFIX = ".recycle"
+_FILL_CHUNK = 1 << 20
+
+
+@dataclass(slots=True)
+class SegmentInfo:
+    """One segment of the live log. ``last_seq`` is known once the segment is sealed."""
+
+    id: int
+    path: Path
+    header: SegmentHeader
+    last_seq: int | None = None
+
+    @property
+    def first_seq(self) -> int:
+        return self.header.first_seq
+
+
+def list_segments(directory: Path) -> list[tuple[int, Path]]:
+    """``(segment id, path)`` of every ``*.wal`` file, oldest first."""
+    found = []
+    for entry in os.scandir(directory):
+        seg = parse_segment_name(entry.name)
+        if seg is not None and entry.is_file():
+            found.append((seg, Path(entry.path)))
+    found.sort()
+    return found
+
+
+def read_header(path: Path, crc32c) -> SegmentHeader:
+    with open(path, "rb") as f:
+        raw = f.read(JSONL_HEADER_SIZE)
+    header = parse_header(raw, crc32c, where=f"segment {path.name}")
+    expected = parse_segment_name(path.name)
+    if expected is not None and header.segment_id != expected:
+        raise WalFormatError(f"segment {path.name}: header names segment {header.segment_id}, not {expected}")
+    return header
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fill(fd: int, start: int, end: int, byte: bytes) -> None:
+    block = byte * _FILL_CHUNK
+    pos = start
+    while pos < end:
+        n = os.pwrite(fd, block[: min(_FILL_CHUNK, end - pos)], pos)
+        pos += n
+
+
+def prepare_spare(directory: Path, segment_id: int, capacity: int, encoding: int, sync_window: int, crc32c,
+                  recycled: Path | None = None) -> Path:
+    """Create (or recycle) segment ``segment_id`` as an inactive, fully written spare; returns its path.
+
+    A recycled file keeps its old records: they carry an older segment id, so no reader mistakes them
+    for new ones. A new file is filled completely, so later writes never allocate blocks.
+    """
+    final = directory / segment_name(segment_id)
+    tmp = directory / (segment_name(segment_id) + ".tmp")
+    if recycled is not None and recycled.stat().st_size == capacity:
+        os.replace(recycled, tmp)
+        fd = os.open(tmp, os.O_RDWR)
+    else:
+        if recycled is not None:
+            recycled.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _fill(fd, 0, capacity, fill_byte(encoding))
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+    try:
+        header = SegmentHeader(FORMAT_VERSION, encoding, segment_id, 0, capacity, 0, sync_window)
+        os.pwrite(fd, pack_header(header, crc32c), 0)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    fsync_dir(directory)
+    return final
+
+
+def fill_range(path: Path, start: int, end: int, encoding: int) -> None:
+    """Overwrite ``[start, end)`` with fill bytes and fdatasync (erases a torn tail)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        _fill(fd, start, end, fill_byte(encoding))
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def quarantine_copy(directory: Path, seg: SegmentInfo, details: dict) -> Path:
+    """Copy a damaged segment into ``quarantine/`` with a JSON sidecar describing the damage.
+
+    The original stays in place so the readable records around the damage keep being served.
+    """
+    qdir = directory / QUARANTINE_DIR
+    qdir.mkdir(exist_ok=True)
+    target = qdir / seg.path.name
+    shutil.copyfile(seg.path, target)
+    sidecar = qdir / (seg.path.name + ".json")
+    sidecar.write_text(json.dumps(details, indent=2, sort_keys=True) + "\n")
+    with open(target, "rb+") as f:
+        os.fsync(f.fileno())
+    fsync_dir(qdir)
+    return target
