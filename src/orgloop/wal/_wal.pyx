@@ -26,6 +26,11 @@ cdef extern from "_crc32c.h" nogil:
 cdef extern from "<unistd.h>" nogil:
     ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
     int fdatasync(int fd)
+    int getpid()
+
+cdef extern from "<signal.h>" nogil:
+    int kill(int pid, int sig)
+    int SIGKILL
 
 cdef extern from "<time.h>" nogil:
     cdef struct timespec:
@@ -347,7 +352,7 @@ cdef class Committer:
     cdef Chunk *wchunks
     cdef size_t wcapn
     cdef uint64_t pending_seq, written, durable
-    cdef int leader, err_no, stop_flag
+    cdef int leader, err_no, stop_flag, crash_after_write
     cdef int *dirty
     cdef size_t ndirty, capdirty
     cdef uint64_t syncs, sync_ns
@@ -371,6 +376,15 @@ cdef class Committer:
         free(self.dirty)
         pthread_cond_destroy(&self.cv)
         pthread_mutex_destroy(&self.mu)
+
+    def set_fault(self, str point, int hits):
+        """Test hook: SIGKILL this process at the ``hits``-th time ``point`` is reached.
+
+        The only point is ``after_write``: data written, not yet fdatasynced.
+        """
+        if point != "after_write":
+            raise ValueError(f"unknown fault point {point!r}")
+        self.crash_after_write = hits
 
     def reset(self, uint64_t seq):
         """Declare everything up to ``seq`` written and durable (used when a log is opened)."""
@@ -470,6 +484,10 @@ cdef class Committer:
                     self.capdirty *= 2
                 self.dirty[self.ndirty] = c.fd
                 self.ndirty += 1
+        if self.crash_after_write > 0:
+            self.crash_after_write -= 1
+            if self.crash_after_write == 0:
+                kill(getpid(), SIGKILL)
         if sync:
             for i in range(self.ndirty):
                 t0 = _now_ns()

@@ -6,6 +6,7 @@ available (``ORGLOOP_PUREPYTHON=1`` forces it).
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import threading
 import time
@@ -234,6 +235,16 @@ class Committer:
         self._buckets = [0] * (len(SYNC_BUCKETS_US) + 1)
         self._syncer: threading.Thread | None = None
         self._stop = threading.Event()
+        self._crash_after_write = 0
+
+    def set_fault(self, point: str, hits: int) -> None:
+        """Test hook: SIGKILL this process at the ``hits``-th time ``point`` is reached.
+
+        The only point is ``after_write``: data written, not yet fdatasynced.
+        """
+        if point != "after_write":
+            raise ValueError(f"unknown fault point {point!r}")
+        self._crash_after_write = hits
 
     def reset(self, seq: int) -> None:
         """Declare everything up to ``seq`` written and durable (used when a log is opened)."""
@@ -298,6 +309,10 @@ class Committer:
                     offset += n
                 if not dirty or dirty[-1] != fd:
                     dirty.append(fd)
+            if self._crash_after_write > 0:
+                self._crash_after_write -= 1
+                if self._crash_after_write == 0:
+                    os.kill(os.getpid(), signal.SIGKILL)
             if sync:
                 for fd in dirty:
                     t0 = time.perf_counter_ns()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,23 @@ MIN_SEGMENT_SIZE = 16 << 10
 READ_CHUNK = 8 << 20
 MAX_RECYCLE_POOL = 2
 CHECKPOINT_DIR = "checkpoint"
+
+
+FAULT_ENV = "ORGLOOP_WAL_FAULT"
+FAULT_POINTS = ("after_write", "after_checkpoint", "after_seal", "after_prepare")
+
+
+def _parse_faults() -> dict[str, int]:
+    """``ORGLOOP_WAL_FAULT=point:hits[,point:hits]``: crash-test hooks (SIGKILL at the n-th hit)."""
+    spec = os.environ.get(FAULT_ENV, "")
+    faults: dict[str, int] = {}
+    for item in filter(None, spec.split(",")):
+        point, _, hits = item.partition(":")
+        if point not in FAULT_POINTS or not hits.isdigit():
+            raise ValueError(f"{FAULT_ENV}: expected point:hits with point one of {', '.join(FAULT_POINTS)}, "
+                             f"got {item!r}")
+        faults[point] = int(hits)
+    return faults
 
 
 class ReplayBatch(NamedTuple):
@@ -119,6 +137,7 @@ class Wal:
         self._followers = 0
         self._preparer: threading.Thread | None = None
         self._prepare_error: BaseException | None = None
+        self._faults = _parse_faults()
         self.counters = {"appended": 0, "appended_bytes": 0, "rotations": 0, "compacted_segments": 0,
                          "dropped_records": 0}
         self.path.mkdir(parents=True, exist_ok=True)
@@ -131,9 +150,19 @@ class Wal:
             raise
         self._committer = self._core.Committer()
         self._committer.reset(self._next_seq - 1)
+        if "after_write" in self._faults:
+            self._committer.set_fault("after_write", self._faults["after_write"])
         if sync == "interval":
             self._committer.start_syncer(sync_interval_ms / 1000.0)
         self._start_preparer()
+
+    def _fault(self, point: str) -> None:
+        """Crash-test hook: SIGKILL ourselves at the configured hit of ``point`` (no-op normally)."""
+        left = self._faults.get(point)
+        if left is not None:
+            self._faults[point] = left - 1
+            if left == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
 
     # ------------------------------------------------------------------ opening and recovery
     def _take_lock(self) -> int:
@@ -381,8 +410,10 @@ class Wal:
 
     def _prepare(self, seg_id: int) -> Path:
         recycled = self._recycle_pool.pop(0) if self._recycle_pool else None
-        return seglib.prepare_spare(self.path, seg_id, self.segment_size, self._enc, self.sync_window, self._crc,
+        path = seglib.prepare_spare(self.path, seg_id, self.segment_size, self._enc, self.sync_window, self._crc,
                                     recycled)
+        self._fault("after_prepare")
+        return path
 
     def _start_preparer(self) -> None:
         """Prepare the next segment in the background, off the append path."""
@@ -408,6 +439,7 @@ class Wal:
         self._unsynced = 0
         os.close(self._fd)
         self._segments[-1].last_seq = self._next_seq - 1
+        self._fault("after_seal")
         self.counters["rotations"] += 1
         self._compact_locked()
         if self.max_bytes is not None:
@@ -576,6 +608,7 @@ class Wal:
         if not done:
             return 0
         self._acks_store.flush(self.acks, durable=True)   # checkpoint first, delete after
+        self._fault("after_checkpoint")
         del self._segments[: len(done)]
         for seg in done:
             if len(self._recycle_pool) < MAX_RECYCLE_POOL and seg.header.capacity == self.segment_size:
