@@ -36,6 +36,10 @@ def version_cmd() -> None:
 
 def _register() -> None:
     """Attach every command group (one module each)."""
+    from orgloop.cli import demo, wal
+
+    main.add_command(wal.wal)
+    main.add_command(demo.demo)
 
 
 _register()

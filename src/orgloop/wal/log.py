@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import msgpack
 
@@ -28,6 +28,7 @@ from orgloop.wal import segments as seglib
 from orgloop.wal.acks import AckState, AckStore
 from orgloop.wal.format import (ENCODING_NAMES, ENCODINGS, ENC_JSONL, FORMAT_VERSION, SegmentHeader, data_start,
                                 frame_size, pack_header, parse_segment_name, segment_name)
+from orgloop.wal.reader import Damage, walk_segment
 from orgloop.wal.segments import QUARANTINE_DIR, RECYCLE_SUFFIX, SegmentInfo
 
 __all__ = ["Wal", "ReplayBatch", "RecoveryReport", "SYNC_POLICIES", "FULL_POLICIES"]
@@ -39,7 +40,6 @@ FULL_POLICIES = ("error", "drop_oldest")
 DEFAULT_SEGMENT_SIZE = 64 << 20
 DEFAULT_SYNC_WINDOW = 8 << 20
 MIN_SEGMENT_SIZE = 16 << 10
-READ_CHUNK = 8 << 20
 MAX_RECYCLE_POOL = 2
 CHECKPOINT_DIR = "checkpoint"
 
@@ -272,81 +272,19 @@ class Wal:
 
     # ------------------------------------------------------------------ reading segments
     def _walk(self, seg: SegmentInfo, end: int, *, collect: bool, at_open: bool = False):
-        """Yield ``(first_seq, records or count)`` runs of valid frames in ``seg`` up to byte ``end``.
+        """Runs of valid frames of ``seg`` (see :func:`orgloop.wal.reader.walk_segment`), repairing as it goes."""
+        return walk_segment(self._core, seg, end, collect=collect, at_open=at_open, on_damage=self._on_damage)
 
-        Damage handling (see docs/wal-format.md): a bad frame followed by readable frames is a lost range,
-        recorded once and skipped; at open, damage in the active segment's last ``sync_window`` bytes with
-        nothing readable after that window is a torn tail and is erased. Returns ``(tail_offset, next_seq)``.
-        """
-        core = self._core
-        enc = seg.header.encoding
-        window = seg.header.sync_window
-        capacity = seg.header.capacity
-        fd = os.open(seg.path, os.O_RDONLY)
-        try:
-            pos = self._data_start
-            seq = seg.first_seq
-            buf_off = pos
-            buf = os.pread(fd, min(READ_CHUNK, end - pos), pos)
-            while True:
-                records, count, p, status = core.scan(buf, pos - buf_off, len(buf), seg.id, seq, enc, collect)
-                if count:
-                    yield seq, (records if collect else count)
-                    seq += count
-                pos = buf_off + p
-                if status == core.SCAN_MORE and buf_off + len(buf) < end:
-                    want = max(READ_CHUNK, self._frame_len_hint(buf, pos - buf_off, enc))
-                    buf_off = pos
-                    buf = os.pread(fd, min(want, end - pos), pos)
-                    continue
-                if seg.last_seq is not None and seq > seg.last_seq:
-                    return pos, seq
-                if not at_open and seg.last_seq is None and pos >= end:
-                    return pos, seq
-                rest = os.pread(fd, capacity - pos, pos)
-                found, fseq = core.resync(rest, 0, len(rest), seg.id, seq, enc)
-                dirty = status != core.SCAN_END
-                if found < 0 or (at_open and found < window and
-                                 core.resync(rest, window, len(rest), seg.id, seq, enc)[0] < 0):
-                    if at_open and (dirty or found >= 0):
-                        extent = self._torn_extent(rest, found, window, seg, seq)
-                        seglib.fill_range(seg.path, pos, pos + extent, enc)
-                        self._report.truncated_bytes += extent
-                        self._report.messages.append(
-                            f"erased a torn tail of {extent} bytes at offset {pos} of {seg.path.name} "
-                            f"(records from seq {seq} were never acknowledged as durable)")
-                    elif seg.last_seq is not None:
-                        self._record_loss(seg, seq, seg.last_seq, pos, "damaged end of a sealed segment")
-                        seq = seg.last_seq + 1
-                    return pos, seq
-                self._record_loss(seg, seq, fseq - 1, pos, "checksum or framing failure")
-                pos += found
-                seq = fseq
-                buf_off = pos
-                buf = rest[found: found + min(READ_CHUNK, end - pos)] if pos < end else b""
-                if not buf:
-                    return pos, seq
-        finally:
-            os.close(fd)
-
-    def _frame_len_hint(self, buf: bytes, p: int, enc: int) -> int:
-        """Bytes the frame at ``buf[p:]`` needs, when its length field is already in the buffer."""
-        try:
-            if enc == ENC_JSONL:
-                return frame_size(int(buf[p + 24:p + 34]), enc)
-            return frame_size(int.from_bytes(buf[p + 4:p + 8], "little"), enc)
-        except (ValueError, IndexError):
-            return 0
-
-    def _torn_extent(self, rest: bytes, found: int, window: int, seg: SegmentInfo, seq: int) -> int:
-        """How many bytes from the damage point to erase: the window, and any frame reaching past it."""
-        extent = min(len(rest), window)
-        p = found
-        while 0 <= p < window:
-            fs = self._frame_len_hint(rest, p, seg.header.encoding)
-            extent = max(extent, min(len(rest), p + fs))
-            p, _ = self._core.resync(rest, p + 8, len(rest), seg.id, seq, seg.header.encoding)
-        return extent
+    def _on_damage(self, d: Damage) -> None:
+        if d.kind == "torn_tail":
+            seglib.fill_range(d.segment.path, d.offset, d.offset + d.extent, d.segment.header.encoding)
+            self._report.truncated_bytes += d.extent
+            self._report.messages.append(
+                f"erased a torn tail of {d.extent} bytes at offset {d.offset} of {d.segment.path.name} "
+                f"(records from seq {d.first_seq} on were never acknowledged as durable)")
+        else:
+            reason = "checksum or framing failure" if d.kind == "lost_range" else "damaged end of a sealed segment"
+            self._record_loss(d.segment, d.first_seq, d.last_seq, d.offset, reason)
 
     def _record_loss(self, seg: SegmentInfo, lo: int, hi: int, pos: int, reason: str) -> None:
         """Records ``lo..hi`` of ``seg`` cannot be read: count the unacked ones, ack them, quarantine once."""
@@ -356,7 +294,7 @@ class Wal:
         lost = state.unacked_in(lo, hi)
         state.ack_range(lo, hi)
         state.lost += lost
-        report = getattr(self, "_report", None)
+        report = self._report
         if seg.id not in state.quarantined:
             state.quarantined.add(seg.id)
             seglib.quarantine_copy(self.path, seg, {"segment": seg.id, "reason": reason, "offset": pos,
@@ -686,6 +624,24 @@ class Wal:
                     self._followers -= 1
             if not woke:
                 return
+
+    def scrub(self, progress: Callable[[SegmentInfo], None] | None = None) -> RecoveryReport:
+        """Read and checksum every kept segment now, recording (and quarantining) any damage found.
+
+        Returns the log's recovery report, which accumulates everything found since it was opened.
+        """
+        with self._lock:
+            self._check_open()
+            self._committer.commit(self._next_seq - 1, False)
+            segs = list(self._segments)
+            tail = self._offset
+        for seg in segs:
+            end = tail if seg.last_seq is None else seg.header.capacity
+            for _ in self._walk(seg, end, collect=False):
+                pass
+            if progress:
+                progress(seg)
+        return self.recovery
 
     # ------------------------------------------------------------------ introspection and shutdown
     @property

@@ -1,0 +1,138 @@
+"""``orgloop wal``: verify, inspect, stats, repair and export a WAL directory.
+
+Exit codes: 0 success (verify: no damage), 1 damage found (verify) or repair could not finish,
+2 the directory is not a readable WAL (or a usage error).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from orgloop.cli._output import echo_json, echo_table, style
+from orgloop.errors import WalError
+from orgloop.wal import tools
+
+WAL_DIR = click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+
+
+def _progress(view_segments: int, label: str):
+    """A progress bar over segments on stderr (shown only on a terminal)."""
+    return click.progressbar(length=view_segments, label=label, file=sys.stderr,
+                             show_pos=True) if sys.stderr.isatty() else None
+
+
+def _run_with_progress(fn, directory: Path, label: str, **kwargs):
+    try:
+        count = len(tools.open_view(directory).segments)
+    except WalError as exc:
+        raise click.ClickException(str(exc)) from exc
+    bar = _progress(count, label)
+    if bar is None:
+        return fn(directory, **kwargs)
+    with bar:
+        return fn(directory, progress=lambda seg: bar.update(1), **kwargs)
+
+
+class _WalErrorsExit2(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except WalError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(2)
+        except click.ClickException as exc:
+            exc.exit_code = 2
+            raise
+
+
+@click.group(cls=_WalErrorsExit2)
+def wal() -> None:
+    """Inspect and maintain a write-ahead-log directory."""
+
+
+@wal.command()
+@WAL_DIR
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(directory: Path, as_json: bool) -> None:
+    """Read and checksum every record; exit 1 if any damage is found. Changes nothing."""
+    report = _run_with_progress(tools.verify, directory, "verifying")
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        for d in report.damage:
+            click.echo(f"{d['segment']}: {d['kind']} at offset {d['offset']} (seqs {d['first_seq']}..{d['last_seq']})")
+        for u in report.unreadable:
+            click.echo(f"{u['segment']}: unreadable: {u['error']}")
+        verdict = style("OK", fg="green") if report.ok else style("DAMAGED", fg="red", bold=True)
+        click.echo(f"{verdict}: {report.segments} segments, {report.records} readable records, "
+                   f"{len(report.damage) + len(report.unreadable)} problems")
+    sys.exit(0 if report.ok else 1)
+
+
+@wal.command()
+@WAL_DIR
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inspect(directory: Path, as_json: bool) -> None:
+    """List segments with their state, sequence range and size."""
+    rows = tools.segment_summaries(tools.open_view(directory))
+    if as_json:
+        echo_json(rows)
+    else:
+        echo_table(rows, ["segment", "state", "first_seq", "last_seq", "capacity", "encoding"])
+
+
+@wal.command()
+@WAL_DIR
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def stats(directory: Path, as_json: bool) -> None:
+    """Sizes, sequence range and the persisted ack state (read without locking)."""
+    view = tools.open_view(directory)
+    acks = tools.read_checkpoint(directory)
+    first = view.segments[0].first_seq if view.segments else None
+    last_sealed = view.segments[-2].last_seq if len(view.segments) > 1 else None
+    data = {
+        "path": str(directory), "encoding": view.encoding, "segments": len(view.segments),
+        "spares": len(view.spares), "unreadable_segments": len(view.unreadable),
+        "bytes": sum(s.header.capacity for s in view.segments + view.spares),
+        "first_seq": first, "last_sealed_seq": last_sealed,
+        "acked_watermark": acks.watermark if acks else None,
+        "acked_above_watermark": len(acks.above) if acks else None,
+        "lost_records": acks.lost if acks else None,
+        "quarantined_segments": sorted(acks.quarantined) if acks else [],
+    }
+    if as_json:
+        echo_json(data)
+    else:
+        echo_table([{"key": k, "value": v} for k, v in data.items()], ["key", "value"])
+
+
+@wal.command()
+@WAL_DIR
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def repair(directory: Path, as_json: bool) -> None:
+    """Open the log for writing: erase torn tails, record and quarantine damage, then scrub every segment.
+
+    Needs the directory's lock: stop the process that uses the log first.
+    """
+    result = _run_with_progress(tools.repair, directory, "repairing")
+    if as_json:
+        echo_json(result)
+        return
+    for msg in result["messages"]:
+        click.echo(msg)
+    click.echo(f"repaired: {result['truncated_bytes']} torn bytes erased, {result['lost_records']} records lost, "
+               f"{len(result['quarantined'])} segments quarantined; next seq {result['next_seq']}")
+
+
+@wal.command()
+@WAL_DIR
+@click.option("-o", "--output", type=click.File("w"), default="-", help="Output file (default: stdout).")
+@click.option("--from-seq", type=click.IntRange(min=1), default=1, help="First sequence number to export.")
+@click.option("--unacked-only", is_flag=True, help="Only records not yet acknowledged.")
+def export(directory: Path, output, from_seq: int, unacked_only: bool) -> None:
+    """Write every readable record as plain JSONL: {"seq": N, "event": ...}."""
+    n = _run_with_progress(tools.export, directory, "exporting", out=output, from_seq=from_seq,
+                           unacked_only=unacked_only)
+    click.echo(f"exported {n} records", err=True)

@@ -1,0 +1,189 @@
+"""Offline tools on a WAL directory: verify, inspect, stats, export (read-only) and repair.
+
+The read-only tools take no lock and change nothing, so they are safe next to a running writer (they
+see the log as of the moment they read it). ``repair`` opens the log for writing, which runs the
+normal recovery (torn tails erased, damage recorded and quarantined) and then reads every segment.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, TextIO
+
+import lmdb
+import msgpack
+
+from orgloop.errors import WalError, WalFormatError
+from orgloop.wal import twins
+from orgloop.wal.acks import AckState
+from orgloop.wal.format import ENCODING_NAMES, ENC_JSONL
+from orgloop.wal.log import CHECKPOINT_DIR
+from orgloop.wal.reader import Damage, walk_segment
+from orgloop.wal.segments import SegmentInfo, list_segments, read_header
+
+__all__ = ["LogView", "VerifyReport", "open_view", "verify", "export", "repair", "read_checkpoint"]
+
+
+@dataclass
+class LogView:
+    """The segments of a WAL directory as they are on disk, without opening the log for writing."""
+
+    path: Path
+    segments: list[SegmentInfo]
+    spares: list[SegmentInfo]
+    unreadable: list[tuple[Path, str]]
+
+    @property
+    def encoding(self) -> str | None:
+        return ENCODING_NAMES[self.segments[0].header.encoding] if self.segments else None
+
+
+@dataclass
+class VerifyReport:
+    segments: int = 0
+    records: int = 0
+    damage: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.damage and not self.unreadable
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "segments": self.segments, "records": self.records, "damage": self.damage,
+                "unreadable": self.unreadable}
+
+
+def open_view(path: str | Path) -> LogView:
+    """List and parse the segment headers of ``path``; raises WalError if it is not a WAL directory."""
+    root = Path(path)
+    if not root.is_dir():
+        raise WalError(f"{root} is not a directory")
+    crc = twins.active.crc32c
+    segments: list[SegmentInfo] = []
+    spares: list[SegmentInfo] = []
+    unreadable: list[tuple[Path, str]] = []
+    found = list_segments(root)
+    if not found and not (root / CHECKPOINT_DIR).exists():
+        raise WalError(f"{root} does not look like an orgloop WAL directory (no *.wal segments)")
+    for seg_id, seg_path in found:
+        try:
+            header = read_header(seg_path, crc)
+        except WalFormatError as exc:
+            if "upgrade orgloop" in str(exc):
+                raise
+            unreadable.append((seg_path, str(exc)))
+            continue
+        (segments if header.active else spares).append(SegmentInfo(seg_id, seg_path, header))
+    for a, b in zip(segments, segments[1:]):
+        a.last_seq = b.first_seq - 1
+    return LogView(root, segments, spares, unreadable)
+
+
+def read_checkpoint(path: str | Path) -> AckState | None:
+    """The persisted ack state, read without locking (None if there is none)."""
+    cp = Path(path) / CHECKPOINT_DIR
+    if not (cp / "data.mdb").exists():
+        return None
+    env = lmdb.open(str(cp), readonly=True, lock=False, subdir=True, max_dbs=1)
+    try:
+        with env.begin() as txn:
+            raw = txn.get(b"acks")
+        return AckState.from_bytes(raw) if raw is not None else None
+    finally:
+        env.close()
+
+
+def _damage_dict(d: Damage) -> dict[str, Any]:
+    return {"kind": d.kind, "segment": d.segment.path.name, "offset": d.offset, "first_seq": d.first_seq,
+            "last_seq": d.last_seq, "bytes": d.extent}
+
+
+def iter_segment(view: LogView, seg: SegmentInfo, *, collect: bool,
+                 on_damage: Callable[[Damage], None]) -> Iterator[tuple[int, list | int]]:
+    """Runs of readable records in one segment, read-only (damage reported, nothing repaired)."""
+    walker = walk_segment(twins.active, seg, seg.header.capacity, collect=collect, at_open=seg.last_seq is None,
+                          on_damage=on_damage)
+    yield from walker
+
+
+def verify(path: str | Path, progress: Callable[[SegmentInfo], None] | None = None) -> VerifyReport:
+    """Read and checksum every record of every segment; report damage without changing anything."""
+    view = open_view(path)
+    report = VerifyReport(segments=len(view.segments))
+    report.unreadable = [{"segment": p.name, "error": e} for p, e in view.unreadable]
+    for seg in view.segments:
+        for _first, count in iter_segment(view, seg, collect=False,
+                                          on_damage=lambda d: report.damage.append(_damage_dict(d))):
+            report.records += count
+        if progress:
+            progress(seg)
+    return report
+
+
+def segment_summaries(view: LogView) -> list[dict[str, Any]]:
+    """One row per segment: id, state, seq range, size, encoding, creation time."""
+    rows = []
+    for seg in view.segments:
+        rows.append({"segment": seg.path.name, "state": "sealed" if seg.last_seq is not None else "active",
+                     "first_seq": seg.first_seq, "last_seq": seg.last_seq, "capacity": seg.header.capacity,
+                     "encoding": ENCODING_NAMES[seg.header.encoding], "created_ns": seg.header.created_ns,
+                     "format_version": seg.header.version})
+    rows += [{"segment": s.path.name, "state": "spare", "first_seq": None, "last_seq": None,
+              "capacity": s.header.capacity, "encoding": ENCODING_NAMES[s.header.encoding], "created_ns": None,
+              "format_version": s.header.version} for s in view.spares]
+    rows += [{"segment": p.name, "state": "unreadable", "error": e} for p, e in view.unreadable]
+    return rows
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return {"$base64": base64.b64encode(bytes(obj)).decode()}
+    if isinstance(obj, msgpack.ExtType):
+        return {"$ext": obj.code, "$base64": base64.b64encode(obj.data).decode()}
+    raise TypeError(f"cannot export {type(obj).__name__} as JSON")
+
+
+def _msgpack_to_json(raw: bytes) -> str:
+    """A msgpack record as JSON; a record that is not one msgpack value is exported as ``{"$raw": base64}``."""
+    try:
+        value = msgpack.unpackb(raw)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+        return json.dumps({"$raw": base64.b64encode(raw).decode()})
+    return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def export(path: str | Path, out: TextIO, *, from_seq: int = 1, unacked_only: bool = False,
+           progress: Callable[[SegmentInfo], None] | None = None) -> int:
+    """Write every readable record as one JSON line ``{"seq": n, "event": …}``; returns the count.
+
+    msgpack records are decoded (bytes become ``{"$base64": …}``); JSONL records are copied as they are.
+    """
+    view = open_view(path)
+    acks = read_checkpoint(path) if unacked_only else None
+    n = 0
+    for seg in view.segments:
+        jsonl = seg.header.encoding == ENC_JSONL
+        for first, records in iter_segment(view, seg, collect=True, on_damage=lambda d: None):
+            for seq, raw in enumerate(records, first):
+                if seq < from_seq or (acks is not None and acks.is_acked(seq)):
+                    continue
+                event = raw.decode() if jsonl else _msgpack_to_json(raw)
+                out.write('{"seq":%d,"event":%s}\n' % (seq, event))
+                n += 1
+        if progress:
+            progress(seg)
+    return n
+
+
+def repair(path: str | Path, progress: Callable[[SegmentInfo], None] | None = None) -> dict[str, Any]:
+    """Open the log for writing (running recovery), then scrub every segment so all damage is recorded."""
+    from orgloop.wal.log import Wal
+
+    with Wal(path) as wal:
+        rec = wal.scrub(progress)
+        return {"truncated_bytes": rec.truncated_bytes, "lost_records": rec.lost_records,
+                "quarantined": rec.quarantined, "removed_files": rec.removed_files, "messages": rec.messages,
+                "next_seq": wal.next_seq}
