@@ -36,10 +36,11 @@ def version_cmd() -> None:
 
 def _register() -> None:
     """Attach every command group (one module each)."""
-    from orgloop.cli import demo, wal
+    from orgloop.cli import demo, dlq, wal
 
     main.add_command(wal.wal)
     main.add_command(demo.demo)
+    main.add_command(dlq.dlq)
 
 
 _register()

@@ -1,0 +1,1 @@
+"""Delivery: per-actor queues, rate limits, retries, circuit breakers, dead letters and workers."""
