@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from orgloop.errors import WalFormatError
-from orgloop.wal.format import (FORMAT_VERSION, JSONL_HEADER_SIZE, SegmentHeader, fill_byte, pack_header,
+from orgloop.wal.format import (ENC_JSONL, FORMAT_VERSION, JSONL_HEADER_SIZE, SegmentHeader, fill_byte, pack_header,
                                 parse_header, parse_segment_name, segment_name)
 
 __all__ = ["SegmentInfo", "list_segments", "read_header", "fsync_dir", "prepare_spare", "quarantine_copy",
@@ -80,10 +80,13 @@ def _fill(fd: int, start: int, end: int, byte: bytes) -> None:
 
 def prepare_spare(directory: Path, segment_id: int, capacity: int, encoding: int, sync_window: int, crc32c,
                   recycled: Path | None = None) -> Path:
-    """Create (or recycle) segment ``segment_id`` as an inactive, fully written spare; returns its path.
+    """Create (or recycle) segment ``segment_id`` as an inactive spare; returns its path.
 
-    A recycled file keeps its old records: they carry an older segment id, so no reader mistakes them
-    for new ones. A new file is filled completely, so later writes never allocate blocks.
+    A recycled file (a compacted segment) is the fastest: its blocks are written already, so appends
+    are pure overwrites. Its old records carry an older segment id, so no reader mistakes them for new
+    ones. A new msgpack segment is ``fallocate``d (reads as zeros, blocks reserved): measured here,
+    zero-filling it instead costs a second full write of the segment, which halves append throughput
+    while a log grows. A new JSONL segment is filled with newlines so the file stays plain text.
     """
     final = directory / segment_name(segment_id)
     tmp = directory / (segment_name(segment_id) + ".tmp")
@@ -95,7 +98,10 @@ def prepare_spare(directory: Path, segment_id: int, capacity: int, encoding: int
             recycled.unlink(missing_ok=True)
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            _fill(fd, 0, capacity, fill_byte(encoding))
+            if encoding == ENC_JSONL:
+                _fill(fd, 0, capacity, fill_byte(encoding))
+            else:
+                os.posix_fallocate(fd, 0, capacity)
         except BaseException:
             os.close(fd)
             tmp.unlink(missing_ok=True)
