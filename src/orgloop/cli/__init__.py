@@ -19,7 +19,7 @@ def _backends() -> str:
     return " ".join(parts)
 
 
-_TWIN_ROOMS: list[str] = ["wal"]
+_TWIN_ROOMS: list[str] = ["wal", "queues"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

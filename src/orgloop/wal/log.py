@@ -136,6 +136,8 @@ class Wal:
         self._follow_cv = threading.Condition()
         self._followers = 0
         self._preparer: threading.Thread | None = None
+        self._cancel_prewrite = threading.Event()
+        self._spare_fallocated = False
         self._prepare_error: BaseException | None = None
         self._faults = _parse_faults()
         self.counters = {"appended": 0, "appended_bytes": 0, "rotations": 0, "compacted_segments": 0,
@@ -242,7 +244,7 @@ class Wal:
             self._unsynced = 0
         else:
             self._next_seq = max([state.watermark, *state.above]) + 1
-            self._activate_new_segment()
+            self._activate_new_segment(prewrite=True)   # a new log: nothing to compete with yet
         if report.lost_records or report.quarantined:
             self._acks_store.flush(state, durable=True)
         report.segments = len(self._segments)
@@ -314,10 +316,12 @@ class Wal:
         self._acks_store.flush(state, durable=True)
 
     # ------------------------------------------------------------------ segments
-    def _activate_new_segment(self) -> None:
+    def _activate_new_segment(self, prewrite: bool = False) -> None:
         """Make the next segment active (the prepared spare if there is one)."""
         seg_id = self._next_segment_id
         path = self._take_spare(seg_id)
+        if prewrite and self._spare_fallocated:
+            seglib.prewrite(path, self._data_start, self.segment_size, threading.Event(), pause=0)
         header = SegmentHeader(FORMAT_VERSION, self._enc, seg_id, self._next_seq, self.segment_size,
                                time.time_ns(), self.sync_window)
         fd = os.open(path, os.O_RDWR)
@@ -336,8 +340,10 @@ class Wal:
 
     def _take_spare(self, seg_id: int) -> Path:
         if self._preparer is not None:
+            self._cancel_prewrite.set()
             self._preparer.join()
             self._preparer = None
+            self._cancel_prewrite.clear()
         if self._spare is not None and self._spare.name == segment_name(seg_id):
             path, self._spare = self._spare, None
             return path
@@ -348,8 +354,8 @@ class Wal:
 
     def _prepare(self, seg_id: int) -> Path:
         recycled = self._recycle_pool.pop(0) if self._recycle_pool else None
-        path = seglib.prepare_spare(self.path, seg_id, self.segment_size, self._enc, self.sync_window, self._crc,
-                                    recycled)
+        path, self._spare_fallocated = seglib.prepare_spare(self.path, seg_id, self.segment_size, self._enc,
+                                                            self.sync_window, self._crc, recycled)
         self._fault("after_prepare")
         return path
 
@@ -361,7 +367,10 @@ class Wal:
 
         def run() -> None:
             try:
-                self._spare = self._prepare(seg_id)
+                path = self._prepare(seg_id)
+                self._spare = path
+                if self._spare_fallocated:
+                    seglib.prewrite(path, self._data_start, self.segment_size, self._cancel_prewrite)
             except BaseException as exc:  # surfaced by the next rotation, which prepares synchronously
                 self._prepare_error = exc
                 log.warning("%s: preparing segment %d in the background failed: %s", self.path, seg_id, exc)
@@ -680,6 +689,7 @@ class Wal:
                     self._committer.commit(self._next_seq - 1, True)
             finally:
                 if self._preparer is not None:
+                    self._cancel_prewrite.set()
                     self._preparer.join()
                 os.close(self._fd)
                 self._acks_store.flush(self.acks, durable=True)

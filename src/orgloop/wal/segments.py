@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -19,7 +20,7 @@ from orgloop.errors import WalFormatError
 from orgloop.wal.format import (ENC_JSONL, FORMAT_VERSION, JSONL_HEADER_SIZE, SegmentHeader, fill_byte, pack_header,
                                 parse_header, parse_segment_name, segment_name)
 
-__all__ = ["SegmentInfo", "list_segments", "read_header", "fsync_dir", "prepare_spare", "quarantine_copy",
+__all__ = ["SegmentInfo", "list_segments", "read_header", "fsync_dir", "prepare_spare", "prewrite", "quarantine_copy",
            "QUARANTINE_DIR", "RECYCLE_SUFFIX"]
 
 QUARANTINE_DIR = "quarantine"
@@ -79,17 +80,19 @@ def _fill(fd: int, start: int, end: int, byte: bytes) -> None:
 
 
 def prepare_spare(directory: Path, segment_id: int, capacity: int, encoding: int, sync_window: int, crc32c,
-                  recycled: Path | None = None) -> Path:
-    """Create (or recycle) segment ``segment_id`` as an inactive spare; returns its path.
+                  recycled: Path | None = None) -> tuple[Path, bool]:
+    """Create (or recycle) segment ``segment_id`` as an inactive spare; returns ``(path, fallocated)``.
 
     A recycled file (a compacted segment) is the fastest: its blocks are written already, so appends
     are pure overwrites. Its old records carry an older segment id, so no reader mistakes them for new
     ones. A new msgpack segment is ``fallocate``d (reads as zeros, blocks reserved): measured here,
-    zero-filling it instead costs a second full write of the segment, which halves append throughput
-    while a log grows. A new JSONL segment is filled with newlines so the file stays plain text.
+    zero-filling it up front costs a second full write of the segment, which halves append throughput
+    while a log grows; :func:`prewrite` fills it later, gently, while the log has time. A new JSONL
+    segment is filled with newlines so the file stays plain text.
     """
     final = directory / segment_name(segment_id)
     tmp = directory / (segment_name(segment_id) + ".tmp")
+    fallocated = False
     if recycled is not None and recycled.stat().st_size == capacity:
         os.replace(recycled, tmp)
         fd = os.open(tmp, os.O_RDWR)
@@ -102,6 +105,7 @@ def prepare_spare(directory: Path, segment_id: int, capacity: int, encoding: int
                 _fill(fd, 0, capacity, fill_byte(encoding))
             else:
                 os.posix_fallocate(fd, 0, capacity)
+                fallocated = True
         except BaseException:
             os.close(fd)
             tmp.unlink(missing_ok=True)
@@ -114,7 +118,30 @@ def prepare_spare(directory: Path, segment_id: int, capacity: int, encoding: int
         os.close(fd)
     os.replace(tmp, final)
     fsync_dir(directory)
-    return final
+    return final, fallocated
+
+
+def prewrite(path: Path, start: int, end: int, cancel: threading.Event, pause: float = 0.002,
+             chunk: int = _FILL_CHUNK) -> bool:
+    """Write zeros over a fallocated spare's ``[start, end)`` in chunks, pausing between them.
+
+    Writing into already-written blocks makes later appends pure overwrites and each fdatasync
+    cheaper (no extent conversion to commit). The pauses keep this from competing with a busy log;
+    ``cancel`` stops it at once (the spare is about to be used; the rest simply stays fallocated,
+    which reads as zeros too). Returns True if it finished.
+    """
+    fd = os.open(path, os.O_RDWR)
+    try:
+        block = b"\0" * chunk
+        pos = start
+        while pos < end:
+            if cancel.wait(pause):
+                return False
+            pos += os.pwrite(fd, block[: min(chunk, end - pos)], pos)
+        os.fdatasync(fd)
+        return True
+    finally:
+        os.close(fd)
 
 
 def fill_range(path: Path, start: int, end: int, encoding: int) -> None:

@@ -1,0 +1,194 @@
+"""Find every route an event matches, at a cost that does not grow with the number of routes.
+
+A route names a ``source`` (an exact id, ``"*"``, or a glob such as ``"github-*"``) and its
+``events`` (a list of event types, each exact, ``"*"`` or a glob; empty or ``None`` means any).
+Routes without globs are filed in a dict under (source or ``*``, type or ``*``), so an event
+needs four lookups: (source, type), (source, *), (*, type), (*, *). Glob routes are tried one by
+one. Either way the answer for a (source, type) pair is computed once and cached until the next
+``add`` or ``remove``, so the steady-state cost per event is two dict lookups.
+
+Matches come back in the order the routes were added (fan-out goes to every one of them), as a
+tuple shared between callers: do not try to change it.
+
+>>> index = RouteIndex()
+>>> index.add("all-github", "github-*", None, "A")
+>>> index.add("prs", "github-main", ["pull_request.opened"], "B")
+>>> index.add("audit", "*", ["*"], "C")
+>>> index.match("github-main", "pull_request.opened")
+('A', 'B', 'C')
+>>> index.match("cron", "tick")
+('C',)
+"""
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fnmatch import translate
+from typing import Generic, TypeVar
+
+__all__ = ["RouteIndex", "ANY"]
+
+V = TypeVar("V")
+ANY = "*"
+_GLOB_CHARS = frozenset("*?[")
+
+
+def _is_glob(text: str) -> bool:
+    return text != ANY and not _GLOB_CHARS.isdisjoint(text)
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    return re.compile(translate(pattern))  # fnmatch semantics, case-sensitive
+
+
+@dataclass(frozen=True)
+class _Route(Generic[V]):
+    seq: int              # insertion order
+    name: str
+    source: str
+    events: tuple[str, ...]  # () = any type
+    value: V
+
+
+class _GlobRoute(Generic[V]):
+    """A route with a glob somewhere, its patterns compiled once."""
+
+    __slots__ = ("route", "_source", "_exact_types", "_type_globs", "_any_type")
+
+    def __init__(self, route: _Route[V]) -> None:
+        self.route = route
+        self._source = None if route.source == ANY else _glob(route.source)
+        self._any_type = not route.events or ANY in route.events
+        self._exact_types = frozenset(e for e in route.events if not _is_glob(e))
+        self._type_globs = tuple(_glob(e) for e in route.events if _is_glob(e))
+
+    def matches(self, source: str, event_type: str) -> bool:
+        if self._source is not None and self._source.fullmatch(source) is None:
+            return False
+        return (self._any_type or event_type in self._exact_types
+                or any(g.fullmatch(event_type) for g in self._type_globs))
+
+
+class RouteIndex(Generic[V]):
+    """Routes by (source, event type), with wildcards and globs; safe to share between threads.
+
+    ``match`` takes no lock when the answer is cached; ``add``/``remove`` and cache misses
+    serialise on one lock.
+    """
+
+    def __init__(self, max_cached_pairs: int = 100_000) -> None:
+        self._routes: dict[str, _Route[V]] = {}
+        self._keyed: dict[tuple[str, str], list[_Route[V]]] = {}
+        self._globbed: list[_GlobRoute[V]] = []
+        self._cache: dict[str, dict[str, tuple[V, ...]]] = {}  # source -> type -> values
+        self._cached_pairs = 0
+        self._max_cached_pairs = max_cached_pairs
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._routes
+
+    def add(self, name: str, source: str, events: Sequence[str] | None, value: V) -> None:
+        """File a route. ``events`` empty or ``None`` means every type. Names must be unique."""
+        name, source, types = _text("route name", name), _text("source", source), _event_list(events)
+        with self._lock:
+            if name in self._routes:
+                raise ValueError(f"route {name!r} is already in the index; remove it first")
+            route = _Route(next(self._seq), name, source, types, value)
+            self._routes[name] = route
+            keys = self._keys(route)
+            if keys is None:
+                self._globbed.append(_GlobRoute(route))
+            for key in keys or ():
+                self._keyed.setdefault(key, []).append(route)
+            self._invalidate()
+
+    def remove(self, name: str) -> V:
+        """Take a route out of the index and return its value."""
+        with self._lock:
+            route = self._routes.pop(name, None)
+            if route is None:
+                raise KeyError(f"no route named {name!r} in the index")
+            keys = self._keys(route)
+            if keys is None:
+                self._globbed = [g for g in self._globbed if g.route is not route]
+            for key in keys or ():
+                bucket = [r for r in self._keyed[key] if r is not route]
+                if bucket:
+                    self._keyed[key] = bucket
+                else:
+                    del self._keyed[key]
+            self._invalidate()
+            return route.value
+
+    def match(self, source: str, event_type: str) -> tuple[V, ...]:
+        """Values of every route matching ``(source, event_type)``, in insertion order."""
+        by_type = self._cache.get(source)
+        if by_type is not None:
+            hit = by_type.get(event_type)
+            if hit is not None:
+                return hit
+        return self._resolve(source, event_type)
+
+    def match_many(self, pairs: Iterable[tuple[str, str]]) -> list[tuple[V, ...]]:
+        """``match`` for a batch of ``(source, event_type)`` pairs."""
+        cache_get = self._cache.get
+        out: list[tuple[V, ...]] = []
+        append = out.append
+        for source, event_type in pairs:
+            by_type = cache_get(source)
+            hit = by_type.get(event_type) if by_type is not None else None
+            append(hit if hit is not None else self._resolve(source, event_type))
+        return out
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _keys(route: _Route[V]) -> list[tuple[str, str]] | None:
+        """The dict keys a route is filed under, or ``None`` if it has a glob and goes in the list."""
+        if _is_glob(route.source) or any(_is_glob(e) for e in route.events):
+            return None
+        if not route.events or ANY in route.events:
+            return [(route.source, ANY)]
+        return [(route.source, e) for e in route.events]
+
+    def _resolve(self, source: str, event_type: str) -> tuple[V, ...]:
+        with self._lock:
+            found: dict[int, _Route[V]] = {}
+            for key in ((source, event_type), (source, ANY), (ANY, event_type), (ANY, ANY)):
+                for route in self._keyed.get(key, ()):
+                    found[route.seq] = route  # keyed by seq: a literal "*" source may hit a bucket twice
+            for g in self._globbed:
+                if g.matches(source, event_type):
+                    found[g.route.seq] = g.route
+            values = tuple(found[seq].value for seq in sorted(found))
+            if self._cached_pairs >= self._max_cached_pairs:
+                self._invalidate()  # a crude bound: distinct pairs are few in practice
+            self._cache.setdefault(source, {})[event_type] = values
+            self._cached_pairs += 1
+            return values
+
+    def _invalidate(self) -> None:
+        self._cache.clear()  # cleared in place: match_many may hold a reference to it
+        self._cached_pairs = 0
+
+
+def _text(what: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _event_list(events: Sequence[str] | None) -> tuple[str, ...]:
+    if events is None:
+        return ()
+    if isinstance(events, str) or not isinstance(events, (list, tuple)):
+        raise TypeError(f"events must be a list of event types (or None for any), not {events!r}")
+    return tuple(dict.fromkeys(_text("event type", e) for e in events))
