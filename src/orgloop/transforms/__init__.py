@@ -24,9 +24,13 @@ class TransformError(OrgloopError):
 
 @dataclass(frozen=True, slots=True)
 class TransformContext:
+    """Where a transform runs. ``seq`` is the event's bus sequence number (0 when there is none, e.g. in
+    ``orgloop test``): the same seq seen again is a redelivery of the same event, not a duplicate."""
+
     route: str
     source: str
     target: str
+    seq: int = 0
 
 
 class Transform(Protocol):

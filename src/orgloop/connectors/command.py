@@ -1,0 +1,84 @@
+"""``command`` actor: runs a program for each event (argv list, never a shell).
+
+Config: ``command`` (argv list; a string is split with shlex), ``timeout`` (duration, default 30s),
+``cwd`` (relative to the project), ``env`` (extra variables). The event JSON goes to stdin; the prompt
+is in a temporary file named by ``ORGLOOP_PROMPT_FILE`` (and ``ORGLOOP_EVENT_ID``, ``ORGLOOP_EVENT_TYPE``,
+``ORGLOOP_SOURCE`` are set). Exit 0 is success; anything else, or the timeout (which kills the whole
+process group), is a delivery failure that retries and the breaker see.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from orgloop.connectors import DeliveryError
+from orgloop.units import parse_duration
+
+__all__ = ["CommandActor", "run_program"]
+
+
+def run_program(argv: list[str], stdin: bytes, *, timeout: float, cwd: Path | None,
+                env: dict[str, str]) -> tuple[int, bytes, bytes]:
+    """Run ``argv`` in its own process group; on timeout kill the group. Returns (code, stdout, stderr).
+
+    Raises TimeoutError on timeout and OSError if it cannot start.
+    """
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=cwd, env=env, start_new_session=True)
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        raise TimeoutError(f"{argv[0]} did not finish within {timeout:g}s (process group killed)") from None
+    return proc.returncode, out, err
+
+
+class CommandActor:
+    def __init__(self, actor_id: str, config: dict[str, Any], *, base_dir: Path) -> None:
+        cmd = config.get("command")
+        if isinstance(cmd, str):
+            cmd = shlex.split(cmd)
+        if not cmd or not all(isinstance(a, str) for a in cmd):
+            raise ValueError(f"command actor {actor_id!r}: config.command must be a non-empty argv list")
+        self.id = actor_id
+        self.argv = cmd
+        self.timeout = parse_duration(config.get("timeout", "30s"))
+        self.cwd = (base_dir / config["cwd"]) if config.get("cwd") else base_dir
+        self.env = {str(k): str(v) for k, v in (config.get("env") or {}).items()}
+
+    def deliver(self, event: dict[str, Any], prompt: str | None, config: dict[str, Any]) -> None:
+        env = {**os.environ, **self.env, "ORGLOOP_EVENT_ID": str(event.get("id", "")),
+               "ORGLOOP_EVENT_TYPE": str(event.get("type", "")), "ORGLOOP_SOURCE": str(event.get("source", "")),
+               "ORGLOOP_TARGET": self.id}
+        prompt_file = None
+        try:
+            if prompt is not None:
+                fd, prompt_file = tempfile.mkstemp(prefix="orgloop-prompt-", suffix=".md")
+                with os.fdopen(fd, "w") as f:
+                    f.write(prompt)
+                env["ORGLOOP_PROMPT_FILE"] = prompt_file
+            try:
+                code, _out, err = run_program(self.argv, json.dumps(event, default=str).encode(),
+                                              timeout=self.timeout, cwd=self.cwd, env=env)
+            except (TimeoutError, OSError) as exc:
+                raise DeliveryError(f"command actor {self.id}: {exc}") from exc
+            if code != 0:
+                tail = err.decode(errors="replace").strip()[-500:]
+                raise DeliveryError(f"command actor {self.id}: {self.argv[0]} exited with {code}"
+                                    + (f": {tail}" if tail else ""))
+        finally:
+            if prompt_file:
+                os.unlink(prompt_file)
+
+    def close(self) -> None:
+        pass

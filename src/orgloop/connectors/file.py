@@ -1,0 +1,139 @@
+"""``file`` source and actor.
+
+Source config: ``path`` (a JSONL file, relative to the project), ``type`` (for lines that are bare
+payloads, default ``resource.changed``). The checkpoint is the byte offset after the last complete line
+consumed; a partial last line waits for its newline; a file that shrank (rotated or truncated) is read
+from the start again; an invalid line is skipped and counted (``invalid_lines``), never retried forever.
+
+Actor config: ``path`` (JSONL file to append to), ``fsync`` (default false), ``include_prompt``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from orgloop.connectors import DeliveryError
+from orgloop.event import EventError, new_event, validate_event
+
+__all__ = ["FileSource", "FileActor"]
+
+log = logging.getLogger("orgloop.connectors.file")
+_READ = 1 << 20
+
+
+class FileSource:
+    def __init__(self, source_id: str, config: dict[str, Any], *, base_dir: Path) -> None:
+        if "path" not in config:
+            raise ValueError(f"file source {source_id!r}: config.path is required")
+        self.id = source_id
+        self.path = (base_dir / config["path"]).resolve()
+        self.type = config.get("type", "resource.changed")
+        self.invalid_lines = 0
+        self.restarts = 0
+
+    def poll(self, checkpoint: str | None, max_events: int) -> tuple[list[dict[str, Any]], str | None]:
+        offset = int(checkpoint or 0)
+        try:
+            size = os.path.getsize(self.path)
+        except FileNotFoundError:
+            return [], checkpoint
+        if size < offset:   # truncated or replaced: start over
+            log.warning("file source %s: %s shrank below the checkpoint, reading it from the start", self.id, self.path)
+            self.restarts += 1
+            offset = 0
+        events: list[dict[str, Any]] = []
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            while len(events) < max_events:
+                chunk = f.read(_READ)
+                if not chunk:
+                    break
+                end = chunk.rfind(b"\n")
+                if end < 0:
+                    if len(chunk) < _READ:
+                        break                  # a partial last line: wait for its newline
+                    skip = self._skip_long_line(f, offset + len(chunk))
+                    if skip is None:
+                        break
+                    offset = skip
+                    f.seek(offset)
+                    continue
+                lines = chunk[:end].split(b"\n")
+                used = 0
+                for line in lines:
+                    used += len(line) + 1
+                    if line.strip():
+                        ev = self._parse(line, offset + used)
+                        if ev is not None:
+                            events.append(ev)
+                    if len(events) >= max_events:
+                        break
+                offset += used
+                f.seek(offset)
+        return events, str(offset)
+
+    def _skip_long_line(self, f, pos: int) -> int | None:
+        """Skip a line longer than one read; returns the offset after it (None: its end is not written yet)."""
+        f.seek(pos)
+        while True:
+            chunk = f.read(_READ)
+            if not chunk:
+                return None
+            i = chunk.find(b"\n")
+            if i >= 0:
+                self.invalid_lines += 1
+                log.warning("file source %s: skipped a line longer than %d bytes ending at byte %d",
+                            self.id, _READ, pos + i + 1)
+                return pos + i + 1
+            pos += len(chunk)
+
+    def _parse(self, line: bytes, where: int) -> dict[str, Any] | None:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            self.invalid_lines += 1
+            log.warning("file source %s: skipping an invalid JSON line ending at byte %d", self.id, where)
+            return None
+        if isinstance(obj, dict) and "type" in obj and "source" in obj:
+            try:
+                return validate_event(obj)
+            except EventError as exc:
+                self.invalid_lines += 1
+                log.warning("file source %s: skipping an invalid event ending at byte %d: %s", self.id, where, exc)
+                return None
+        return new_event(self.id, self.type, obj if isinstance(obj, dict) else {"value": obj},
+                         provenance={"platform": "file"})
+
+    def close(self) -> None:
+        pass
+
+
+class FileActor:
+    def __init__(self, actor_id: str, config: dict[str, Any], *, base_dir: Path) -> None:
+        if "path" not in config:
+            raise ValueError(f"file actor {actor_id!r}: config.path is required")
+        self.id = actor_id
+        self.path = (base_dir / config["path"]).resolve()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fsync = bool(config.get("fsync", False))
+        self.include_prompt = bool(config.get("include_prompt", False))
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._lock = threading.Lock()
+
+    def deliver(self, event: dict[str, Any], prompt: str | None, config: dict[str, Any]) -> None:
+        record = {"event": event, "prompt": prompt} if self.include_prompt else event
+        line = (json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str) + "\n").encode()
+        try:
+            with self._lock:
+                os.write(self._fd, line)       # O_APPEND: one write per line, never interleaved
+                if self.fsync:
+                    os.fsync(self._fd)
+        except OSError as exc:
+            raise DeliveryError(f"file actor {self.id}: cannot write {self.path}: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        os.close(self._fd)

@@ -1,0 +1,244 @@
+"""An actor lane: one bounded queue per actor and the worker thread(s) that deliver from it.
+
+Per route, the lane applies the route's delivery policy: token-bucket rate limit, retries with backoff
+and jitter, and a circuit breaker (open after N consecutive failures; after the cooldown one probe).
+An event leaves the lane delivered, dead-lettered (retry budget spent, or pushed out of a full
+drop-oldest queue), and only then is it finished for the ack tracker.
+
+Waiting for a rate limit, a backoff or an open breaker holds the lane: failures of one actor usually
+concern all its routes, and the bounded queue (drop-oldest to the dead-letter store) keeps memory flat.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+from orgloop.connectors import DeliveryError
+from orgloop.delivery.breaker import CircuitBreaker
+from orgloop.delivery.ratelimit import TokenBucket
+from orgloop.delivery.retry import RetryPolicy
+from orgloop.queues import BoundedQueue, QueueClosed
+from orgloop.router.acks import AckTracker
+from orgloop.spec import DeliverySpec
+
+__all__ = ["ActorLane", "RoutePolicy", "render_config"]
+
+log = logging.getLogger("orgloop.delivery")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
+_BATCH = 256
+
+
+def render_config(config: Any, event: dict[str, Any]) -> Any:
+    """Fill ``{{dot.path}}`` placeholders in string values from the event (missing -> empty string)."""
+    from orgloop.router.router import _MISSING, get_path
+
+    if isinstance(config, str):
+        def sub(m: re.Match[str]) -> str:
+            v = get_path(event, m.group(1))
+            return "" if v is _MISSING or v is None else str(v)
+        return _PLACEHOLDER.sub(sub, config)
+    if isinstance(config, dict):
+        return {k: render_config(v, event) for k, v in config.items()}
+    if isinstance(config, list):
+        return [render_config(v, event) for v in config]
+    return config
+
+
+def _has_placeholders(config: Any) -> bool:
+    if isinstance(config, str):
+        return "{{" in config
+    if isinstance(config, dict):
+        return any(_has_placeholders(v) for v in config.values())
+    if isinstance(config, list):
+        return any(_has_placeholders(v) for v in config)
+    return False
+
+
+class RoutePolicy:
+    """The delivery state of one route: rate limiter, retry policy, breaker, counters."""
+
+    def __init__(self, route: str, actor: str, spec: DeliverySpec, config: dict[str, Any], prompt: str | None,
+                 emit: Callable[[list[dict[str, Any]]], None] | None, clock: Callable[[], float]) -> None:
+        self.route = route
+        self.prompt = prompt
+        self.config = config
+        self.templated = _has_placeholders(config)
+        self.bucket = TokenBucket(spec.max_rate, clock=clock) if spec.max_rate else None
+        self.retry = RetryPolicy(max_attempts=spec.retry.max_attempts, backoff=spec.retry.backoff,
+                                 initial_delay=spec.retry.initial_delay, max_delay=spec.retry.max_delay)
+
+        def on_change(old: str, new: str) -> None:
+            phase = {"open": "breaker.open", "half_open": "breaker.half_open", "closed": "breaker.close"}.get(new)
+            log.warning("route %s -> %s: circuit breaker %s -> %s", route, actor, old, new)
+            if emit is not None and phase:
+                emit([{"phase": phase, "route": route, "target": actor, "result": new}])
+
+        self.breaker = CircuitBreaker(failure_threshold=spec.circuit_breaker.failure_threshold,
+                                      cooldown=spec.circuit_breaker.cooldown, clock=clock, on_change=on_change)
+        self.delivered = 0
+        self.failed = 0
+        self.retried = 0
+        self.dead_lettered = 0
+
+
+class ActorLane:
+    def __init__(self, actor_id: str, actor: Any, *, depth: int, policy: str, concurrency: int,
+                 tracker: AckTracker, dead_letter: Callable[[list[dict[str, Any]]], None],
+                 emit: Callable[[list[dict[str, Any]]], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.actor_id = actor_id
+        self.actor = actor
+        self.queue = BoundedQueue(depth, policy)
+        self.concurrency = concurrency
+        self.tracker = tracker
+        self.dead_letter = dead_letter
+        self.emit = emit
+        self.clock = clock
+        self.policies: dict[str, RoutePolicy] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._drops_unlogged = 0
+        self._last_drop_log = 0.0
+        self.dropped = 0
+        self.busy = 0
+
+    def policy_for(self, route: str, spec: DeliverySpec, config: dict[str, Any], prompt: str | None) -> RoutePolicy:
+        pol = self.policies[route] = RoutePolicy(route, self.actor_id, spec, config, prompt, self.emit, self.clock)
+        return pol
+
+    # ------------------------------------------------------------------ intake
+    def put_many(self, items: list[tuple[int, dict[str, Any], Any]]) -> None:
+        """Queue ``(seq, event, route)`` items; evicted ones (drop-oldest) go to the dead-letter store."""
+        evicted = self.queue.put_many_evicting(items)
+        if evicted:
+            self._on_evicted(evicted)
+
+    def _on_evicted(self, evicted: list[tuple[int, dict[str, Any], Any]]) -> None:
+        self.dropped += len(evicted)
+        self.dead_letter([_dead(ev, route.name, self.actor_id, "backpressure", "queue full (drop-oldest)", 0)
+                          for _seq, ev, route in evicted])
+        for _s, _e, route in evicted:
+            self.policies[route.name].dead_lettered += 1
+        self.tracker.done_many([s for s, _e, _r in evicted])
+        self._drops_unlogged += len(evicted)
+        now = self.clock()
+        if now - self._last_drop_log >= 1.0:   # rate-limited: one line per lane per second
+            count, self._drops_unlogged = self._drops_unlogged, 0
+            self._last_drop_log = now
+            routes = sorted({r.name for _s, _e, r in evicted})
+            log.warning("backpressure: actor %s queue full, %d events dropped to dead letters (routes %s)",
+                        self.actor_id, count, ", ".join(routes))
+            if self.emit is not None:
+                self.emit([{"phase": "pipeline.backpressure", "target": self.actor_id, "route": ",".join(routes),
+                            "queue_depth": len(self.queue), "result": "dropped", "metadata": {"count": count}}])
+
+    # ------------------------------------------------------------------ workers
+    def start(self) -> None:
+        for i in range(self.concurrency):
+            t = threading.Thread(target=self._run, name=f"orgloop-actor-{self.actor_id}-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        self.queue.close()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self._threads = [t for t in self._threads if t.is_alive()]
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopping; returns False when the lane is stopping."""
+        return not self._stop.wait(seconds) if seconds > 0 else not self._stop.is_set()
+
+    def _run(self) -> None:
+        get_many = self.queue.get_many
+        while not self._stop.is_set():
+            try:
+                items = get_many(_BATCH, 0.2)
+            except QueueClosed:
+                return
+            if not items:
+                continue
+            self.busy += 1
+            done: list[int] = []
+            try:
+                for seq, event, route in items:
+                    if self._deliver(event, route):
+                        done.append(seq)
+                    else:
+                        return   # stopping: the rest stays unacked in the bus and is redelivered on restart
+            finally:
+                self.busy -= 1
+                if done:
+                    self.tracker.done_many(done)
+
+    def _deliver(self, event: dict[str, Any], route: Any) -> bool:
+        """Deliver with rate limit, retries and breaker; dead-letter on give-up. False only when stopping."""
+        pol = self.policies[route.name]
+        if pol.bucket is not None:
+            while not pol.bucket.try_acquire():
+                if not self._sleep(pol.bucket.delay_for()):
+                    return False
+        config = render_config(pol.config, event) if pol.templated else pol.config
+        attempt = 0
+        error = ""
+        emit = self.emit
+        while True:
+            while not pol.breaker.allow():
+                if not self._sleep(0.05):
+                    return False
+            attempt += 1
+            if emit is not None:
+                emit([_entry("deliver.attempt", event, route.name, self.actor_id, metadata={"attempt": attempt})])
+            t0 = time.perf_counter()
+            try:
+                self.actor.deliver(event, pol.prompt, config)
+            except Exception as exc:  # any actor failure is a delivery failure
+                error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
+                pol.failed += 1
+                pol.breaker.record_failure()
+                if emit is not None:
+                    emit([_entry("deliver.failure", event, route.name, self.actor_id, error=error,
+                                 duration_ms=(time.perf_counter() - t0) * 1000)])
+                if not pol.retry.should_retry(attempt):
+                    break
+                pol.retried += 1
+                if emit is not None:
+                    emit([_entry("deliver.retry", event, route.name, self.actor_id, metadata={"attempt": attempt})])
+                if not self._sleep(pol.retry.delay(attempt)):
+                    return False
+                continue
+            pol.breaker.record_success()
+            pol.delivered += 1
+            if emit is not None:
+                emit([_entry("deliver.success", event, route.name, self.actor_id,
+                             duration_ms=(time.perf_counter() - t0) * 1000)])
+            return True
+        pol.dead_lettered += 1
+        self.dead_letter([_dead(event, route.name, self.actor_id, "gave_up", error, attempt)])
+        if emit is not None:
+            emit([_entry("dlq.add", event, route.name, self.actor_id, error=error, metadata={"attempts": attempt})])
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        return {"actor": self.actor_id, "queue_depth": len(self.queue), "queue_max": self.queue.maxsize,
+                "dropped": self.dropped, "routes": {
+                    name: {"delivered": p.delivered, "failed": p.failed, "retried": p.retried,
+                           "dead_lettered": p.dead_lettered, "breaker": p.breaker.state}
+                    for name, p in self.policies.items()}}
+
+
+def _dead(event: dict[str, Any], route: str, actor: str, reason: str, error: str, attempts: int) -> dict[str, Any]:
+    from orgloop.delivery.dlq import dead_letter
+
+    return dead_letter(event, route=route, actor=actor, reason=reason, error=error, attempts=attempts)
+
+
+def _entry(phase: str, event: dict[str, Any], route: str, actor: str, **fields: Any) -> dict[str, Any]:
+    return {"phase": phase, "event_id": event.get("id"), "trace_id": event.get("trace_id"),
+            "source": event.get("source"), "event_type": event.get("type"), "route": route, "target": actor,
+            **fields}

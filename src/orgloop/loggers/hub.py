@@ -1,0 +1,87 @@
+"""The log hub: pipeline threads hand it entries; one thread writes them to every configured logger.
+
+Nothing is built per event unless a logger is configured (the runtime passes ``emit=None`` then), so
+logging costs nothing on the hot path by default. Entries are completed here (timestamp,
+orgloop_version, hostname, workspace) once per batch, not per entry.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import socket
+import threading
+from typing import Any
+
+from orgloop import __version__
+from orgloop.event import now_iso
+
+__all__ = ["LogHub"]
+
+log = logging.getLogger("orgloop.loggers")
+
+
+class LogHub:
+    def __init__(self, loggers: list[Any], workspace: str, *, flush_interval: float = 0.1,
+                 max_pending: int = 100_000) -> None:
+        self.loggers = loggers
+        self.workspace = workspace
+        self._pending: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_pending)
+        self._cv = threading.Condition()
+        self._stop = False
+        self._interval = flush_interval
+        self._host = socket.gethostname()
+        self._thread = threading.Thread(target=self._run, name="orgloop-loggers", daemon=True)
+        self.written = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def emit(self, entries: list[dict[str, Any]]) -> None:
+        """Queue entries (thread-safe, never blocks; the oldest are dropped past ``max_pending``)."""
+        self._pending.extend(entries)
+        if len(self._pending) >= 1000:
+            with self._cv:
+                self._cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                if not self._stop:
+                    self._cv.wait(self._interval)
+                stopping = self._stop
+            self._flush()
+            if stopping:
+                return
+
+    def _flush(self) -> None:
+        batch = []
+        pending = self._pending
+        while pending:
+            batch.append(pending.popleft())
+        if not batch:
+            return
+        common = {"timestamp": now_iso(), "orgloop_version": __version__, "hostname": self._host,
+                  "workspace": self.workspace}
+        for entry in batch:
+            for k, v in common.items():
+                entry.setdefault(k, v)
+        for lg in self.loggers:
+            try:
+                lg.log_many(batch)
+            except Exception:  # a broken logger must not stop the pipeline
+                log.exception("logger %r failed", lg)
+        self.written += len(batch)
+
+    def close(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+        else:
+            self._flush()
+        for lg in self.loggers:
+            try:
+                lg.close()
+            except Exception:
+                log.exception("closing logger %r failed", lg)

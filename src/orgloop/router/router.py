@@ -1,0 +1,158 @@
+"""The router: matches bus batches to routes, runs each route's transforms, and hands deliveries to
+the actor lanes. It is the bus subscriber, so it runs on the bus's dispatch thread.
+
+Matching goes through :class:`~orgloop.router.index.RouteIndex` on (source, event type), so its cost per
+event does not grow with the number of routes; ``when.filter`` (strict dot-path equality) is checked only
+on the candidates.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Sequence
+
+from orgloop.router.acks import AckTracker
+from orgloop.router.index import RouteIndex
+from orgloop.spec import RouteSpec
+from orgloop.transforms import Transform, TransformContext, TransformError
+
+__all__ = ["CompiledRoute", "Router", "get_path"]
+
+log = logging.getLogger("orgloop.router")
+_MISSING = object()
+
+
+def get_path(event: dict[str, Any], path: str | tuple[str, ...]) -> Any:
+    """The value at a dot-path (``payload.pr.number``), or a private MISSING marker."""
+    cur: Any = event
+    for part in (path.split(".") if isinstance(path, str) else path):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
+            return _MISSING
+    return cur
+
+
+class CompiledRoute:
+    """A route ready to run: filter pre-split, transforms instantiated, lane attached."""
+
+    __slots__ = ("spec", "name", "filters", "transforms", "lane", "matched", "dropped")
+
+    def __init__(self, spec: RouteSpec, transforms: list[tuple[str, Transform, str]], lane: Any) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.filters = [(tuple(k.split(".")), v) for k, v in spec.filter.items()]
+        self.transforms = transforms     # (name, instance, on_error)
+        self.lane = lane
+        self.matched = 0
+        self.dropped = 0
+
+    def accepts(self, event: dict[str, Any]) -> bool:
+        for path, want in self.filters:
+            if get_path(event, path) != want:
+                return False
+        return True
+
+
+class Router:
+    def __init__(self, routes: list[CompiledRoute], tracker: AckTracker,
+                 emit: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+        self.tracker = tracker
+        self.emit = emit                  # log entries sink (None = no loggers configured)
+        self.index = RouteIndex()
+        self.routes: dict[str, CompiledRoute] = {}
+        for r in routes:
+            self.add(r)
+        self.events_in = 0
+        self.unmatched = 0
+
+    def add(self, route: CompiledRoute) -> None:
+        self.routes[route.name] = route
+        self.index.add(route.name, route.spec.source, route.spec.events or None, route)
+
+    def remove(self, name: str) -> CompiledRoute | None:
+        route = self.routes.pop(name, None)
+        if route is not None:
+            self.index.remove(name)
+        return route
+
+    def match(self, event: dict[str, Any]) -> list[CompiledRoute]:
+        candidates = self.index.match(event.get("source"), event.get("type"))
+        return [r for r in candidates if not r.filters or r.accepts(event)]
+
+    def handle(self, seqs: Sequence[int], events: list[dict[str, Any]]) -> None:
+        """Bus handler: route a batch. Lanes receive their share in one ``put_many`` each."""
+        tracker = self.tracker
+        match = self.index.match
+        per_lane: dict[Any, list[tuple[int, dict[str, Any], CompiledRoute]]] = {}
+        finished: list[int] = []
+        entries: list[dict[str, Any]] | None = [] if self.emit else None
+        self.events_in += len(events)
+        for seq, event in zip(seqs, events):
+            candidates = match(event.get("source"), event.get("type"))
+            routes = [r for r in candidates if not r.filters or r.accepts(event)] if candidates else candidates
+            if not routes:
+                self.unmatched += 1
+                finished.append(seq)
+                if entries is not None:
+                    entries.append(_entry("route.no_match", event))
+                continue
+            if len(routes) > 1:
+                tracker.expect(seq, len(routes))
+            for route in routes:
+                route.matched += 1
+                if entries is not None:
+                    entries.append(_entry("route.match", event, route=route.name, target=route.spec.actor))
+                out = self._transform(route, seq, event, entries) if route.transforms else (event,)
+                if not out:
+                    route.dropped += 1
+                    finished.append(seq)
+                    continue
+                if len(out) > 1:
+                    tracker.add(seq, len(out) - 1)
+                lane_items = per_lane.get(route.lane)
+                if lane_items is None:
+                    lane_items = per_lane[route.lane] = []
+                for ev in out:
+                    lane_items.append((seq, ev, route))
+        for lane, items in per_lane.items():
+            lane.put_many(items)
+        if finished:
+            tracker.done_many(finished)
+        if entries:
+            self.emit(entries)
+
+    def _transform(self, route: CompiledRoute, seq: int, event: dict[str, Any],
+                   entries: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        """Run the route's transforms in order; [] means dropped (or halted)."""
+        current = [event]
+        ctx = TransformContext(route=route.name, source=event.get("source", ""), target=route.spec.actor, seq=seq)
+        for name, transform, on_error in route.transforms:
+            nxt: list[dict[str, Any]] = []
+            for ev in current:
+                t0 = time.perf_counter()
+                try:
+                    result = transform.apply(ev, ctx)
+                except TransformError as exc:
+                    phase = {"pass": "transform.error", "drop": "transform.error_drop",
+                             "halt": "transform.error_halt"}[on_error]
+                    if entries is not None:
+                        entries.append(_entry(phase, ev, route=route.name, transform=name, error=str(exc)))
+                    else:
+                        log.warning("transform %s on route %s failed (%s): %s", name, route.name, on_error, exc)
+                    if on_error == "pass":
+                        nxt.append(ev)
+                    continue
+                if entries is not None:
+                    entries.append(_entry("transform.pass" if result else "transform.drop", ev, route=route.name,
+                                          transform=name, duration_ms=(time.perf_counter() - t0) * 1000))
+                nxt.extend(result)
+            current = nxt
+            if not current:
+                break
+        return current
+
+
+def _entry(phase: str, event: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"phase": phase, "event_id": event.get("id"), "trace_id": event.get("trace_id"),
+            "source": event.get("source"), "event_type": event.get("type"), **fields}

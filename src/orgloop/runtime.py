@@ -1,0 +1,313 @@
+"""The Tier-1 runtime: wires a :class:`~orgloop.spec.RuntimeSpec` into running threads.
+
+::
+
+    source threads --publish_many--> bus (WAL, durable) --dispatch thread--> Router
+        ^ checkpoint after durable                          | index match, transforms
+                                                            v
+                                       ActorLane queues --> delivery workers --> actor.deliver
+                                                            | done -> AckTracker -> bus.ack_many
+
+Use it as a library (``Runtime(spec).start()`` ... ``stop()``) or through ``orgloop start``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from orgloop import plugins
+from orgloop.bus import open_bus
+from orgloop.delivery.lane import ActorLane
+from orgloop.router.acks import AckTracker
+from orgloop.router.router import CompiledRoute, Router
+from orgloop.spec import RouteSpec, RuntimeSpec, SourceSpec
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger("orgloop.runtime")
+
+
+class Runtime:
+    """One running pipeline. ``start()`` returns once every thread runs; ``stop()`` shuts down cleanly."""
+
+    def __init__(self, spec: RuntimeSpec, *, max_poll: int = 1000) -> None:
+        self.spec = spec
+        self.max_poll = max_poll
+        self._stop = threading.Event()
+        self._source_threads: dict[str, tuple[threading.Thread, threading.Event, Any]] = {}
+        self._started = False
+        self._control = None
+        self.started_at: float | None = None
+        self.events_published = 0
+        self.source_errors = 0
+        self._memory_dead_letters: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ wiring
+    def _data(self, *parts: str) -> Path | None:
+        if self.spec.data_dir is None:
+            return None
+        path = Path(self.spec.data_dir).joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _open_bus(self):
+        opts = dict(self.spec.bus_options)
+        if self.spec.bus == "filewal":
+            wal_dir = self._data("wal")
+            if wal_dir is None:
+                raise ValueError("the filewal bus needs a data directory (spec.data_dir)")
+            opts.setdefault("path", wal_dir)
+        return open_bus(self.spec.bus, **opts)
+
+    def _open_dead_letters(self):
+        path = self._data("dlq")
+        if path is None:
+            log.warning("no data directory: dead letters are kept in memory only")
+            return None
+        from orgloop.delivery.dlq import DeadLetterStore
+
+        return DeadLetterStore(path)
+
+    def _dead_letter(self, entries: list[dict[str, Any]]) -> None:
+        if self.dlq is not None:
+            self.dlq.add_many(entries)
+        else:
+            self._memory_dead_letters.extend(entries)
+
+    def _make_transforms(self) -> dict[str, tuple[Any, str]]:
+        made: dict[str, tuple[Any, str]] = {}
+        for t in self.spec.transforms:
+            cls = plugins.load("transforms", "script" if t.type == "script" else t.plugin)
+            config = dict(t.config)
+            if t.type == "script":
+                config.setdefault("timeout_ms", t.timeout_ms)
+            state_dir = self._data("state", "transforms", t.name)
+            instance = cls(t.name, config, base_dir=t.base_dir or self.spec.base_dir, state_dir=state_dir)
+            made[t.name] = (instance, t.on_error)
+        return made
+
+    def _compile_route(self, r: RouteSpec) -> CompiledRoute:
+        lane = self.lanes.get(r.actor)
+        if lane is None:
+            raise ValueError(f"route {r.name!r} names unknown actor {r.actor!r}")
+        chain = []
+        for ref in r.transforms:
+            if ref.name not in self.transforms:
+                raise ValueError(f"route {r.name!r} names unknown transform {ref.name!r}")
+            instance, default_policy = self.transforms[ref.name]
+            chain.append((ref.name, instance, ref.on_error or default_policy or "pass"))
+        lane.policy_for(r.name, r.delivery, r.config, r.prompt)
+        return CompiledRoute(r, chain, lane)
+
+    def start(self) -> "Runtime":
+        """Open the bus and stores, build the pipeline, start every thread."""
+        if self._started:
+            raise RuntimeError("runtime already started")
+        spec = self.spec
+        from orgloop.checkpoint import resolve_checkpoint_store
+        from orgloop.loggers.hub import LogHub
+
+        self.loggers = [plugins.load("loggers", lg.type)(lg.name, lg.config, base_dir=spec.base_dir)
+                        for lg in spec.loggers]
+        self.hub = LogHub(self.loggers, spec.workspace) if self.loggers else None
+        emit = self.hub.emit if self.hub else None
+        self.emit = emit
+        self.checkpoints = resolve_checkpoint_store(spec.checkpoint, module_path=spec.module_path,
+                                                    data_dir=spec.data_dir)
+        self.bus = self._open_bus()
+        self.dlq = self._open_dead_letters()
+        self.tracker = AckTracker(self.bus.ack_many)
+        self.transforms = self._make_transforms()
+        depth: dict[str, int] = {}
+        policy: dict[str, str] = {}
+        for r in spec.routes:
+            depth[r.actor] = max(depth.get(r.actor, 0), r.delivery.queue_depth)
+            policy.setdefault(r.actor, r.delivery.queue_policy)
+        self.actors: dict[str, Any] = {}
+        self.lanes: dict[str, ActorLane] = {}
+        for a in spec.actors:
+            actor = plugins.load("actors", a.connector)(a.id, a.config, base_dir=spec.base_dir)
+            self.actors[a.id] = actor
+            self.lanes[a.id] = ActorLane(a.id, actor, depth=depth.get(a.id, 1000),
+                                         policy=policy.get(a.id, "drop_oldest"), concurrency=a.concurrency,
+                                         tracker=self.tracker, dead_letter=self._dead_letter, emit=emit)
+        self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit)
+        if self.hub:
+            self.hub.start()
+            emit([{"phase": "runtime.start", "metadata": {"routes": len(spec.routes), "bus": spec.bus}}])
+        for lane in self.lanes.values():
+            lane.start()
+        self.bus.subscribe(None, self.router.handle)
+        for s in spec.sources:
+            self._start_source(s)
+        self._flusher = threading.Thread(target=self._flush_loop, name="orgloop-ack-flusher", daemon=True)
+        self._flusher.start()
+        if spec.control_port is not None:
+            from orgloop.control import ControlServer
+
+            self._control = ControlServer(self, spec.control_port)
+            self._control.start()
+        self._started = True
+        self.started_at = time.time()
+        log.info("runtime started: %d sources, %d routes, %d actors, bus=%s", len(spec.sources), len(spec.routes),
+                 len(spec.actors), spec.bus)
+        return self
+
+    # ------------------------------------------------------------------ sources
+    def _start_source(self, s: SourceSpec) -> None:
+        source = plugins.load("sources", s.connector)(s.id, s.config, base_dir=self.spec.base_dir)
+        stop = threading.Event()
+        t = threading.Thread(target=self._source_loop, args=(s, source, stop), name=f"orgloop-source-{s.id}",
+                             daemon=True)
+        self._source_threads[s.id] = (t, stop, source)
+        t.start()
+
+    def _source_loop(self, s: SourceSpec, source: Any, stop: threading.Event) -> None:
+        checkpoint = self.checkpoints.get(s.id)
+        backoff = 1.0
+        while not stop.is_set() and not self._stop.is_set():
+            try:
+                events, new_cp = source.poll(checkpoint, self.max_poll)
+            except Exception as exc:
+                self.source_errors += 1
+                log.warning("source %s failed to poll: %s (retrying in %.0fs)", s.id, exc, backoff)
+                if self.emit:
+                    self.emit([{"phase": "source.retry", "source": s.id, "error": str(exc)}])
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            backoff = 1.0
+            if events:
+                try:
+                    self.bus.publish_many(events)          # durable before the checkpoint moves
+                except Exception as exc:
+                    log.error("source %s: publishing failed, its checkpoint stays at %r: %s", s.id, checkpoint, exc)
+                    self.source_errors += 1
+                    stop.wait(backoff)
+                    continue
+                self.events_published += len(events)
+                if self.emit:
+                    self.emit([{"phase": "source.emit", "source": s.id, "event_id": e.get("id"),
+                                "trace_id": e.get("trace_id"), "event_type": e.get("type")} for e in events])
+            if new_cp is not None and new_cp != checkpoint:
+                self.checkpoints.set(s.id, new_cp)
+                checkpoint = new_cp
+            if not events:
+                stop.wait(s.poll_interval)
+
+    def _flush_loop(self) -> None:
+        """Every 50 ms: ack what is finished, persist checkpoints and transform state (dedup marks)."""
+        committers = [inst.commit for inst, _p in self.transforms.values() if hasattr(inst, "commit")]
+        while not self._stop.wait(0.05):
+            self.tracker.flush()
+            try:
+                self.checkpoints.flush()
+                for commit in committers:
+                    commit()
+            except Exception:
+                log.exception("persisting checkpoints or transform state failed")
+
+    # ------------------------------------------------------------------ reconcile (orgloop start on a live runtime)
+    def apply_routes(self, add: list[RouteSpec], remove: list[str]) -> None:
+        """Add and remove routes without a restart; queued events of removed routes are still delivered."""
+        for name in remove:
+            self.router.remove(name)
+        for r in add:
+            self.router.add(self._compile_route(r))
+        self.spec.routes = [r for r in self.spec.routes if r.name not in set(remove)] + list(add)
+
+    # ------------------------------------------------------------------ introspection
+    def healthy(self) -> tuple[bool, list[str]]:
+        """Never green while the log is broken or a breaker is open."""
+        problems = []
+        wal = getattr(self.bus, "wal", None)
+        if wal is not None and wal.failed:
+            problems.append(f"wal: {wal.failed}")
+        for lane in self.lanes.values():
+            for route, pol in lane.policies.items():
+                if pol.breaker.state != "closed":
+                    problems.append(f"route {route}: circuit breaker {pol.breaker.state}")
+        if self.dlq is not None and self.dlq.wal.failed:
+            problems.append(f"dead letters: {self.dlq.wal.failed}")
+        return not problems, problems
+
+    def status(self) -> dict[str, Any]:
+        bus_stats = self.bus.stats()
+        wal = bus_stats.get("wal")
+        return {
+            "name": self.spec.name, "workspace": self.spec.workspace, "pid": os.getpid(),
+            "started_at": self.started_at, "healthy": self.healthy()[0], "problems": self.healthy()[1],
+            "bus": self.spec.bus, "events_published": self.events_published, "router_events": self.router.events_in,
+            "unmatched": self.router.unmatched, "acked": self.tracker.acked,
+            "sources": [{"id": s.id, "checkpoint": self.checkpoints.get(s.id)} for s in self.spec.sources],
+            "routes": [{"name": name, "actor": r.spec.actor, "matched": r.matched, "dropped_by_transform": r.dropped,
+                        **{k: v for k, v in r.lane.stats()["routes"].get(name, {}).items()},
+                        "queue_depth": len(r.lane.queue), "max_rate": r.spec.delivery.max_rate}
+                       for name, r in self.router.routes.items()],
+            "actors": [lane.stats() for lane in self.lanes.values()],
+            "wal": None if wal is None else {k: wal[k] for k in ("segments", "bytes", "first_seq", "last_seq",
+                                                                "acked_watermark", "unacked", "lost_records",
+                                                                "syncs", "failed")},
+            "dead_letters": self.dlq.count() if self.dlq is not None else len(self._memory_dead_letters),
+        }
+
+    # ------------------------------------------------------------------ shutdown
+    def stop(self, drain_timeout: float = 5.0) -> None:
+        """Stop sources, give in-flight events ``drain_timeout`` seconds to finish, then close everything.
+
+        Whatever is not delivered by then stays unacked in the bus and is delivered after the next start.
+        """
+        if not self._started:
+            return
+        self._started = False
+        for _t, stop, _src in self._source_threads.values():
+            stop.set()
+        for t, _stop, _src in self._source_threads.values():
+            t.join(timeout=max(drain_timeout, 1.0))
+        deadline = time.monotonic() + drain_timeout
+        self.bus.drain(timeout=max(0.0, deadline - time.monotonic()))
+        while time.monotonic() < deadline and any(len(l.queue) or l.busy for l in self.lanes.values()):
+            time.sleep(0.01)
+        self._stop.set()
+        for lane in self.lanes.values():
+            lane.stop(timeout=max(0.1, deadline - time.monotonic()))
+        self.tracker.flush()
+        if self._control is not None:
+            self._control.stop()
+        self.bus.close()
+        if self.dlq is not None:
+            self.dlq.close()
+        for inst, _policy in self.transforms.values():
+            inst.close()
+        for _t, _stop, src in self._source_threads.values():
+            src.close()
+        for actor in self.actors.values():
+            actor.close()
+        self.checkpoints.close()
+        if self.hub:
+            self.hub.emit([{"phase": "runtime.stop"}])
+            self.hub.close()
+        log.info("runtime stopped")
+
+    def run_until_signal(self, drain_timeout: float = 5.0) -> None:
+        """Block until SIGINT/SIGTERM, then stop cleanly; a second signal exits at once."""
+        got = threading.Event()
+
+        def handler(signum, frame):
+            if got.is_set():
+                os._exit(130)
+            got.set()
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not got.wait(0.5):
+                pass
+            self.stop(drain_timeout)
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)

@@ -1,0 +1,72 @@
+"""``script`` transform: an external program decides (the OrgLoop script-transform protocol).
+
+The program gets the event JSON on stdin and ``ORGLOOP_SOURCE``, ``ORGLOOP_TARGET``,
+``ORGLOOP_EVENT_TYPE``, ``ORGLOOP_EVENT_ID``, ``ORGLOOP_ROUTE`` in its environment; it runs without a
+shell, in its own process group, killed as a group after ``timeout_ms`` (default 30000).
+
+* exit 0 with a JSON object on stdout: it replaces the event; a JSON array, or one object per line,
+  splits it into several events (each validated as an event);
+* exit 0 with empty stdout, exit 1, or exit 78 (some scaffolds use 78 for "drop"): the event is dropped;
+* exit ≥ 2 (other than 78), a timeout, a spawn failure or invalid output: :class:`TransformError`,
+  handled by the route's ``on_error`` policy.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from orgloop.connectors.command import run_program
+from orgloop.event import EventError, validate_event
+from orgloop.transforms import TransformContext, TransformError
+
+__all__ = ["ScriptTransform", "DROP_EXIT_CODES"]
+
+DROP_EXIT_CODES = (1, 78)
+
+
+class ScriptTransform:
+    def __init__(self, name: str, config: dict[str, Any], *, base_dir: Path, state_dir: Path | None = None) -> None:
+        script = config.get("script")
+        if not script or not isinstance(script, str):
+            raise ValueError(f"script transform {name!r}: config.script (a path) is required")
+        self.name = name
+        self.path = (Path(base_dir) / script).resolve()
+        self.args = [str(a) for a in config.get("args", [])]
+        self.timeout = int(config.get("timeout_ms", 30_000)) / 1000.0
+
+    def apply(self, event: dict[str, Any], ctx: TransformContext) -> list[dict[str, Any]]:
+        env = {**os.environ, "ORGLOOP_SOURCE": str(event.get("source", "")), "ORGLOOP_TARGET": ctx.target,
+               "ORGLOOP_EVENT_TYPE": str(event.get("type", "")), "ORGLOOP_EVENT_ID": str(event.get("id", "")),
+               "ORGLOOP_ROUTE": ctx.route}
+        try:
+            code, out, err = run_program([str(self.path), *self.args], json.dumps(event, default=str).encode(),
+                                         timeout=self.timeout, cwd=self.path.parent, env=env)
+        except TimeoutError as exc:
+            raise TransformError(f"script {self.name}: {exc}") from None
+        except OSError as exc:
+            raise TransformError(f"script {self.name}: cannot run {self.path}: {exc.strerror or exc}") from None
+        if code in DROP_EXIT_CODES:
+            return []
+        if code != 0:
+            tail = err.decode(errors="replace").strip()[-300:]
+            raise TransformError(f"script {self.name} exited with {code}" + (f": {tail}" if tail else ""))
+        text = out.decode(errors="replace").strip()
+        if not text:
+            return []
+        try:
+            parsed = json.loads(text)
+            items = parsed if isinstance(parsed, list) else [parsed]
+        except ValueError:
+            try:
+                items = [json.loads(line) for line in text.splitlines() if line.strip()]
+            except ValueError:
+                raise TransformError(f"script {self.name} printed output that is not JSON") from None
+        try:
+            return [validate_event(item) for item in items]
+        except EventError as exc:
+            raise TransformError(f"script {self.name} returned an invalid event: {exc}") from None
+
+    def close(self) -> None:
+        pass

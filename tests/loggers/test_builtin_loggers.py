@@ -1,0 +1,38 @@
+import gzip
+import io
+import json
+
+from orgloop.loggers.console import ConsoleLogger
+from orgloop.loggers.jsonl import JsonlFileLogger
+
+
+def test_console_filters_by_level_and_formats():
+    out = io.StringIO()
+    lg = ConsoleLogger("c", {"level": "warn"}, stream=out)
+    lg.log_many([{"phase": "deliver.success", "route": "r"},
+                 {"phase": "deliver.failure", "route": "r", "target": "agent", "error": "exit 3", "timestamp": "2026-01-01T00:00:00.123Z"}])
+    text = out.getvalue()
+    assert "deliver.success" not in text and "deliver.failure route=r target=agent error=exit 3" in text
+    assert "\x1b[" not in text   # not a TTY: no colour
+
+
+def test_jsonl_logger_rotates_by_size_and_age_and_keeps_max_files(tmp_path):
+    now = [0.0]
+    lg = JsonlFileLogger("f", {"path": "logs/o.jsonl", "max_size": "200B", "max_files": 2, "compress": True},
+                         base_dir=tmp_path, clock=lambda: now[0])
+    for i in range(12):
+        lg.log_many([{"phase": "route.match", "n": i, "pad": "x" * 60}])
+    lg.close()
+    d = tmp_path / "logs"
+    names = sorted(p.name for p in d.iterdir())
+    assert names == ["o.jsonl", "o.jsonl.1.gz", "o.jsonl.2.gz"]
+    newest_rotated = [json.loads(x) for x in gzip.decompress((d / "o.jsonl.1.gz").read_bytes()).splitlines()]
+    current = [json.loads(x) for x in (d / "o.jsonl").read_text().splitlines()]
+    assert newest_rotated[-1]["n"] + 1 == current[0]["n"] and current[-1]["n"] == 11
+    lg2 = JsonlFileLogger("f", {"path": "logs/age.jsonl", "max_age": "1h", "compress": False}, base_dir=tmp_path,
+                          clock=lambda: now[0])
+    lg2.log_many([{"n": 1}])
+    now[0] += 3601
+    lg2.log_many([{"n": 2}])
+    lg2.close()
+    assert (d / "age.jsonl.1").read_text().count("\n") == 1 and (d / "age.jsonl").read_text().count("\n") == 1
