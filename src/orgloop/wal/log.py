@@ -142,7 +142,10 @@ class Wal:
         self._faults = _parse_faults()
         self.counters = {"appended": 0, "appended_bytes": 0, "rotations": 0, "compacted_segments": 0,
                          "dropped_records": 0}
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WalError(f"cannot create WAL directory {self.path}: {exc.strerror or exc}") from exc
         self._lockfile = self._take_lock()
         try:
             self._acks_store = AckStore(self.path / CHECKPOINT_DIR, flush_interval=ack_flush_interval)
@@ -168,7 +171,10 @@ class Wal:
 
     # ------------------------------------------------------------------ opening and recovery
     def _take_lock(self) -> int:
-        fd = os.open(self.path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise WalError(f"cannot open WAL directory {self.path}: {exc.strerror or exc}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -318,10 +324,14 @@ class Wal:
     # ------------------------------------------------------------------ segments
     def _activate_new_segment(self, prewrite: bool = False) -> None:
         """Make the next segment active (the prepared spare if there is one)."""
-        seg_id = self._next_segment_id
-        path = self._take_spare(seg_id)
+        path = self._take_spare(self._next_segment_id)
         if prewrite and self._spare_fallocated:
             seglib.prewrite(path, self._data_start, self.segment_size, threading.Event(), pause=0)
+        self._activate(path)
+
+    def _activate(self, path: Path) -> None:
+        """Write the active header into the spare at ``path`` and append there from now on."""
+        seg_id = self._next_segment_id
         header = SegmentHeader(FORMAT_VERSION, self._enc, seg_id, self._next_seq, self.segment_size,
                                time.time_ns(), self.sync_window)
         fd = os.open(path, os.O_RDWR)
@@ -379,25 +389,37 @@ class Wal:
         self._preparer.start()
 
     def _rotate(self) -> None:
-        """Seal the active segment (fdatasync, close) and activate the next one. Caller holds the lock."""
+        """Seal the active segment (fdatasync, close) and activate the next one. Caller holds the lock.
+
+        Everything that can fail for lack of space or permission (the byte cap, creating the next
+        segment) happens before the active segment is sealed: a failure leaves the log as it was, every
+        record appended so far stays readable, and appends fail with a clear error until there is room.
+        """
         if self._offset == self._data_start:
             return
+        self._compact_locked()
+        if self.max_bytes is not None:
+            while (len(self._segments) + 1) * self.segment_size > self.max_bytes:
+                if self.full_policy == "error" or len(self._segments) < 2:
+                    raise WalFullError(
+                        f"WAL {self.path} reached its byte cap ({self.max_bytes} bytes, "
+                        f"{len(self._segments)} segments of {self.segment_size}); acknowledge records so that "
+                        f"compaction can free segments, or raise max_bytes")
+                self._drop_oldest()
+        seg_id = self._next_segment_id
+        try:
+            path = self._take_spare(seg_id)
+        except OSError as exc:
+            raise WalError(f"cannot create WAL segment {segment_name(seg_id)} in {self.path}: "
+                           f"{exc.strerror or exc}; every record appended so far is safe, appends fail until "
+                           f"there is space") from exc
         self._committer.commit(self._next_seq - 1, True)
         self._unsynced = 0
         os.close(self._fd)
         self._segments[-1].last_seq = self._next_seq - 1
         self._fault("after_seal")
         self.counters["rotations"] += 1
-        self._compact_locked()
-        if self.max_bytes is not None:
-            while (len(self._segments) + 1) * self.segment_size > self.max_bytes:
-                if self.full_policy == "error":
-                    raise WalFullError(
-                        f"WAL {self.path} reached its byte cap ({self.max_bytes} bytes, "
-                        f"{len(self._segments)} segments of {self.segment_size}); acknowledge records so that "
-                        f"compaction can free segments, or raise max_bytes")
-                self._drop_oldest()
-        self._activate_new_segment()
+        self._activate(path)
         self._start_preparer()
 
     def _drop_oldest(self) -> None:
