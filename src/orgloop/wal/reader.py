@@ -71,6 +71,8 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
     capacity = seg.header.capacity
     fd = os.open(seg.path, os.O_RDONLY)
     try:
+        # A file cut short (a crash while it was created, or damage) ends where it ends.
+        end = min(end, os.fstat(fd).st_size)
         pos = data_start(enc)
         seq = seg.first_seq
         buf_off = pos
@@ -83,14 +85,17 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
             pos = buf_off + p
             if status == core.SCAN_MORE and buf_off + len(buf) < end:
                 want = max(READ_CHUNK, _frame_len_hint(buf, pos - buf_off, enc))
-                buf_off = pos
-                buf = os.pread(fd, min(want, end - pos), pos)
+                grown = os.pread(fd, min(want, end - pos), pos)
+                if pos == buf_off and len(grown) <= len(buf):
+                    end = buf_off + len(buf)     # no progress possible: the bytes end here (never spin)
+                else:
+                    buf_off, buf = pos, grown
                 continue
             if seg.last_seq is not None and seq > seg.last_seq:
                 return pos, seq
             if not at_open and seg.last_seq is None and pos >= end:
                 return pos, seq
-            rest = os.pread(fd, capacity - pos, pos)
+            rest = os.pread(fd, max(0, capacity - pos), pos)
             found, fseq = core.resync(rest, 0, len(rest), seg.id, seq, enc)
             torn = at_open and seg.last_seq is None and (
                 found < 0 or (found < window and core.resync(rest, window, len(rest), seg.id, seq, enc)[0] < 0))
