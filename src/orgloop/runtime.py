@@ -101,8 +101,8 @@ class Runtime:
                 raise ValueError(f"route {r.name!r} names unknown transform {ref.name!r}")
             instance, default_policy = self.transforms[ref.name]
             chain.append((ref.name, instance, ref.on_error or default_policy or "pass"))
-        lane.policy_for(r.name, r.delivery, r.config, r.prompt)
-        return CompiledRoute(r, chain, lane)
+        policy = lane.policy_for(r.name, r.delivery, r.config, r.prompt)
+        return CompiledRoute(r, chain, lane, policy)
 
     def start(self) -> "Runtime":
         """Open the bus and stores, build the pipeline, start every thread."""
@@ -245,7 +245,7 @@ class Runtime:
             "bus": self.spec.bus, "events_published": self.events_published, "router_events": self.router.events_in,
             "unmatched": self.router.unmatched, "acked": self.tracker.acked,
             "sources": [{"id": s.id, "checkpoint": self.checkpoints.get(s.id)} for s in self.spec.sources],
-            "routes": [{"name": name, "actor": r.spec.actor, "matched": r.matched, "dropped_by_transform": r.dropped,
+            "routes": [{"name": name, "actor": r.spec.actor, "dropped_by_transform": r.dropped,
                         **{k: v for k, v in r.lane.stats()["routes"].get(name, {}).items()},
                         "queue_depth": len(r.lane.queue), "max_rate": r.spec.delivery.max_rate}
                        for name, r in self.router.routes.items()],

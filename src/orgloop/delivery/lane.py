@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from orgloop.connectors import DeliveryError
-from orgloop.delivery.breaker import CircuitBreaker
+from orgloop.delivery.breaker import BreakerState, CircuitBreaker
 from orgloop.delivery.ratelimit import TokenBucket
 from orgloop.delivery.retry import RetryPolicy
 from orgloop.queues import BoundedQueue, QueueClosed
@@ -29,6 +29,7 @@ __all__ = ["ActorLane", "RoutePolicy", "render_config"]
 log = logging.getLogger("orgloop.delivery")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
 _BATCH = 256
+CLOSED = BreakerState.CLOSED
 
 
 def render_config(config: Any, event: dict[str, Any]) -> Any:
@@ -78,6 +79,7 @@ class RoutePolicy:
 
         self.breaker = CircuitBreaker(failure_threshold=spec.circuit_breaker.failure_threshold,
                                       cooldown=spec.circuit_breaker.cooldown, clock=clock, on_change=on_change)
+        self.fast = self.bucket is None and not self.templated and emit is None
         self.delivered = 0
         self.failed = 0
         self.retried = 0
@@ -104,12 +106,20 @@ class ActorLane:
         self._last_drop_log = 0.0
         self.dropped = 0
         self.busy = 0
+        self.inbox: list[tuple[int, dict[str, Any], Any]] = []   # filled by the router, see flush_inbox()
 
     def policy_for(self, route: str, spec: DeliverySpec, config: dict[str, Any], prompt: str | None) -> RoutePolicy:
         pol = self.policies[route] = RoutePolicy(route, self.actor_id, spec, config, prompt, self.emit, self.clock)
         return pol
 
     # ------------------------------------------------------------------ intake
+    def flush_inbox(self) -> None:
+        """Queue what the router collected in ``inbox`` for this batch (called on the router's thread)."""
+        inbox = self.inbox            # routes hold a reference to this very list: empty it in place
+        items = inbox[:]
+        inbox.clear()
+        self.put_many(items)
+
     def put_many(self, items: list[tuple[int, dict[str, Any], Any]]) -> None:
         """Queue ``(seq, event, route)`` items; evicted ones (drop-oldest) go to the dead-letter store."""
         evicted = self.queue.put_many_evicting(items)
@@ -121,7 +131,7 @@ class ActorLane:
         self.dead_letter([_dead(ev, route.name, self.actor_id, "backpressure", "queue full (drop-oldest)", 0)
                           for _seq, ev, route in evicted])
         for _s, _e, route in evicted:
-            self.policies[route.name].dead_lettered += 1
+            route.policy.dead_lettered += 1
         self.tracker.done_many([s for s, _e, _r in evicted])
         self._drops_unlogged += len(evicted)
         now = self.clock()
@@ -165,20 +175,39 @@ class ActorLane:
                 continue
             self.busy += 1
             done: list[int] = []
+            fast_ok: dict[Any, int] = {}
+            deliver = self.actor.deliver
             try:
                 for seq, event, route in items:
-                    if self._deliver(event, route):
+                    pol = route.policy
+                    # Fast path: no rate limit, no templating, no loggers, breaker closed -> one call.
+                    if pol.fast and pol.breaker.state is CLOSED:
+                        try:
+                            deliver(event, pol.prompt, pol.config)
+                        except Exception as exc:  # the slow path records it, retries, dead-letters
+                            if not self._deliver(event, route, first_error=_describe(exc)):
+                                return
+                        else:
+                            fast_ok[pol] = fast_ok.get(pol, 0) + 1
+                        done.append(seq)
+                    elif self._deliver(event, route):
                         done.append(seq)
                     else:
                         return   # stopping: the rest stays unacked in the bus and is redelivered on restart
             finally:
                 self.busy -= 1
+                for pol, n in fast_ok.items():   # one breaker update per batch, not per event
+                    pol.delivered += n
+                    pol.breaker.record_success()
                 if done:
                     self.tracker.done_many(done)
 
-    def _deliver(self, event: dict[str, Any], route: Any) -> bool:
-        """Deliver with rate limit, retries and breaker; dead-letter on give-up. False only when stopping."""
-        pol = self.policies[route.name]
+    def _deliver(self, event: dict[str, Any], route: Any, first_error: str | None = None) -> bool:
+        """Deliver with rate limit, retries and breaker; dead-letter on give-up. False only when stopping.
+
+        ``first_error``: the fast path's attempt already failed with it; continue from the first retry.
+        """
+        pol = route.policy
         if pol.bucket is not None:
             while not pol.bucket.try_acquire():
                 if not self._sleep(pol.bucket.delay_for()):
@@ -187,6 +216,15 @@ class ActorLane:
         attempt = 0
         error = ""
         emit = self.emit
+        if first_error is not None:
+            attempt, error = 1, first_error
+            pol.failed += 1
+            pol.breaker.record_failure()
+            if not pol.retry.should_retry(attempt):
+                return self._give_up(event, route, pol, error, attempt)
+            pol.retried += 1
+            if not self._sleep(pol.retry.delay(attempt)):
+                return False
         while True:
             while not pol.breaker.allow():
                 if not self._sleep(0.05):
@@ -198,7 +236,7 @@ class ActorLane:
             try:
                 self.actor.deliver(event, pol.prompt, config)
             except Exception as exc:  # any actor failure is a delivery failure
-                error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
+                error = _describe(exc)
                 pol.failed += 1
                 pol.breaker.record_failure()
                 if emit is not None:
@@ -218,10 +256,14 @@ class ActorLane:
                 emit([_entry("deliver.success", event, route.name, self.actor_id,
                              duration_ms=(time.perf_counter() - t0) * 1000)])
             return True
+        return self._give_up(event, route, pol, error, attempt)
+
+    def _give_up(self, event: dict[str, Any], route: Any, pol: "RoutePolicy", error: str, attempt: int) -> bool:
         pol.dead_lettered += 1
         self.dead_letter([_dead(event, route.name, self.actor_id, "gave_up", error, attempt)])
-        if emit is not None:
-            emit([_entry("dlq.add", event, route.name, self.actor_id, error=error, metadata={"attempts": attempt})])
+        if self.emit is not None:
+            self.emit([_entry("dlq.add", event, route.name, self.actor_id, error=error,
+                              metadata={"attempts": attempt})])
         return True
 
     def stats(self) -> dict[str, Any]:
@@ -230,6 +272,10 @@ class ActorLane:
                     name: {"delivered": p.delivered, "failed": p.failed, "retried": p.retried,
                            "dead_lettered": p.dead_lettered, "breaker": p.breaker.state}
                     for name, p in self.policies.items()}}
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
 
 
 def _dead(event: dict[str, Any], route: str, actor: str, reason: str, error: str, attempts: int) -> dict[str, Any]:

@@ -36,15 +36,17 @@ def get_path(event: dict[str, Any], path: str | tuple[str, ...]) -> Any:
 class CompiledRoute:
     """A route ready to run: filter pre-split, transforms instantiated, lane attached."""
 
-    __slots__ = ("spec", "name", "filters", "transforms", "lane", "matched", "dropped")
+    __slots__ = ("spec", "name", "filters", "transforms", "lane", "policy", "inbox", "dropped")
 
-    def __init__(self, spec: RouteSpec, transforms: list[tuple[str, Transform, str]], lane: Any) -> None:
+    def __init__(self, spec: RouteSpec, transforms: list[tuple[str, Transform, str]], lane: Any,
+                 policy: Any = None) -> None:
         self.spec = spec
         self.name = spec.name
         self.filters = [(tuple(k.split(".")), v) for k, v in spec.filter.items()]
         self.transforms = transforms     # (name, instance, on_error)
         self.lane = lane
-        self.matched = 0
+        self.policy = policy             # the lane's RoutePolicy for this route
+        self.inbox = lane.inbox if lane is not None else None   # the router fills it, then flushes per batch
         self.dropped = 0
 
     def accepts(self, event: dict[str, Any]) -> bool:
@@ -61,6 +63,7 @@ class Router:
         self.emit = emit                  # log entries sink (None = no loggers configured)
         self.index = RouteIndex()
         self.routes: dict[str, CompiledRoute] = {}
+        self.lanes: list[Any] = []
         for r in routes:
             self.add(r)
         self.events_in = 0
@@ -69,6 +72,8 @@ class Router:
     def add(self, route: CompiledRoute) -> None:
         self.routes[route.name] = route
         self.index.add(route.name, route.spec.source, route.spec.events or None, route)
+        if route.lane is not None and route.lane not in self.lanes:
+            self.lanes.append(route.lane)
 
     def remove(self, name: str) -> CompiledRoute | None:
         route = self.routes.pop(name, None)
@@ -81,16 +86,21 @@ class Router:
         return [r for r in candidates if not r.filters or r.accepts(event)]
 
     def handle(self, seqs: Sequence[int], events: list[dict[str, Any]]) -> None:
-        """Bus handler: route a batch. Lanes receive their share in one ``put_many`` each."""
+        """Bus handler: route a batch. Each lane receives its share in one ``put_many``."""
         tracker = self.tracker
         match = self.index.match
-        per_lane: dict[Any, list[tuple[int, dict[str, Any], CompiledRoute]]] = {}
         finished: list[int] = []
         entries: list[dict[str, Any]] | None = [] if self.emit else None
         self.events_in += len(events)
         for seq, event in zip(seqs, events):
-            candidates = match(event.get("source"), event.get("type"))
-            routes = [r for r in candidates if not r.filters or r.accepts(event)] if candidates else candidates
+            routes = match(event.get("source"), event.get("type"))
+            if len(routes) == 1:                      # the common case: one route, no filter, no transforms
+                route = routes[0]
+                if not route.filters and not route.transforms and entries is None:
+                    route.inbox.append((seq, event, route))
+                    continue
+            if routes:
+                routes = [r for r in routes if not r.filters or r.accepts(event)]
             if not routes:
                 self.unmatched += 1
                 finished.append(seq)
@@ -100,7 +110,6 @@ class Router:
             if len(routes) > 1:
                 tracker.expect(seq, len(routes))
             for route in routes:
-                route.matched += 1
                 if entries is not None:
                     entries.append(_entry("route.match", event, route=route.name, target=route.spec.actor))
                 out = self._transform(route, seq, event, entries) if route.transforms else (event,)
@@ -110,13 +119,12 @@ class Router:
                     continue
                 if len(out) > 1:
                     tracker.add(seq, len(out) - 1)
-                lane_items = per_lane.get(route.lane)
-                if lane_items is None:
-                    lane_items = per_lane[route.lane] = []
+                inbox = route.inbox
                 for ev in out:
-                    lane_items.append((seq, ev, route))
-        for lane, items in per_lane.items():
-            lane.put_many(items)
+                    inbox.append((seq, ev, route))
+        for lane in self.lanes:
+            if lane.inbox:
+                lane.flush_inbox()
         if finished:
             tracker.done_many(finished)
         if entries:
