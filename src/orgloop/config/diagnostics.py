@@ -1,0 +1,142 @@
+"""Problems found in project files, as ``file:line:col: error|warning: message``.
+
+Schema errors from pydantic become one diagnostic each, placed at the YAML node they concern (the key
+for an unknown key, the enclosing mapping for a missing one), with "did you mean" suggestions.
+"""
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Literal, Sequence
+
+from pydantic import BaseModel, ValidationError
+
+from orgloop.config.yamlfile import YamlDocument
+
+__all__ = ["Diagnostic", "Severity", "from_validation_error", "did_you_mean"]
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    file: Path
+    line: int
+    column: int
+    severity: Severity
+    message: str
+
+    def format(self, root: Path | None = None) -> str:
+        return f"{_display(self.file, root)}:{self.line}:{self.column}: {self.severity}: {self.message}"
+
+    def to_json(self, root: Path | None = None) -> dict[str, Any]:
+        return {"file": _display(self.file, root), "line": self.line, "column": self.column,
+                "severity": self.severity, "message": self.message}
+
+
+def _display(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return str(path.relative_to(root))
+        except ValueError:
+            pass
+    return str(path)
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when a close candidate exists, else an empty string."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The model class (or None) that values at the next path step are validated against."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _unwrap(arg)
+            if found is not None:
+                return found
+        return None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _model_at(model: type[BaseModel] | None, loc: Sequence[Any]) -> type[BaseModel] | None:
+    """Walk the model classes along ``loc`` (list indexes and dict keys pass through containers)."""
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        if field is None:
+            return None
+        annotation = field.annotation
+        origin = typing.get_origin(annotation)
+        while origin in (list, dict) or origin in (typing.Union, types.UnionType) and not _unwrap(annotation):
+            args = typing.get_args(annotation)
+            annotation = args[-1] if args else None
+            origin = typing.get_origin(annotation)
+        model = _unwrap(annotation)
+    return model
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _message(error: dict[str, Any], model: type[BaseModel], where: str) -> str:
+    kind = error["type"]
+    loc = error["loc"]
+    if kind == "extra_forbidden":
+        parent = _model_at(model, loc[:-1])
+        hint = did_you_mean(str(loc[-1]), _keys(parent)) if parent else ""
+        return f"unknown key {loc[-1]!r}{(' in ' + where) if where else ''}{hint}"
+    if kind == "missing":
+        return f"missing required key {loc[-1]!r}{(' in ' + where) if where else ''}"
+    text = error["msg"]
+    if text.startswith("Value error, "):
+        text = text[len("Value error, "):]
+    elif text.startswith("Input should be"):
+        text = "expected " + text[len("Input should be "):] + f", got {_show(error.get('input'))}"
+    elif text.startswith("String should match pattern"):
+        text = f"invalid name {error.get('input')!r}: use letters, digits and _ . : @ / - (max 128)"
+    return f"{where}: {text}" if where else text
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return type(value).__name__ if not value else ("a mapping" if isinstance(value, dict) else "a list")
+    return repr(value)
+
+
+def _where(loc: Sequence[Any], missing_or_extra: bool) -> str:
+    parts = loc[:-1] if missing_or_extra else loc
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def from_validation_error(exc: ValidationError, model: type[BaseModel], doc: YamlDocument,
+                          prefix: Sequence[Any] = ()) -> list[Diagnostic]:
+    """One diagnostic per schema error, placed in ``doc`` (``prefix``: where the validated value sits)."""
+    out = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        kind = error["type"]
+        is_key = kind in ("extra_forbidden", "missing")
+        if kind == "missing":
+            pos = doc.position(tuple(prefix) + loc[:-1])
+        else:
+            pos = doc.position(tuple(prefix) + loc, key=kind == "extra_forbidden")
+        message = _message(error, model, _where(tuple(prefix) + loc, is_key))
+        out.append(Diagnostic(doc.path, pos.line, pos.column, "error", message))
+    return out
