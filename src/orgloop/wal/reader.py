@@ -57,6 +57,15 @@ def _torn_extent(core: ModuleType, rest: bytes, found: int, window: int, seg: Se
     return extent
 
 
+def _read_ahead(fd: int, start: int, end: int) -> None:
+    """Ask the kernel to start reading the next chunk now, so the disk works while we checksum this one.
+
+    On a cold log this overlaps I/O with the scan instead of adding them up.
+    """
+    if start < end:
+        os.posix_fadvise(fd, start, min(READ_CHUNK, end - start), os.POSIX_FADV_WILLNEED)
+
+
 def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool, at_open: bool,
                  on_damage: Callable[[Damage], None]) -> Generator[tuple[int, list | int], None, tuple[int, int]]:
     """Yield ``(first_seq, records or count)`` runs of valid frames in ``seg`` up to byte ``end``.
@@ -77,6 +86,7 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
         seq = seg.first_seq
         buf_off = pos
         buf = os.pread(fd, max(0, min(READ_CHUNK, end - pos)), pos)
+        _read_ahead(fd, pos + len(buf), end)
         while True:
             records, count, p, status = core.scan(buf, pos - buf_off, len(buf), seg.id, seq, enc, collect)
             if count:
@@ -86,6 +96,7 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
             if status == core.SCAN_MORE and buf_off + len(buf) < end:
                 want = max(READ_CHUNK, _frame_len_hint(buf, pos - buf_off, enc))
                 grown = os.pread(fd, min(want, end - pos), pos)
+                _read_ahead(fd, pos + len(grown), end)
                 if pos == buf_off and len(grown) <= len(buf):
                     end = buf_off + len(buf)     # no progress possible: the bytes end here (never spin)
                 else:
