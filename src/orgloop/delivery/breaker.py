@@ -97,6 +97,8 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         """A call that ``allow()`` let through succeeded."""
+        if self._failures == 0 and self._state is BreakerState.CLOSED:
+            return   # the hot path: nothing to reset (a racing failure is counted by record_failure)
         with self._lock:
             state = self._state
             self._failures = 0

@@ -72,6 +72,7 @@ class RoutePolicy:
                                  initial_delay=spec.retry.initial_delay, max_delay=spec.retry.max_delay)
 
         def on_change(old: str, new: str) -> None:
+            self.closed = new == CLOSED
             phase = {"open": "breaker.open", "half_open": "breaker.half_open", "closed": "breaker.close"}.get(new)
             log.warning("route %s -> %s: circuit breaker %s -> %s", route, actor, old, new)
             if emit is not None and phase:
@@ -80,10 +81,25 @@ class RoutePolicy:
         self.breaker = CircuitBreaker(failure_threshold=spec.circuit_breaker.failure_threshold,
                                       cooldown=spec.circuit_breaker.cooldown, clock=clock, on_change=on_change)
         self.fast = self.bucket is None and not self.templated and emit is None
+        # Mirrors of the breaker's state that the delivery loop reads per event without a call or a lock:
+        # ``closed`` follows every state change; ``unsettled`` says failures were counted since the last
+        # success, so the next success must reset the breaker's count.
+        self.closed = True
+        self.unsettled = False
         self.delivered = 0
         self.failed = 0
         self.retried = 0
         self.dead_lettered = 0
+
+    def record_failure(self) -> None:
+        self.failed += 1
+        self.unsettled = True
+        self.breaker.record_failure()
+
+    def record_success(self) -> None:
+        self.delivered += 1
+        self.unsettled = False
+        self.breaker.record_success()
 
 
 class ActorLane:
@@ -175,20 +191,22 @@ class ActorLane:
                 continue
             self.busy += 1
             done: list[int] = []
-            fast_ok: dict[Any, int] = {}
             deliver = self.actor.deliver
             try:
                 for seq, event, route in items:
                     pol = route.policy
                     # Fast path: no rate limit, no templating, no loggers, breaker closed -> one call.
-                    if pol.fast and pol.breaker.state is CLOSED:
+                    if pol.fast and pol.closed:
                         try:
                             deliver(event, pol.prompt, pol.config)
                         except Exception as exc:  # the slow path records it, retries, dead-letters
                             if not self._deliver(event, route, first_error=_describe(exc)):
                                 return
                         else:
-                            fast_ok[pol] = fast_ok.get(pol, 0) + 1
+                            if pol.unsettled:
+                                pol.record_success()
+                            else:
+                                pol.delivered += 1
                         done.append(seq)
                     elif self._deliver(event, route):
                         done.append(seq)
@@ -196,9 +214,6 @@ class ActorLane:
                         return   # stopping: the rest stays unacked in the bus and is redelivered on restart
             finally:
                 self.busy -= 1
-                for pol, n in fast_ok.items():   # one breaker update per batch, not per event
-                    pol.delivered += n
-                    pol.breaker.record_success()
                 if done:
                     self.tracker.done_many(done)
 
@@ -218,8 +233,7 @@ class ActorLane:
         emit = self.emit
         if first_error is not None:
             attempt, error = 1, first_error
-            pol.failed += 1
-            pol.breaker.record_failure()
+            pol.record_failure()
             if not pol.retry.should_retry(attempt):
                 return self._give_up(event, route, pol, error, attempt)
             pol.retried += 1
@@ -237,8 +251,7 @@ class ActorLane:
                 self.actor.deliver(event, pol.prompt, config)
             except Exception as exc:  # any actor failure is a delivery failure
                 error = _describe(exc)
-                pol.failed += 1
-                pol.breaker.record_failure()
+                pol.record_failure()
                 if emit is not None:
                     emit([_entry("deliver.failure", event, route.name, self.actor_id, error=error,
                                  duration_ms=(time.perf_counter() - t0) * 1000)])
@@ -250,8 +263,7 @@ class ActorLane:
                 if not self._sleep(pol.retry.delay(attempt)):
                     return False
                 continue
-            pol.breaker.record_success()
-            pol.delivered += 1
+            pol.record_success()
             if emit is not None:
                 emit([_entry("deliver.success", event, route.name, self.actor_id,
                              duration_ms=(time.perf_counter() - t0) * 1000)])

@@ -161,14 +161,20 @@ class RouteIndex(Generic[V]):
 
     def _resolve(self, source: str, event_type: str) -> tuple[V, ...]:
         with self._lock:
-            found: dict[int, _Route[V]] = {}
-            for key in ((source, event_type), (source, ANY), (ANY, event_type), (ANY, ANY)):
-                for route in self._keyed.get(key, ()):
-                    found[route.seq] = route  # keyed by seq: a literal "*" source may hit a bucket twice
-            for g in self._globbed:
-                if g.matches(source, event_type):
-                    found[g.route.seq] = g.route
-            values = tuple(found[seq].value for seq in sorted(found))
+            keyed = self._keyed
+            buckets = [b for b in (keyed.get((source, event_type)), keyed.get((source, ANY)),
+                                   keyed.get((ANY, event_type)), keyed.get((ANY, ANY))) if b]
+            if len(buckets) == 1 and not self._globbed:
+                values = tuple(r.value for r in buckets[0])   # a bucket is in insertion order already
+            else:
+                found: dict[int, _Route[V]] = {}
+                for bucket in buckets:
+                    for route in bucket:
+                        found[route.seq] = route  # keyed by seq: a literal "*" source may hit a bucket twice
+                for g in self._globbed:
+                    if g.matches(source, event_type):
+                        found[g.route.seq] = g.route
+                values = tuple(found[seq].value for seq in sorted(found))
             if self._cached_pairs >= self._max_cached_pairs:
                 self._invalidate()  # a crude bound: distinct pairs are few in practice
             self._cache.setdefault(source, {})[event_type] = values
