@@ -86,3 +86,19 @@ def test_msgpack_records_are_plain_msgpack(tmp_path, impl):
         wal.append_event({"a": [1, 2]})
         (batch,) = list(wal.replay())
         assert msgpack.unpackb(batch.records[0]) == {"a": [1, 2]}
+
+
+@pytest.mark.parametrize("encoding", ["msgpack", "jsonl"])
+def test_a_segment_left_empty_by_rotation_is_still_the_active_one_after_reopen(tmp_path, impl, encoding):
+    with Wal(tmp_path, segment_size=64 << 10, implementation=impl, encoding=encoding) as wal:
+        wal.append_many([b'{"n":1}', b'{"n":2}'])
+        wal.rotate()
+        active = wal.stats()["segments"]
+    files_before = sorted(p.name for p in tmp_path.glob("*.wal"))
+    with Wal(tmp_path, segment_size=64 << 10, implementation=impl) as wal:
+        assert wal.recovery.clean and wal.stats()["segments"] == active
+        assert wal.append(b'{"n":3}') == 3
+        assert [r for b in wal.replay(unacked_only=False) for r in b.records] == [b'{"n":1}', b'{"n":2}', b'{"n":3}']
+    # nothing was left behind as a stray spare: the files are the segments (and at most one prepared spare)
+    assert set(files_before) <= {p.name for p in tmp_path.glob("*.wal")}
+    assert len(list(tmp_path.glob("*.wal"))) <= active + 1

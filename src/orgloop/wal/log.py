@@ -335,12 +335,14 @@ class Wal:
         header = SegmentHeader(FORMAT_VERSION, self._enc, seg_id, self._next_seq, self.segment_size,
                                time.time_ns(), self.sync_window)
         fd = os.open(path, os.O_RDWR)
-        raw = pack_header(header, self._crc)
-        if hasattr(self, "_committer"):
-            self._committer.submit(fd, 0, raw, self._next_seq - 1)
-        else:
-            os.pwrite(fd, raw, 0)
+        try:
+            # Durable before any record goes there: a segment that stays empty (a rotation just before
+            # close or a crash) must still read as the active segment it is, not as a spare.
+            os.pwrite(fd, pack_header(header, self._crc), 0)
             os.fdatasync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
         self._fd = fd
         self._offset = self._data_start
         self._active_since = time.monotonic()
@@ -415,11 +417,16 @@ class Wal:
                            f"there is space") from exc
         self._committer.commit(self._next_seq - 1, True)
         self._unsynced = 0
-        os.close(self._fd)
-        self._segments[-1].last_seq = self._next_seq - 1
         self._fault("after_seal")
+        sealed, sealed_fd = self._segments[-1], self._fd
+        try:
+            self._activate(path)
+        except OSError as exc:   # the sealed segment stays the active one: nothing is lost, appends may retry
+            raise WalError(f"cannot start WAL segment {path.name} in {self.path}: {exc.strerror or exc}; every "
+                           f"record appended so far is safe") from exc
+        sealed.last_seq = self._next_seq - 1
+        os.close(sealed_fd)
         self.counters["rotations"] += 1
-        self._activate(path)
         self._start_preparer()
 
     def _drop_oldest(self) -> None:
