@@ -219,6 +219,7 @@ class Runtime:
             self.router.remove(name)
         for r in add:
             self.router.add(self._compile_route(r))
+        self.router.index.warm()
         self.spec.routes = [r for r in self.spec.routes if r.name not in set(remove)] + list(add)
 
     # ------------------------------------------------------------------ introspection

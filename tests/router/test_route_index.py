@@ -185,6 +185,10 @@ class IndexMachine(RuleBasedStateMachine):
     def match_many(self, batch: list[tuple[str, str]]) -> None:
         assert self.index.match_many(batch) == [brute_force(self.model, *q) for q in batch]
 
+    @rule()
+    def warm(self) -> None:
+        self.index.warm()
+
     @invariant()
     def size(self) -> None:
         assert len(self.index) == len(self.model)
@@ -204,3 +208,20 @@ def test_matches_brute_force(routes: list, batch: list) -> None:
         model[f"r{i}"] = (source, events, i)
     for query in batch:
         assert index.match(*query) == brute_force(model, *query)
+
+
+def test_warm_caches_the_exact_pairs_and_changes_drop_only_what_they_can_affect() -> None:
+    index: RouteIndex[str] = RouteIndex()
+    index.add("a", "src-a", ["push", "tick"], "A")
+    index.add("b", "src-b", ["push"], "B")
+    index.add("any-type", "src-c", None, "C")
+    assert index.warm() == 3                      # (src-a, push), (src-a, tick), (src-b, push)
+    assert index.warm() == 0
+    index.add("a2", "src-a", ["push"], "A2")      # an exact source: only src-a's answers are dropped
+    assert index.warm() == 2
+    assert index.match("src-a", "push") == ("A", "A2") and index.match("src-b", "push") == ("B",)
+    index.add("all", "*", ["push"], "ALL")        # a wildcard source may change any answer
+    assert index.warm() == 3
+    assert index.match("src-b", "push") == ("B", "ALL") and index.match("src-c", "whatever") == ("C",)
+    index.remove("b")
+    assert index.match("src-b", "push") == ("ALL",)

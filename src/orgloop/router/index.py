@@ -4,8 +4,10 @@ A route names a ``source`` (an exact id, ``"*"``, or a glob such as ``"github-*"
 ``events`` (a list of event types, each exact, ``"*"`` or a glob; empty or ``None`` means any).
 Routes without globs are filed in a dict under (source or ``*``, type or ``*``), so an event
 needs four lookups: (source, type), (source, *), (*, type), (*, *). Glob routes are tried one by
-one. Either way the answer for a (source, type) pair is computed once and cached until the next
-``add`` or ``remove``, so the steady-state cost per event is two dict lookups.
+one. Either way the answer for a (source, type) pair is computed once and cached until an ``add`` or
+``remove`` that can change it (one of the same source, or one with a wildcard source), so the
+steady-state cost per event is two dict lookups; :meth:`RouteIndex.warm` fills the cache ahead of time
+for the pairs routes name exactly.
 
 Matches come back in the order the routes were added (fan-out goes to every one of them), as a
 tuple shared between callers: do not try to change it.
@@ -108,7 +110,7 @@ class RouteIndex(Generic[V]):
                 self._globbed.append(_GlobRoute(route))
             for key in keys or ():
                 self._keyed.setdefault(key, []).append(route)
-            self._invalidate()
+            self._invalidate(route)
 
     def remove(self, name: str) -> V:
         """Take a route out of the index and return its value."""
@@ -125,7 +127,7 @@ class RouteIndex(Generic[V]):
                     self._keyed[key] = bucket
                 else:
                     del self._keyed[key]
-            self._invalidate()
+            self._invalidate(route)
             return route.value
 
     def match(self, source: str, event_type: str) -> tuple[V, ...]:
@@ -147,6 +149,25 @@ class RouteIndex(Generic[V]):
             hit = by_type.get(event_type) if by_type is not None else None
             append(hit if hit is not None else self._resolve(source, event_type))
         return out
+
+    def warm(self) -> int:
+        """Resolve and cache now every exact (source, type) pair that a route names.
+
+        Call it after building or changing the table, off the event path: the first events of those
+        pairs then find their answer cached instead of paying for a miss. Stops at the cache bound.
+        Returns how many pairs it resolved.
+        """
+        with self._lock:
+            pairs = [k for k in self._keyed if ANY not in k]
+        resolved = 0
+        for source, event_type in pairs:
+            if self._cached_pairs >= self._max_cached_pairs:
+                break
+            by_type = self._cache.get(source)
+            if by_type is None or event_type not in by_type:
+                self._resolve(source, event_type)
+                resolved += 1
+        return resolved
 
     # --- internals ---------------------------------------------------------------------------------
 
@@ -176,12 +197,21 @@ class RouteIndex(Generic[V]):
                         found[g.route.seq] = g.route
                 values = tuple(found[seq].value for seq in sorted(found))
             if self._cached_pairs >= self._max_cached_pairs:
-                self._invalidate()  # a crude bound: distinct pairs are few in practice
+                self._invalidate(None)  # a crude bound: distinct pairs are few in practice
             self._cache.setdefault(source, {})[event_type] = values
             self._cached_pairs += 1
             return values
 
-    def _invalidate(self) -> None:
+    def _invalidate(self, route: _Route[V] | None) -> None:
+        """Forget cached answers that ``route`` (added or removed) may change; ``None``: all of them.
+
+        A route with an exact source can only change the answers for that source; one with ``*`` or a
+        glob as its source can change any answer.
+        """
+        if route is not None and route.source != ANY and not _is_glob(route.source):
+            dropped = self._cache.pop(route.source, None)
+            self._cached_pairs -= len(dropped) if dropped else 0
+            return
         self._cache.clear()  # cleared in place: match_many may hold a reference to it
         self._cached_pairs = 0
 

@@ -66,6 +66,7 @@ class Router:
         self.lanes: list[Any] = []
         for r in routes:
             self.add(r)
+        self.index.warm()
         self.events_in = 0
         self.unmatched = 0
 
