@@ -313,7 +313,8 @@ def wal_events_in(root: Path, events: list[dict[str, Any]]) -> float:
         try:
             t = time.perf_counter()
             for i in range(0, len(events), BATCH):
-                wal.append_events(events[i:i + BATCH])
+                seqs = wal.append_events(events[i:i + BATCH])
+                wal.ack_range(seqs[0], seqs[-1])     # acks keep up, as in steady state (see steady_wal)
             dt = time.perf_counter() - t
         finally:
             wal.close()
