@@ -1,4 +1,6 @@
 """The compiled and pure twins must write the same bytes and read any bytes the same way."""
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,6 +28,37 @@ def test_known_crc32c_vectors():
         assert m.crc32c(b"") == 0
         assert m.crc32c(b"6789", m.crc32c(b"12345")) == 0xE3069283
         assert m.crc32c(bytes(32)) == 0x8A9136AA
+
+
+@needs_compiled
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(records_st, min_size=1, max_size=4), enc=st.sampled_from([ENC_MSGPACK, ENC_JSONL]),
+       limit=st.integers(min_value=0, max_value=40_000), start=st.integers(min_value=0, max_value=3))
+def test_submit_framed_writes_what_frame_then_submit_writes(tmp_path_factory, batches, enc, limit, start):
+    """The compiled committer frames straight into its buffer; the file must hold the same bytes as the
+    pure twin's frame() + submit(), and both must report the same (count, size)."""
+    out = {}
+    for name, twin in (("c", C), ("py", PY)):
+        path = tmp_path_factory.mktemp(name) / "seg"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT)
+        try:
+            committer, offset, seq, counts = twin.Committer(), 0, 1, []
+            for records in batches:
+                records = _jsonl_safe(records) if enc == ENC_JSONL else records
+                i = min(start, len(records))
+                count, size = committer.submit_framed(fd, offset, records, i, seq, 7, enc, limit)
+                counts.append((count, size))
+                offset += size
+                seq += count
+            committer.commit(seq - 1, True)
+            out[name] = (counts, path.read_bytes())
+        finally:
+            os.close(fd)
+    assert out["c"] == out["py"]
+    first = _jsonl_safe(batches[0]) if enc == ENC_JSONL else batches[0]
+    i = min(start, len(first))
+    assert out["py"][1][:out["py"][0][0][1]] == PY.frame(first, i, 1, 7, enc, limit)[1]
 
 
 @needs_compiled

@@ -258,6 +258,17 @@ class Committer:
             self._pending.append((fd, offset, data))
             self._pending_seq = last_seq
 
+    def submit_framed(self, fd: int, offset: int, records: Sequence[bytes], start: int, first_seq: int,
+                      segment_id: int, encoding: int, max_bytes: int) -> tuple[int, int]:
+        """Frame ``records[start:]`` (as :func:`frame`) and queue them for ``fd`` at ``offset``.
+
+        Returns ``(count, bytes queued)``; the compiled twin frames straight into its pending buffer.
+        """
+        count, data = frame(records, start, first_seq, segment_id, encoding, max_bytes)
+        if count:
+            self.submit(fd, offset, data, first_seq + count - 1)
+        return count, len(data)
+
     @property
     def written_seq(self) -> int:
         return self._written

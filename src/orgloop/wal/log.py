@@ -456,7 +456,6 @@ class Wal:
         holds the sequence numbers that were appended (and made durable) before it.
         """
         n = len(records)
-        core = self._core
         with self._lock:
             self._check_open()
             first = self._next_seq
@@ -470,13 +469,12 @@ class Wal:
                 i = 0
                 while i < n:
                     limit = min(capacity - self._offset, window - self._unsynced)
-                    count, data = core.frame(records, i, self._next_seq, self._segments[-1].id, self._enc, limit)
+                    count, size = self._committer.submit_framed(self._fd, self._offset, records, i, self._next_seq,
+                                                                self._segments[-1].id, self._enc, limit)
                     if count:
-                        last = self._next_seq + count - 1
-                        self._committer.submit(self._fd, self._offset, data, last)
-                        self._offset += len(data)
-                        self._unsynced += len(data)
-                        self._next_seq = last + 1
+                        self._offset += size
+                        self._unsynced += size
+                        self._next_seq += count
                         i += count
                         continue
                     need = frame_size(len(records[i]), self._enc)
