@@ -1,10 +1,10 @@
 """The runtime end to end, in-process: real WAL, real files, real threads, real HTTP on 127.0.0.1."""
 import json
 import threading
-import time
-import urllib.request
+import urllib.error
 
 import pytest
+from support.pipeline import fetch, wait_until
 
 from orgloop import plugins
 from orgloop.connectors import DeliveryError
@@ -38,20 +38,6 @@ class RecordingActor:
 
 
 plugins.register("actors", "test-recording", RecordingActor)
-
-
-def fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return resp.read()
-
-
-def wait_until(pred, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def spec_for(tmp_path, bus="filewal", count=500, routes=None, actors=None, **kw):
