@@ -158,3 +158,24 @@ def test_control_endpoint_health_metrics_status(tmp_path):
         err.value.close()
     finally:
         rt.stop()
+
+
+def test_dedup_drops_republished_copies_but_lets_a_dead_letter_replay_through(tmp_path):
+    spec = spec_for(tmp_path, count=20, transforms=[TransformSpec("once", "package", "dedup", {"window": "1h"})],
+                    actors=[ActorSpec("a", "test-recording", {"always_fail": [3, 4]})])
+    spec.routes = [RouteSpec("r", "gen-*", "a", transforms=[TransformRef("once")], delivery=DeliverySpec(
+        queue_policy="block", retry=RetrySpec(max_attempts=1)))]
+    rt = Runtime(spec).start()
+    try:
+        assert wait_until(lambda: rt.tracker.acked == 20)
+        a = RecordingActor.instances["a"]
+        assert len(a.seen) == 18 and rt.dlq.count() == 2
+        rt.bus.publish_many([dict(s["event"]) for s in a.seen[:10]])        # the same events again (new seqs)
+        assert wait_until(lambda: rt.tracker.acked == 30)
+        assert len(a.seen) == 18
+        a.config["always_fail"] = []
+        assert rt.dlq.replay(rt.bus.publish_many) == 2                      # dedup released the dead letters
+        assert wait_until(lambda: len(a.seen) == 20)
+        assert sorted(s["event"]["payload"]["n"] for s in a.seen) == list(range(20))
+    finally:
+        rt.stop()

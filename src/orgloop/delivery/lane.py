@@ -101,6 +101,7 @@ class ActorLane:
         self.clock = clock
         self.policies: dict[str, RoutePolicy] = {}
         self._stop = threading.Event()
+        self._stopping = False        # read per event by the workers (cheaper than Event.is_set)
         self._threads: list[threading.Thread] = []
         self._drops_unlogged = 0
         self._last_drop_log = 0.0
@@ -130,8 +131,10 @@ class ActorLane:
         self.dropped += len(evicted)
         self.dead_letter([_dead(ev, route.name, self.actor_id, "backpressure", "queue full (drop-oldest)", 0)
                           for _seq, ev, route in evicted])
-        for _s, _e, route in evicted:
+        for seq, _e, route in evicted:
             route.policy.dead_lettered += 1
+            if route.settle is not None:
+                route.settle(seq, False)
         self.tracker.done_many([s for s, _e, _r in evicted])
         self._drops_unlogged += len(evicted)
         now = self.clock()
@@ -153,6 +156,8 @@ class ActorLane:
             self._threads.append(t)
 
     def stop(self, timeout: float | None = None) -> None:
+        """Stop the workers: each finishes the delivery it is in, the rest stays unacked (redelivered later)."""
+        self._stopping = True
         self._stop.set()
         self.queue.close()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -179,18 +184,22 @@ class ActorLane:
             deliver = self.actor.deliver
             try:
                 for seq, event, route in items:
+                    if self._stopping:
+                        return   # the rest of the batch stays unacked in the bus and is redelivered on restart
                     pol = route.policy
                     # Fast path: no rate limit, no templating, no loggers, breaker closed -> one call.
                     if pol.fast and pol.breaker.state is CLOSED:
                         try:
                             deliver(event, pol.prompt, pol.config)
                         except Exception as exc:  # the slow path records it, retries, dead-letters
-                            if not self._deliver(event, route, first_error=_describe(exc)):
+                            if not self._deliver(seq, event, route, first_error=_describe(exc)):
                                 return
                         else:
                             fast_ok[pol] = fast_ok.get(pol, 0) + 1
+                            if route.settle is not None:
+                                route.settle(seq, True)
                         done.append(seq)
-                    elif self._deliver(event, route):
+                    elif self._deliver(seq, event, route):
                         done.append(seq)
                     else:
                         return   # stopping: the rest stays unacked in the bus and is redelivered on restart
@@ -202,7 +211,7 @@ class ActorLane:
                 if done:
                     self.tracker.done_many(done)
 
-    def _deliver(self, event: dict[str, Any], route: Any, first_error: str | None = None) -> bool:
+    def _deliver(self, seq: int, event: dict[str, Any], route: Any, first_error: str | None = None) -> bool:
         """Deliver with rate limit, retries and breaker; dead-letter on give-up. False only when stopping.
 
         ``first_error``: the fast path's attempt already failed with it; continue from the first retry.
@@ -221,7 +230,7 @@ class ActorLane:
             pol.failed += 1
             pol.breaker.record_failure()
             if not pol.retry.should_retry(attempt):
-                return self._give_up(event, route, pol, error, attempt)
+                return self._give_up(seq, event, route, pol, error, attempt)
             pol.retried += 1
             if not self._sleep(pol.retry.delay(attempt)):
                 return False
@@ -252,15 +261,20 @@ class ActorLane:
                 continue
             pol.breaker.record_success()
             pol.delivered += 1
+            if route.settle is not None:
+                route.settle(seq, True)
             if emit is not None:
                 emit([_entry("deliver.success", event, route.name, self.actor_id,
                              duration_ms=(time.perf_counter() - t0) * 1000)])
             return True
-        return self._give_up(event, route, pol, error, attempt)
+        return self._give_up(seq, event, route, pol, error, attempt)
 
-    def _give_up(self, event: dict[str, Any], route: Any, pol: "RoutePolicy", error: str, attempt: int) -> bool:
+    def _give_up(self, seq: int, event: dict[str, Any], route: Any, pol: "RoutePolicy", error: str,
+                 attempt: int) -> bool:
         pol.dead_lettered += 1
         self.dead_letter([_dead(event, route.name, self.actor_id, "gave_up", error, attempt)])
+        if route.settle is not None:
+            route.settle(seq, False)
         if self.emit is not None:
             self.emit([_entry("dlq.add", event, route.name, self.actor_id, error=error,
                               metadata={"attempts": attempt})])
