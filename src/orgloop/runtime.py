@@ -201,10 +201,12 @@ class Runtime:
                 stop.wait(s.poll_interval)
 
     def _flush_loop(self) -> None:
-        """Every 50 ms: ack what is finished, persist checkpoints and transform state (dedup marks)."""
+        """Every 50 ms: ack what is finished, report backpressure, persist checkpoints and transform state."""
         committers = [inst.commit for inst, _p in self.transforms.values() if hasattr(inst, "commit")]
         while not self._stop.wait(0.05):
             self.tracker.flush()
+            for lane in self.lanes.values():
+                lane.report_backpressure()
             try:
                 self.checkpoints.flush()
                 for commit in committers:

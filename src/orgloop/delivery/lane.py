@@ -75,7 +75,7 @@ class RoutePolicy:
             phase = {"open": "breaker.open", "half_open": "breaker.half_open", "closed": "breaker.close"}.get(new)
             log.warning("route %s -> %s: circuit breaker %s -> %s", route, actor, old, new)
             if emit is not None and phase:
-                emit([{"phase": phase, "route": route, "target": actor, "result": new}])
+                emit([{"phase": phase, "route": route, "target": actor, "result": new, "metadata": {"from": old}}])
 
         self.breaker = CircuitBreaker(failure_threshold=spec.circuit_breaker.failure_threshold,
                                       cooldown=spec.circuit_breaker.cooldown, clock=clock, on_change=on_change)
@@ -103,8 +103,9 @@ class ActorLane:
         self._stop = threading.Event()
         self._stopping = False        # read per event by the workers (cheaper than Event.is_set)
         self._threads: list[threading.Thread] = []
-        self._drops_unlogged = 0
-        self._last_drop_log = 0.0
+        self._drops_unlogged: dict[str, int] = {}   # route -> drops not yet reported
+        self._drop_lock = threading.Lock()
+        self._last_drop_log: float | None = None
         self.dropped = 0
         self.busy = 0
         self.inbox: list[tuple[int, dict[str, Any], Any]] = []   # filled by the router, see flush_inbox()
@@ -136,17 +137,32 @@ class ActorLane:
             if route.settle is not None:
                 route.settle(seq, False)
         self.tracker.done_many([s for s, _e, _r in evicted])
-        self._drops_unlogged += len(evicted)
-        now = self.clock()
-        if now - self._last_drop_log >= 1.0:   # rate-limited: one line per lane per second
-            count, self._drops_unlogged = self._drops_unlogged, 0
+        with self._drop_lock:
+            for _s, _e, route in evicted:
+                self._drops_unlogged[route.name] = self._drops_unlogged.get(route.name, 0) + 1
+        self.report_backpressure()
+
+    def report_backpressure(self, force: bool = False) -> None:
+        """Report drops not yet reported: at most once a second (``force``: now), one entry per route.
+
+        Each ``pipeline.backpressure`` entry names the route and the actor and carries the number of
+        events dropped since the last report in ``metadata.count``. The runtime calls this regularly, so
+        the drops of a burst are reported even when no further drop follows.
+        """
+        with self._drop_lock:
+            now = self.clock()
+            due = self._last_drop_log is None or now - self._last_drop_log >= 1.0
+            if not self._drops_unlogged or not (due or force):
+                return
+            counts, self._drops_unlogged = self._drops_unlogged, {}
             self._last_drop_log = now
-            routes = sorted({r.name for _s, _e, r in evicted})
-            log.warning("backpressure: actor %s queue full, %d events dropped to dead letters (routes %s)",
-                        self.actor_id, count, ", ".join(routes))
-            if self.emit is not None:
-                self.emit([{"phase": "pipeline.backpressure", "target": self.actor_id, "route": ",".join(routes),
-                            "queue_depth": len(self.queue), "result": "dropped", "metadata": {"count": count}}])
+        log.warning("backpressure: actor %s queue full, %d events dropped to dead letters (%s)", self.actor_id,
+                    sum(counts.values()), ", ".join(f"route {r}: {n}" for r, n in sorted(counts.items())))
+        if self.emit is not None:
+            depth = len(self.queue)
+            self.emit([{"phase": "pipeline.backpressure", "route": route, "target": self.actor_id,
+                        "queue_depth": depth, "result": "dropped", "metadata": {"count": n}}
+                       for route, n in sorted(counts.items())])
 
     # ------------------------------------------------------------------ workers
     def start(self) -> None:
@@ -159,6 +175,7 @@ class ActorLane:
         """Stop the workers: each finishes the delivery it is in, the rest stays unacked (redelivered later)."""
         self._stopping = True
         self._stop.set()
+        self.report_backpressure(force=True)
         self.queue.close()
         deadline = None if timeout is None else time.monotonic() + timeout
         for t in self._threads:
@@ -240,7 +257,8 @@ class ActorLane:
                     return False
             attempt += 1
             if emit is not None:
-                emit([_entry("deliver.attempt", event, route.name, self.actor_id, metadata={"attempt": attempt})])
+                emit([_entry("deliver.attempt", event, route.name, self.actor_id, queue_depth=len(self.queue),
+                             metadata={"attempt": attempt})])
             t0 = time.perf_counter()
             try:
                 self.actor.deliver(event, pol.prompt, config)
@@ -249,14 +267,17 @@ class ActorLane:
                 pol.failed += 1
                 pol.breaker.record_failure()
                 if emit is not None:
-                    emit([_entry("deliver.failure", event, route.name, self.actor_id, error=error,
-                                 duration_ms=(time.perf_counter() - t0) * 1000)])
+                    emit([_entry("deliver.failure", event, route.name, self.actor_id, error=error, result="failed",
+                                 duration_ms=(time.perf_counter() - t0) * 1000, metadata={"attempt": attempt})])
                 if not pol.retry.should_retry(attempt):
                     break
                 pol.retried += 1
+                delay = pol.retry.delay(attempt)
                 if emit is not None:
-                    emit([_entry("deliver.retry", event, route.name, self.actor_id, metadata={"attempt": attempt})])
-                if not self._sleep(pol.retry.delay(attempt)):
+                    emit([_entry("deliver.retry", event, route.name, self.actor_id, result="retrying",
+                                 metadata={"attempt": attempt, "next_attempt": attempt + 1,
+                                           "delay_ms": round(delay * 1000, 3)})])
+                if not self._sleep(delay):
                     return False
                 continue
             pol.breaker.record_success()
@@ -264,8 +285,8 @@ class ActorLane:
             if route.settle is not None:
                 route.settle(seq, True)
             if emit is not None:
-                emit([_entry("deliver.success", event, route.name, self.actor_id,
-                             duration_ms=(time.perf_counter() - t0) * 1000)])
+                emit([_entry("deliver.success", event, route.name, self.actor_id, result="delivered",
+                             duration_ms=(time.perf_counter() - t0) * 1000, metadata={"attempt": attempt})])
             return True
         return self._give_up(seq, event, route, pol, error, attempt)
 
@@ -276,7 +297,7 @@ class ActorLane:
         if route.settle is not None:
             route.settle(seq, False)
         if self.emit is not None:
-            self.emit([_entry("dlq.add", event, route.name, self.actor_id, error=error,
+            self.emit([_entry("dlq.add", event, route.name, self.actor_id, error=error, result="gave_up",
                               metadata={"attempts": attempt})])
         return True
 

@@ -144,6 +144,9 @@ class Router:
         for name, transform, on_error in route.transforms:
             nxt: list[dict[str, Any]] = []
             for ev in current:
+                if entries is not None:
+                    entries.append(_entry("transform.start", ev, route=route.name, target=route.spec.actor,
+                                          transform=name))
                 t0 = time.perf_counter()
                 try:
                     result = transform.apply(ev, ctx)
@@ -151,7 +154,9 @@ class Router:
                     phase = {"pass": "transform.error", "drop": "transform.error_drop",
                              "halt": "transform.error_halt"}[on_error]
                     if entries is not None:
-                        entries.append(_entry(phase, ev, route=route.name, transform=name, error=str(exc)))
+                        entries.append(_entry(phase, ev, route=route.name, target=route.spec.actor, transform=name,
+                                              error=str(exc), result=on_error,
+                                              duration_ms=(time.perf_counter() - t0) * 1000))
                     else:
                         log.warning("transform %s on route %s failed (%s): %s", name, route.name, on_error, exc)
                     if on_error == "pass":
@@ -159,7 +164,10 @@ class Router:
                     continue
                 if entries is not None:
                     entries.append(_entry("transform.pass" if result else "transform.drop", ev, route=route.name,
-                                          transform=name, duration_ms=(time.perf_counter() - t0) * 1000))
+                                          target=route.spec.actor, transform=name,
+                                          result="pass" if result else "drop",
+                                          duration_ms=(time.perf_counter() - t0) * 1000,
+                                          metadata={"events_out": len(result)}))
                 nxt.extend(result)
             current = nxt
             if not current:
