@@ -15,11 +15,16 @@ from orgloop.wal._wal_py import SYNC_BUCKETS_US
 __all__ = ["ControlServer", "render_metrics"]
 
 
+def _label(value: Any) -> str:
+    """A Prometheus label value: backslash, double quote and newline escaped."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def _metric(lines: list[str], name: str, kind: str, help_: str, samples: list[tuple[dict[str, Any], float]]) -> None:
     lines.append(f"# HELP {name} {help_}")
     lines.append(f"# TYPE {name} {kind}")
     for labels, value in samples:
-        lab = ",".join(f'{k}="{str(v)}"' for k, v in labels.items())
+        lab = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
         lines.append(f"{name}{{{lab}}} {value}" if lab else f"{name} {value}")
 
 

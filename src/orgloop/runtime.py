@@ -142,7 +142,7 @@ class Runtime:
             emit([{"phase": "runtime.start", "metadata": {"routes": len(spec.routes), "bus": spec.bus}}])
         for lane in self.lanes.values():
             lane.start()
-        self.bus.subscribe(None, self.router.handle)
+        self._subscription = self.bus.subscribe(None, self.router.handle)
         for s in spec.sources:
             self._start_source(s)
         self._flusher = threading.Thread(target=self._flush_loop, name="orgloop-ack-flusher", daemon=True)
@@ -201,10 +201,12 @@ class Runtime:
                 stop.wait(s.poll_interval)
 
     def _flush_loop(self) -> None:
-        """Every 50 ms: ack what is finished, persist checkpoints and transform state (dedup marks)."""
+        """Every 50 ms: ack what is finished, report backpressure, persist checkpoints and transform state."""
         committers = [inst.commit for inst, _p in self.transforms.values() if hasattr(inst, "commit")]
         while not self._stop.wait(0.05):
             self.tracker.flush()
+            for lane in self.lanes.values():
+                lane.report_backpressure()
             try:
                 self.checkpoints.flush()
                 for commit in committers:
@@ -275,6 +277,7 @@ class Runtime:
         while time.monotonic() < deadline and any(len(l.queue) or l.busy for l in self.lanes.values()):
             time.sleep(0.01)
         self._stop.set()
+        self._subscription.cancel()           # what the router has not taken stays unacked on the bus
         for lane in self.lanes.values():
             lane.stop(timeout=max(0.1, deadline - time.monotonic()))
         self.tracker.flush()

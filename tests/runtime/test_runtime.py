@@ -1,10 +1,10 @@
 """The runtime end to end, in-process: real WAL, real files, real threads, real HTTP on 127.0.0.1."""
 import json
 import threading
-import time
-import urllib.request
+import urllib.error
 
 import pytest
+from support.pipeline import fetch, wait_until
 
 from orgloop import plugins
 from orgloop.connectors import DeliveryError
@@ -38,20 +38,6 @@ class RecordingActor:
 
 
 plugins.register("actors", "test-recording", RecordingActor)
-
-
-def fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return resp.read()
-
-
-def wait_until(pred, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def spec_for(tmp_path, bus="filewal", count=500, routes=None, actors=None, **kw):
@@ -170,5 +156,26 @@ def test_control_endpoint_health_metrics_status(tmp_path):
             fetch(base + "/healthz")
         assert err.value.code == 503 and b"circuit breaker" in err.value.read()
         err.value.close()
+    finally:
+        rt.stop()
+
+
+def test_dedup_drops_republished_copies_but_lets_a_dead_letter_replay_through(tmp_path):
+    spec = spec_for(tmp_path, count=20, transforms=[TransformSpec("once", "package", "dedup", {"window": "1h"})],
+                    actors=[ActorSpec("a", "test-recording", {"always_fail": [3, 4]})])
+    spec.routes = [RouteSpec("r", "gen-*", "a", transforms=[TransformRef("once")], delivery=DeliverySpec(
+        queue_policy="block", retry=RetrySpec(max_attempts=1)))]
+    rt = Runtime(spec).start()
+    try:
+        assert wait_until(lambda: rt.tracker.acked == 20)
+        a = RecordingActor.instances["a"]
+        assert len(a.seen) == 18 and rt.dlq.count() == 2
+        rt.bus.publish_many([dict(s["event"]) for s in a.seen[:10]])        # the same events again (new seqs)
+        assert wait_until(lambda: rt.tracker.acked == 30)
+        assert len(a.seen) == 18
+        a.config["always_fail"] = []
+        assert rt.dlq.replay(rt.bus.publish_many) == 2                      # dedup released the dead letters
+        assert wait_until(lambda: len(a.seen) == 20)
+        assert sorted(s["event"]["payload"]["n"] for s in a.seen) == list(range(20))
     finally:
         rt.stop()

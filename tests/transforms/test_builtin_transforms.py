@@ -37,19 +37,47 @@ def test_filter_rejects_bad_config():
         FilterTransform("f", {"match": {"a": "/(/"}})
 
 
-def test_dedup_drops_duplicates_across_seqs_but_passes_redelivery_and_persists(tmp_path):
+def _ctx(seq, route="r"):
+    return TransformContext(route, "gh", "agent", seq=seq)
+
+
+def test_dedup_drops_copies_in_flight_and_delivered_and_persists_only_delivered_marks(tmp_path):
     now = [1000.0]
     d = DedupTransform("d", {"key": ["payload.k"], "window": "1m"}, state_dir=tmp_path, clock=lambda: now[0])
     a = ev(k="x")
-    assert d.apply(a, TransformContext("r", "gh", "agent", seq=1)) == [a]
-    assert d.apply(a, TransformContext("r", "gh", "agent", seq=1)) == [a]      # same seq: a redelivery
-    assert d.apply(ev(k="x"), TransformContext("r", "gh", "agent", seq=2)) == []  # same key, new seq
+    assert d.apply(a, _ctx(1)) == [a]
+    assert d.apply(a, _ctx(1)) == [a]                 # same seq: a redelivery of the copy in flight
+    assert d.apply(ev(k="x"), _ctx(2)) == []          # same key, another seq, first copy still in flight
+    assert d.apply(ev(k="y"), _ctx(3))                # claimed but never settled: not persisted
+    d.settle("r", 1, True)
+    assert d.apply(a, _ctx(1)) == []                  # delivered: even a redelivery of seq 1 is dropped
     d.close()
     d2 = DedupTransform("d", {"key": ["payload.k"], "window": "1m"}, state_dir=tmp_path, clock=lambda: now[0])
-    assert d2.apply(ev(k="x"), TransformContext("r", "gh", "agent", seq=3)) == []  # survived the restart
+    assert d2.apply(ev(k="x"), _ctx(4)) == []          # the delivered mark survived the restart
+    assert d2.apply(ev(k="y"), _ctx(5))                # the unsettled claim did not
+    assert d2.apply(ev(k="x"), _ctx(6, route="other"))  # marks are per route
     now[0] += 61
-    assert d2.apply(ev(k="x"), TransformContext("r", "gh", "agent", seq=4))      # window passed
+    assert d2.apply(ev(k="x"), _ctx(7))                # window passed
     d2.close()
+
+
+def test_dedup_releases_a_dead_lettered_copy_so_a_replay_is_delivered(tmp_path):
+    d = DedupTransform("d", {}, state_dir=tmp_path)
+    a = ev()
+    assert d.apply(a, _ctx(1)) == [a]
+    d.settle("r", 1, False)                            # gave up: dead-lettered
+    assert d.apply(a, _ctx(9)) == [a]                  # the replay (a new seq) passes
+    d.settle("r", 9, True)
+    assert d.apply(a, _ctx(10)) == []
+    d.settle("r", 10, True)                            # settling a seq that claimed nothing is harmless
+    d.close()
+
+
+def test_dedup_without_a_seq_marks_at_once(tmp_path):
+    d = DedupTransform("d", {}, state_dir=None)
+    a = ev()
+    assert d.apply(a, _ctx(0)) == [a] and d.apply(a, _ctx(0)) == []
+    d.close()
 
 
 def _script(tmp_path, body):

@@ -14,8 +14,11 @@ from orgloop.bus.base import BusBase, BusClosedError, EventFilter, Handler, Subs
 from orgloop.bus.filewal import FileWalBus
 from orgloop.bus.memory import InMemoryBus
 
-__all__ = ["BusBase", "BusClosedError", "EventFilter", "Handler", "Subscription", "InMemoryBus", "FileWalBus",
+__all__ = ["EventBus", "BusBase", "BusClosedError", "EventFilter", "Handler", "Subscription", "InMemoryBus", "FileWalBus",
            "open_bus"]
+
+#: The bus contract by its spec name: every bus is a :class:`BusBase`.
+EventBus = BusBase
 
 
 def open_bus(kind: str, **options) -> BusBase:

@@ -76,7 +76,7 @@ class RoutePolicy:
             phase = {"open": "breaker.open", "half_open": "breaker.half_open", "closed": "breaker.close"}.get(new)
             log.warning("route %s -> %s: circuit breaker %s -> %s", route, actor, old, new)
             if emit is not None and phase:
-                emit([{"phase": phase, "route": route, "target": actor, "result": new}])
+                emit([{"phase": phase, "route": route, "target": actor, "result": new, "metadata": {"from": old}}])
 
         self.breaker = CircuitBreaker(failure_threshold=spec.circuit_breaker.failure_threshold,
                                       cooldown=spec.circuit_breaker.cooldown, clock=clock, on_change=on_change)
@@ -117,9 +117,11 @@ class ActorLane:
         self.clock = clock
         self.policies: dict[str, RoutePolicy] = {}
         self._stop = threading.Event()
+        self._stopping = False        # read per event by the workers (cheaper than Event.is_set)
         self._threads: list[threading.Thread] = []
-        self._drops_unlogged = 0
-        self._last_drop_log = 0.0
+        self._drops_unlogged: dict[str, int] = {}   # route -> drops not yet reported
+        self._drop_lock = threading.Lock()
+        self._last_drop_log: float | None = None
         self.dropped = 0
         self.busy = 0
         self.inbox: list[tuple[int, dict[str, Any], Any]] = []   # filled by the router, see flush_inbox()
@@ -146,20 +148,37 @@ class ActorLane:
         self.dropped += len(evicted)
         self.dead_letter([_dead(ev, route.name, self.actor_id, "backpressure", "queue full (drop-oldest)", 0)
                           for _seq, ev, route in evicted])
-        for _s, _e, route in evicted:
+        for seq, _e, route in evicted:
             route.policy.dead_lettered += 1
+            if route.settle is not None:
+                route.settle(seq, False)
         self.tracker.done_many([s for s, _e, _r in evicted])
-        self._drops_unlogged += len(evicted)
-        now = self.clock()
-        if now - self._last_drop_log >= 1.0:   # rate-limited: one line per lane per second
-            count, self._drops_unlogged = self._drops_unlogged, 0
+        with self._drop_lock:
+            for _s, _e, route in evicted:
+                self._drops_unlogged[route.name] = self._drops_unlogged.get(route.name, 0) + 1
+        self.report_backpressure()
+
+    def report_backpressure(self, force: bool = False) -> None:
+        """Report drops not yet reported: at most once a second (``force``: now), one entry per route.
+
+        Each ``pipeline.backpressure`` entry names the route and the actor and carries the number of
+        events dropped since the last report in ``metadata.count``. The runtime calls this regularly, so
+        the drops of a burst are reported even when no further drop follows.
+        """
+        with self._drop_lock:
+            now = self.clock()
+            due = self._last_drop_log is None or now - self._last_drop_log >= 1.0
+            if not self._drops_unlogged or not (due or force):
+                return
+            counts, self._drops_unlogged = self._drops_unlogged, {}
             self._last_drop_log = now
-            routes = sorted({r.name for _s, _e, r in evicted})
-            log.warning("backpressure: actor %s queue full, %d events dropped to dead letters (routes %s)",
-                        self.actor_id, count, ", ".join(routes))
-            if self.emit is not None:
-                self.emit([{"phase": "pipeline.backpressure", "target": self.actor_id, "route": ",".join(routes),
-                            "queue_depth": len(self.queue), "result": "dropped", "metadata": {"count": count}}])
+        log.warning("backpressure: actor %s queue full, %d events dropped to dead letters (%s)", self.actor_id,
+                    sum(counts.values()), ", ".join(f"route {r}: {n}" for r, n in sorted(counts.items())))
+        if self.emit is not None:
+            depth = len(self.queue)
+            self.emit([{"phase": "pipeline.backpressure", "route": route, "target": self.actor_id,
+                        "queue_depth": depth, "result": "dropped", "metadata": {"count": n}}
+                       for route, n in sorted(counts.items())])
 
     # ------------------------------------------------------------------ workers
     def start(self) -> None:
@@ -169,7 +188,10 @@ class ActorLane:
             self._threads.append(t)
 
     def stop(self, timeout: float | None = None) -> None:
+        """Stop the workers: each finishes the delivery it is in, the rest stays unacked (redelivered later)."""
+        self._stopping = True
         self._stop.set()
+        self.report_backpressure(force=True)
         self.queue.close()
         deadline = None if timeout is None else time.monotonic() + timeout
         for t in self._threads:
@@ -194,21 +216,25 @@ class ActorLane:
             deliver = self.actor.deliver
             try:
                 for seq, event, route in items:
+                    if self._stopping:
+                        return   # the rest of the batch stays unacked in the bus and is redelivered on restart
                     pol = route.policy
                     # Fast path: no rate limit, no templating, no loggers, breaker closed -> one call.
                     if pol.fast and pol.closed:
                         try:
                             deliver(event, pol.prompt, pol.config)
                         except Exception as exc:  # the slow path records it, retries, dead-letters
-                            if not self._deliver(event, route, first_error=_describe(exc)):
+                            if not self._deliver(seq, event, route, first_error=_describe(exc)):
                                 return
                         else:
                             if pol.unsettled:
                                 pol.record_success()
                             else:
                                 pol.delivered += 1
+                            if route.settle is not None:
+                                route.settle(seq, True)
                         done.append(seq)
-                    elif self._deliver(event, route):
+                    elif self._deliver(seq, event, route):
                         done.append(seq)
                     else:
                         return   # stopping: the rest stays unacked in the bus and is redelivered on restart
@@ -217,7 +243,7 @@ class ActorLane:
                 if done:
                     self.tracker.done_many(done)
 
-    def _deliver(self, event: dict[str, Any], route: Any, first_error: str | None = None) -> bool:
+    def _deliver(self, seq: int, event: dict[str, Any], route: Any, first_error: str | None = None) -> bool:
         """Deliver with rate limit, retries and breaker; dead-letter on give-up. False only when stopping.
 
         ``first_error``: the fast path's attempt already failed with it; continue from the first retry.
@@ -235,7 +261,7 @@ class ActorLane:
             attempt, error = 1, first_error
             pol.record_failure()
             if not pol.retry.should_retry(attempt):
-                return self._give_up(event, route, pol, error, attempt)
+                return self._give_up(seq, event, route, pol, error, attempt)
             pol.retried += 1
             if not self._sleep(pol.retry.delay(attempt)):
                 return False
@@ -245,7 +271,8 @@ class ActorLane:
                     return False
             attempt += 1
             if emit is not None:
-                emit([_entry("deliver.attempt", event, route.name, self.actor_id, metadata={"attempt": attempt})])
+                emit([_entry("deliver.attempt", event, route.name, self.actor_id, queue_depth=len(self.queue),
+                             metadata={"attempt": attempt})])
             t0 = time.perf_counter()
             try:
                 self.actor.deliver(event, pol.prompt, config)
@@ -253,28 +280,36 @@ class ActorLane:
                 error = _describe(exc)
                 pol.record_failure()
                 if emit is not None:
-                    emit([_entry("deliver.failure", event, route.name, self.actor_id, error=error,
-                                 duration_ms=(time.perf_counter() - t0) * 1000)])
+                    emit([_entry("deliver.failure", event, route.name, self.actor_id, error=error, result="failed",
+                                 duration_ms=(time.perf_counter() - t0) * 1000, metadata={"attempt": attempt})])
                 if not pol.retry.should_retry(attempt):
                     break
                 pol.retried += 1
+                delay = pol.retry.delay(attempt)
                 if emit is not None:
-                    emit([_entry("deliver.retry", event, route.name, self.actor_id, metadata={"attempt": attempt})])
-                if not self._sleep(pol.retry.delay(attempt)):
+                    emit([_entry("deliver.retry", event, route.name, self.actor_id, result="retrying",
+                                 metadata={"attempt": attempt, "next_attempt": attempt + 1,
+                                           "delay_ms": round(delay * 1000, 3)})])
+                if not self._sleep(delay):
                     return False
                 continue
             pol.record_success()
+            if route.settle is not None:
+                route.settle(seq, True)
             if emit is not None:
-                emit([_entry("deliver.success", event, route.name, self.actor_id,
-                             duration_ms=(time.perf_counter() - t0) * 1000)])
+                emit([_entry("deliver.success", event, route.name, self.actor_id, result="delivered",
+                             duration_ms=(time.perf_counter() - t0) * 1000, metadata={"attempt": attempt})])
             return True
-        return self._give_up(event, route, pol, error, attempt)
+        return self._give_up(seq, event, route, pol, error, attempt)
 
-    def _give_up(self, event: dict[str, Any], route: Any, pol: "RoutePolicy", error: str, attempt: int) -> bool:
+    def _give_up(self, seq: int, event: dict[str, Any], route: Any, pol: "RoutePolicy", error: str,
+                 attempt: int) -> bool:
         pol.dead_lettered += 1
         self.dead_letter([_dead(event, route.name, self.actor_id, "gave_up", error, attempt)])
+        if route.settle is not None:
+            route.settle(seq, False)
         if self.emit is not None:
-            self.emit([_entry("dlq.add", event, route.name, self.actor_id, error=error,
+            self.emit([_entry("dlq.add", event, route.name, self.actor_id, error=error, result="gave_up",
                               metadata={"attempts": attempt})])
         return True
 

@@ -1,8 +1,9 @@
 """The log hub: pipeline threads hand it entries; one thread writes them to every configured logger.
 
 Nothing is built per event unless a logger is configured (the runtime passes ``emit=None`` then), so
-logging costs nothing on the hot path by default. Entries are completed here (timestamp,
-orgloop_version, hostname, workspace) once per batch, not per entry.
+logging costs nothing on the hot path by default. Entries are completed here: every field of
+``ENTRY_FIELDS`` is present (``None`` when it does not apply), and timestamp, orgloop_version, hostname
+and workspace are filled once per batch (an entry's own timestamp wins).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from orgloop import __version__
 from orgloop.event import now_iso
+from orgloop.loggers import ENTRY_FIELDS
 
 __all__ = ["LogHub"]
 
@@ -62,9 +64,9 @@ class LogHub:
             return
         common = {"timestamp": now_iso(), "orgloop_version": __version__, "hostname": self._host,
                   "workspace": self.workspace}
-        for entry in batch:
-            for k, v in common.items():
-                entry.setdefault(k, v)
+        blank = dict.fromkeys(ENTRY_FIELDS)
+        for i, entry in enumerate(batch):   # every entry carries every field, in the spec's order
+            batch[i] = {**blank, **common, **entry}
         for lg in self.loggers:
             try:
                 lg.log_many(batch)

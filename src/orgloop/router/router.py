@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any, Callable, Sequence
 
 from orgloop.router.acks import AckTracker
@@ -36,7 +37,7 @@ def get_path(event: dict[str, Any], path: str | tuple[str, ...]) -> Any:
 class CompiledRoute:
     """A route ready to run: filter pre-split, transforms instantiated, lane attached."""
 
-    __slots__ = ("spec", "name", "filters", "transforms", "lane", "policy", "inbox", "dropped")
+    __slots__ = ("spec", "name", "filters", "transforms", "lane", "policy", "inbox", "dropped", "settle")
 
     def __init__(self, spec: RouteSpec, transforms: list[tuple[str, Transform, str]], lane: Any,
                  policy: Any = None) -> None:
@@ -48,6 +49,9 @@ class CompiledRoute:
         self.policy = policy             # the lane's RoutePolicy for this route
         self.inbox = lane.inbox if lane is not None else None   # the router fills it, then flushes per batch
         self.dropped = 0
+        hooks = [t.settle for _n, t, _p in transforms if hasattr(t, "settle")]
+        # settle(seq, delivered): tells stateful transforms how this route finished with an event (None: none care)
+        self.settle = partial(_settle, hooks, self.name) if hooks else None
 
     def accepts(self, event: dict[str, Any]) -> bool:
         for path, want in self.filters:
@@ -117,6 +121,8 @@ class Router:
                 if not out:
                     route.dropped += 1
                     finished.append(seq)
+                    if route.settle is not None:      # dropped by a transform: finished, as if delivered
+                        route.settle(seq, True)
                     continue
                 if len(out) > 1:
                     tracker.add(seq, len(out) - 1)
@@ -139,6 +145,9 @@ class Router:
         for name, transform, on_error in route.transforms:
             nxt: list[dict[str, Any]] = []
             for ev in current:
+                if entries is not None:
+                    entries.append(_entry("transform.start", ev, route=route.name, target=route.spec.actor,
+                                          transform=name))
                 t0 = time.perf_counter()
                 try:
                     result = transform.apply(ev, ctx)
@@ -146,7 +155,9 @@ class Router:
                     phase = {"pass": "transform.error", "drop": "transform.error_drop",
                              "halt": "transform.error_halt"}[on_error]
                     if entries is not None:
-                        entries.append(_entry(phase, ev, route=route.name, transform=name, error=str(exc)))
+                        entries.append(_entry(phase, ev, route=route.name, target=route.spec.actor, transform=name,
+                                              error=str(exc), result=on_error,
+                                              duration_ms=(time.perf_counter() - t0) * 1000))
                     else:
                         log.warning("transform %s on route %s failed (%s): %s", name, route.name, on_error, exc)
                     if on_error == "pass":
@@ -154,12 +165,20 @@ class Router:
                     continue
                 if entries is not None:
                     entries.append(_entry("transform.pass" if result else "transform.drop", ev, route=route.name,
-                                          transform=name, duration_ms=(time.perf_counter() - t0) * 1000))
+                                          target=route.spec.actor, transform=name,
+                                          result="pass" if result else "drop",
+                                          duration_ms=(time.perf_counter() - t0) * 1000,
+                                          metadata={"events_out": len(result)}))
                 nxt.extend(result)
             current = nxt
             if not current:
                 break
         return current
+
+
+def _settle(hooks: list[Callable[[str, int, bool], None]], route: str, seq: int, delivered: bool) -> None:
+    for hook in hooks:
+        hook(route, seq, delivered)
 
 
 def _entry(phase: str, event: dict[str, Any], **fields: Any) -> dict[str, Any]:

@@ -4,6 +4,12 @@ A transform plugin is a class constructed as ``cls(name, config, *, base_dir, st
 ``apply(event, ctx) -> list[dict]`` (``[]`` drops, one event passes or rewrites, several split) and
 ``close()``. It raises :class:`TransformError` on failure; the caller applies the ``on_error`` policy
 (``pass`` | ``drop`` | ``halt``).
+
+A transform that keeps state about events in flight (``dedup``) may also define
+``settle(route, seq, delivered)``: the runtime calls it once the route is finished with the event that
+carried bus sequence number ``seq`` - ``delivered=True`` when the actor took it or a later transform
+dropped it, ``False`` when it was dead-lettered. Events still in flight at shutdown are not settled
+(they stay unacked on the bus and come back after the restart).
 """
 from __future__ import annotations
 

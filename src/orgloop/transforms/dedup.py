@@ -1,17 +1,26 @@
 """``dedup`` transform: drop an event whose key was already seen within ``window``.
 
 Config: ``key`` (dot-paths, default ``[source, type, id]``), ``window`` (duration, default ``5m``).
-The key is the xxh3-128 hash of the msgpack of the values. State lives in LMDB under the transform's
-state directory (one environment per transform), so it survives restarts; without a state directory
-it is kept in memory.
+The key is the xxh3-128 hash of the msgpack of the route name and the values: a transform used on several
+routes keeps separate marks per route, because each route delivers (or dead-letters) on its own.
 
-Each key remembers the bus sequence number that first carried it. The same key on the *same* seq is a
-redelivery of that event after a crash (the bus could not know whether it was delivered), so it passes:
-dedup never loses an event. The same key on a *different* seq (a source re-polling after a restart, a
-webhook retried, the same event published twice) is a duplicate and is dropped: that is the
-exactly-once effect the transform gives. Marks are committed to LMDB in batches (``commit()``, called by
-the runtime's flush loop, and at ``close()``); a crash loses at most the last batch of marks, which can
-only let a duplicate through, never drop an event.
+A key goes through two states:
+
+* **claimed** (in memory only) when the first copy passes, remembering the bus sequence number that
+  carried it. Another copy (a different seq: a source re-polling after a restart, a retried webhook, the
+  same event published twice) is dropped while the claim lasts. The same seq again is a redelivery of
+  that copy and passes.
+* **delivered** when the runtime reports the outcome (:meth:`settle`): the actor took it (or a later
+  transform dropped it). Delivered marks are committed to LMDB in batches (``commit()``, called by the
+  runtime's flush loop every 50 ms, and at ``close()``); from then on every copy is dropped, a
+  redelivery of the same seq after a crash included. If the copy is dead-lettered instead, the claim is
+  released, so a later copy (or ``orgloop dlq replay``) is delivered: dedup never loses an event.
+
+So a key reaches the actor once, except after a crash between the actor taking the copy and its mark
+being committed (at most one flush interval): then that copy, with the same event id, is delivered again.
+An actor whose effect must be exactly once makes it idempotent by event id to cover that window.
+Called without a sequence number (``ctx.seq == 0``, e.g. ``orgloop test``), a passing key is marked
+delivered at once, since no outcome will be reported.
 """
 from __future__ import annotations
 
@@ -36,6 +45,8 @@ _MISSING = object()
 
 
 class DedupTransform:
+    """Drops copies of a key within ``window``; see the module docstring for when a key counts as seen."""
+
     def __init__(self, name: str, config: dict[str, Any], *, base_dir: Path | None = None,
                  state_dir: Path | None = None, clock: Callable[[], float] = time.time,
                  cache_size: int = 100_000) -> None:
@@ -51,9 +62,11 @@ class DedupTransform:
         self.paths = [tuple(k.split(".")) for k in keys]
         self.window = parse_duration(config.get("window", "5m"))
         self.clock = clock
-        self._cache: OrderedDict[bytes, tuple[float, int]] = OrderedDict()
+        self._cache: OrderedDict[bytes, tuple[float, int]] = OrderedDict()   # delivered marks, recently used
         self._cache_size = cache_size
-        self._dirty: dict[bytes, tuple[float, int]] = {}
+        self._dirty: dict[bytes, tuple[float, int]] = {}        # delivered marks not yet committed
+        self._claims: dict[bytes, tuple[float, int]] = {}       # key -> (expiry, seq) of the copy in flight
+        self._in_flight: dict[tuple[str, int], list[bytes]] = {}  # (route, seq) -> keys it claimed
         self._lock = threading.Lock()
         self.env = None
         if state_dir is not None:
@@ -62,7 +75,8 @@ class DedupTransform:
         self.dropped = 0
         self._scan_from = b""
 
-    def key_of(self, event: dict[str, Any]) -> bytes:
+    def key_of(self, event: dict[str, Any], route: str = "") -> bytes:
+        """The dedup key of ``event`` on ``route``."""
         values = []
         for path in self.paths:
             cur: Any = event
@@ -71,9 +85,9 @@ class DedupTransform:
                 if cur is _MISSING:
                     break
             values.append(None if cur is _MISSING else cur)
-        return xxhash.xxh3_128_digest(msgpack.packb(values, default=str))
+        return xxhash.xxh3_128_digest(msgpack.packb([route, values], default=str))
 
-    def _lookup(self, key: bytes) -> tuple[float, int] | None:
+    def _delivered(self, key: bytes) -> tuple[float, int] | None:
         hit = self._dirty.get(key) or self._cache.get(key)
         if hit is None and self.env is not None:
             with self.env.begin() as txn:
@@ -82,21 +96,44 @@ class DedupTransform:
                 hit = _VAL.unpack(raw)
         return hit
 
+    def _mark_delivered(self, key: bytes, mark: tuple[float, int]) -> None:
+        self._dirty[key] = mark
+        self._cache[key] = mark
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
     def apply(self, event: dict[str, Any], ctx: TransformContext) -> list[dict[str, Any]]:
-        key = self.key_of(event)
+        key = self.key_of(event, ctx.route)
         now = self.clock()
         with self._lock:
-            hit = self._lookup(key)
-            if hit is not None and hit[0] > now and (ctx.seq == 0 or hit[1] != ctx.seq):
+            mark = self._delivered(key)
+            if mark is not None and mark[0] > now:
                 self.dropped += 1
                 return []
-            if hit is None or hit[0] <= now:
-                mark = (now + self.window, ctx.seq)
-                self._dirty[key] = mark
-                self._cache[key] = mark
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+            claim = self._claims.get(key)
+            if claim is not None and claim[0] > now:
+                if claim[1] != ctx.seq or ctx.seq == 0:
+                    self.dropped += 1
+                    return []
+                return [event]                      # a redelivery of the copy in flight
+            if ctx.seq == 0:
+                self._mark_delivered(key, (now + self.window, 0))
+            else:
+                self._claims[key] = (now + self.window, ctx.seq)
+                self._in_flight.setdefault((ctx.route, ctx.seq), []).append(key)
         return [event]
+
+    def settle(self, route: str, seq: int, delivered: bool) -> None:
+        """The delivery of ``seq`` on ``route`` is finished: mark its keys delivered, or release them."""
+        with self._lock:
+            keys = self._in_flight.pop((route, seq), None)
+            for key in keys or ():
+                claim = self._claims.get(key)
+                if claim is None or claim[1] != seq:
+                    continue                        # expired and claimed again by another copy
+                del self._claims[key]
+                if delivered:
+                    self._mark_delivered(key, claim)
 
     def commit(self) -> None:
         """Persist the marks made since the last commit (one LMDB transaction); drop expired ones."""
