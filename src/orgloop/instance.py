@@ -71,13 +71,14 @@ def clear_instance(data_dir: Path, pid: int | None = None) -> None:
 
 
 def pid_alive(pid: int) -> bool:
+    """True while ``pid`` is a running process (an exited one waiting to be reaped does not count)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
 
 
 def running_instance(data_dir: Path) -> Instance | None:
@@ -117,7 +118,7 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
     """Wait until ``pid`` is gone; True if it exited within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not pid_alive(pid) or _is_zombie(pid):
+        if not pid_alive(pid):
             return True
         time.sleep(0.05)
     return not pid_alive(pid)
