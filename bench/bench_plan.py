@@ -5,7 +5,9 @@ The project is generated (a small generator of its own here: routes spread over 
 route with a filter, a transform and a delivery block; a few transforms and a file logger). Its applied
 state is recorded with 1% of the routes different, so the plan has changes to compute and print. Each
 run is the whole ``orgloop plan`` command in-process (load, checks, desired state, read the applied state,
-diff, render), timed per phase as well. Median of ``--repeat`` runs.
+diff, render), timed per phase as well. Median of ``--repeat`` runs; ``cpu`` is the process CPU time of
+the whole command, which other work on a shared machine disturbs less than the wall-clock ``total``; the
+load average is recorded with the results.
 
 Run: ``python bench/bench_plan.py [--repeat 3] [--out bench/results/plan.json]``.
 """
@@ -75,21 +77,23 @@ def run_once(project_dir: Path) -> dict[str, float]:
     from click.testing import CliRunner
 
     from orgloop.cli import main
+    from orgloop.cli._run_context import gc_paused
     from orgloop.config.checks import check_project
     from orgloop.config.loader import load_project
     from orgloop.plan import compute_plan, desired_state, read_applied
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = CliRunner().invoke(main, ["plan", "-p", str(project_dir)])
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
     if result.exit_code != 2:
         raise SystemExit(f"orgloop plan exited {result.exit_code}: {result.output[-2000:]}")
-    project, load = _timed(load_project, project_dir)
-    _, checks = _timed(check_project, project)
-    desired, state = _timed(desired_state, project)
-    current, read = _timed(read_applied, project.data_dir)
-    _, diff = _timed(compute_plan, current["state"], desired)
-    return {"total": total, "load": load, "checks": checks, "desired_state": state, "read_applied": read,
+    with gc_paused():                       # as the command does
+        project, load = _timed(load_project, project_dir)
+        _, checks = _timed(check_project, project)
+        desired, state = _timed(desired_state, project)
+        current, read = _timed(read_applied, project.data_dir)
+        _, diff = _timed(compute_plan, current["state"], desired)
+    return {"total": total, "cpu": cpu, "load": load, "checks": checks, "desired_state": state, "read_applied": read,
             "diff": diff}
 
 
@@ -115,19 +119,24 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="orgloop-bench-plan-") as tmp:
         os.environ["ORGLOOP_HOME"] = str(Path(tmp) / "home")
-        results: dict[str, Any] = {"sources": SOURCES, "actors": ACTORS, "repeat": args.repeat, "sizes": {}}
+        results: dict[str, Any] = {"sources": SOURCES, "actors": ACTORS, "repeat": args.repeat, "sizes": {},
+                                   "loadavg_before": os.getloadavg()[0]}
         for n in args.routes:
             project_dir = prepare(Path(tmp), n)
             runs = [run_once(project_dir) for _ in range(args.repeat)]
             median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             results["sizes"][str(n)] = median
-            print(f"{n:>6} routes: plan {median['total']:.3f} s  (" + ", ".join(
-                f"{k} {v:.3f}" for k, v in median.items() if k != "total") + ")", flush=True)
+            print(f"{n:>6} routes: plan {median['total']:.3f} s, cpu {median['cpu']:.3f} s  (" + ", ".join(
+                f"{k} {v:.3f}" for k, v in median.items() if k not in ("total", "cpu")) + ")", flush=True)
     sizes = sorted(results["sizes"], key=int)
+    results["loadavg_after"] = os.getloadavg()[0]
     if len(sizes) >= 2:
-        lo, hi = results["sizes"][sizes[0]]["total"], results["sizes"][sizes[-1]]["total"]
-        results["ratio"] = hi / lo
-        print(f"ratio {sizes[-1]}/{sizes[0]} routes: {hi / lo:.2f}x (route count x{int(sizes[-1]) // int(sizes[0])})")
+        for key in ("total", "cpu"):
+            lo, hi = results["sizes"][sizes[0]][key], results["sizes"][sizes[-1]][key]
+            results[f"ratio_{key}"] = hi / lo
+            print(f"ratio {sizes[-1]}/{sizes[0]} routes ({key}): {hi / lo:.2f}x "
+                  f"(route count x{int(sizes[-1]) // int(sizes[0])})")
+    print(f"load average {results['loadavg_before']:.1f} before, {results['loadavg_after']:.1f} after")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from orgloop.cli._output import echo_json, style
-from orgloop.cli._run_context import load_checked, project_options
+from orgloop.cli._run_context import gc_paused, load_checked, project_options
 from orgloop.config.loader import Project
 from orgloop.instance import ControlError, Instance, running_instance
 from orgloop.plan import ABSENT, Masker, Plan, State, compute_plan, desired_state, empty_state, read_applied
@@ -73,9 +73,10 @@ def render_plan(plan: Plan, base: str, project: Project, show_all: bool = False)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan(project_dir: Path, workspace: str | None, show_all: bool, as_json: bool) -> None:
     """Show what `orgloop start` would add (+), change (~) or remove (-). Exit 0: no changes, 2: changes, 1: error."""
-    project = load_checked(project_dir, workspace)
-    current, base, _inst = current_state(project)
-    result = compute_plan(current, desired_state(project), project.workspace)
+    with gc_paused():
+        project = load_checked(project_dir, workspace)
+        current, base, _inst = current_state(project)
+        result = compute_plan(current, desired_state(project), project.workspace)
     if as_json:
         echo_json({"project": project.name, "base": base, **result.to_json(include_unchanged=show_all)})
     else:

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import click
 
 from orgloop.cli._output import echo_json, echo_table, style
-from orgloop.cli._run_context import load_checked, load_lenient, project_options
+from orgloop.cli._run_context import gc_paused, load_checked, load_lenient, project_options
 from orgloop.cli.plan import current_state, render_plan
 from orgloop.config.loader import Project
 from orgloop.instance import (LOG_FILE, ControlError, Instance, clear_instance, pid_alive, read_instance,
@@ -59,13 +59,15 @@ def start(project_dir: Path, workspace: str | None, daemon: bool, run_for: float
     """Validate, plan and start the workspace's runtime, or reconcile the running one without a restart."""
     from orgloop.config.resolve import to_runtime_spec
 
-    project = load_checked(project_dir, workspace)
-    desired = desired_state(project)
+    with gc_paused():
+        project = load_checked(project_dir, workspace)
+        desired = desired_state(project)
+        if not daemon_child:
+            current, base, inst = current_state(project)
+            plan = compute_plan(current, desired, project.workspace)
     if daemon_child:
         _run(project, to_runtime_spec(project), desired, run_for)
         return
-    current, base, inst = current_state(project)
-    plan = compute_plan(current, desired, project.workspace)
     render_plan(plan, base, project)
     if inst is not None:
         _reconcile(project, inst, plan, current, desired)
