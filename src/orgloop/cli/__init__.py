@@ -36,11 +36,14 @@ def version_cmd() -> None:
 
 def _register() -> None:
     """Attach every command group (one module each)."""
-    from orgloop.cli import demo, dlq, wal
+    from orgloop.cli import demo, dlq, schema, validate, wal, workspace
 
     main.add_command(wal.wal)
     main.add_command(demo.demo)
     main.add_command(dlq.dlq)
+    main.add_command(validate.validate)
+    main.add_command(workspace.workspace)
+    main.add_command(schema.schema)
 
 
 _register()

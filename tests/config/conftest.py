@@ -1,0 +1,1 @@
+from support.projects import orgloop_env  # noqa: F401  (fixture)
