@@ -46,6 +46,7 @@ def test_scripts_must_exist_and_be_executable(starter):
     assert problems(starter) == []
 
 
+@pytest.mark.usefixtures("installed_plugins_only")
 def test_plugins_are_found_by_package_name_or_bare_name(starter):
     path = starter / "connectors" / "connectors.yaml"
     path.write_text(path.read_text().replace("connector: generator", "connector: \"@orgloop/connector-generator\"")

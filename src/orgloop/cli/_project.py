@@ -23,13 +23,14 @@ from orgloop.config.checks import check_project
 from orgloop.config.loader import Project, ProjectNotFound, find_project, load_project
 from orgloop.config.workspaces import WorkspaceError, check_name, selected_workspace
 
-__all__ = ["project_option", "workspace_option", "project_options", "project_root", "resolve_workspace",
-           "load_for_command"]
+__all__ = ["project_option", "workspace_option", "project_options", "check_workspace_name", "project_root",
+           "resolve_workspace", "load_for_command"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _check_workspace(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+def check_workspace_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A click callback: ``value`` if it is a valid workspace name (or None), else a usage error."""
     if value is None:
         return None
     try:
@@ -43,7 +44,7 @@ project_option = click.option(
     help="The project directory (or its orgloop.yaml). Default: the nearest orgloop.yaml from the current "
          "directory upwards.")
 workspace_option = click.option(
-    "--workspace", "-w", default=None, metavar="NAME", callback=_check_workspace,
+    "--workspace", "-w", default=None, metavar="NAME", callback=check_workspace_name,
     help="The workspace to use. Default: $ORGLOOP_WORKSPACE, else the one chosen with "
          "`orgloop workspace select`, else 'default'.")
 

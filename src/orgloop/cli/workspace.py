@@ -13,7 +13,8 @@ from typing import Any, Callable, TypeVar
 import click
 
 from orgloop.cli._output import style
-from orgloop.cli._project import load_for_command, project_option, project_root, resolve_workspace, workspace_option
+from orgloop.cli._project import (check_workspace_name, load_for_command, project_option, project_root,
+                                  resolve_workspace, workspace_option)
 from orgloop.config import workspaces as ws
 from orgloop.config.workspaces import WorkspaceError
 
@@ -25,14 +26,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _name_argument(f: F) -> F:
     """The NAME argument, checked to be a valid workspace name (a usage error otherwise)."""
-
-    def check(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-        try:
-            return ws.check_name(value)
-        except WorkspaceError as exc:
-            raise click.BadParameter(str(exc)) from None
-
-    return click.argument("name", callback=check)(f)
+    return click.argument("name", callback=check_workspace_name)(f)
 
 
 def _fail(exc: WorkspaceError) -> click.ClickException:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from orgloop import plugins
+from orgloop.config._gc import cyclic_gc_paused
 from orgloop.config.diagnostics import Severity, did_you_mean
 from orgloop.config.loader import Definition, Project
 from orgloop.config.models import EVENT_TYPES
@@ -25,10 +26,11 @@ _GLOB = re.compile(r"[*?\[]")
 
 def check_project(project: Project) -> Project:
     """Run every cross-file check; returns the project for chaining."""
-    _check_plugins(project)
-    _check_routes(project)
-    _check_scripts(project)
-    _check_loops(project)
+    with cyclic_gc_paused():
+        _check_plugins(project)
+        _check_routes(project)
+        _check_scripts(project)
+        _check_loops(project)
     return project
 
 

@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping
 from pydantic import BaseModel, ValidationError
 
 from orgloop.config import models as m
+from orgloop.config._gc import cyclic_gc_paused
 from orgloop.config.diagnostics import Diagnostic, Locator, Severity, did_you_mean, from_validation_error
 from orgloop.config.variables import DotenvError, VariableError, read_dotenv, substitute
 from orgloop.config.workspaces import DEFAULT, deep_merge, selected_workspace, workspace_data_dir, workspace_file
@@ -178,13 +179,16 @@ class Project:
         """The desired state for ``plan``: every definition as written (name keys removed), plus a digest
         of each prompt file and script so that editing one shows up as a change."""
         out: dict[str, dict[str, dict[str, Any]]] = {}
+        digests: dict[Path, str] = {}           # many routes share one prompt file
         for kind in KINDS:
             items: dict[str, dict[str, Any]] = {}
             key = _IDENT[kind]
             for name, d in self.definitions[kind].items():
                 entry = {k: v for k, v in d.raw.items() if k != key}
                 if kind == "routes" and (p := self.prompt_path(d)) is not None:
-                    entry["prompt_sha256"] = _digest(p)
+                    if p not in digests:
+                        digests[p] = _digest(p)
+                    entry["prompt_sha256"] = digests[p]
                 if kind == "transforms" and d.model.type == "script":
                     script = (d.file.parent / d.model.script).resolve()
                     if script.is_file():
@@ -228,6 +232,11 @@ def load_project(start: Path | str = ".", *, workspace: str | None = None, env: 
 
     Raises :class:`ProjectNotFound` when there is no readable ``orgloop.yaml`` and
     :class:`~orgloop.config.workspaces.WorkspaceError` for an invalid workspace name."""
+    with cyclic_gc_paused():
+        return _load(start, workspace, env, data_dir)
+
+
+def _load(start: Path | str, workspace: str | None, env: Mapping[str, str] | None, data_dir: Path | None) -> Project:
     project_file = find_project(start)
     root = project_file.parent
     try:
