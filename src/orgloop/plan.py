@@ -117,6 +117,7 @@ def desired_state(project: Any) -> State:
     masker = Masker.for_variables(project.variables)
     default_poll = project.settings.defaults.poll_interval if project.settings else "5m"
     out = empty_state()
+    digests: dict[Path, str] = {}                 # many routes share one prompt file
     for kind in KINDS:
         ident = "id" if kind in ("sources", "actors") else "name"
         items = out[kind]
@@ -126,17 +127,19 @@ def desired_state(project: Any) -> State:
             if kind == "sources":
                 entry.setdefault("poll", {"interval": default_poll})
             if kind == "routes" and (prompt := project.prompt_path(d)) is not None:
-                entry["prompt_sha256"] = _digest(prompt)
+                entry["prompt_sha256"] = _digest(prompt, digests)
             if kind == "transforms" and d.model.type == "script":
                 script = (d.file.parent / d.model.script).resolve()
                 if script.is_file():
-                    entry["script_sha256"] = _digest(script)
+                    entry["script_sha256"] = _digest(script, digests)
             items[name] = masker.hide(entry)
     return out
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+def _digest(path: Path, cache: dict[Path, str]) -> str:
+    if path not in cache:
+        cache[path] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return cache[path]
 
 
 # --------------------------------------------------------------------------- the plan

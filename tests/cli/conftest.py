@@ -7,15 +7,14 @@ import pytest
 from click.testing import CliRunner
 
 from orgloop.cli import main
+from support.projects import installed_plugins_only, orgloop_env  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "home"
-    monkeypatch.setenv("ORGLOOP_HOME", str(path))
-    monkeypatch.delenv("ORGLOOP_WORKSPACE", raising=False)
+def home(orgloop_env, monkeypatch) -> Path:
+    """ORGLOOP_HOME of the test (data directories live under its data/)."""
     monkeypatch.delenv("ORGLOOP_DATA_DIR", raising=False)
-    return path
+    return orgloop_env
 
 
 @pytest.fixture

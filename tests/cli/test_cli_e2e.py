@@ -1,4 +1,4 @@
-"""The installed ``orgloop`` command end to end, as a user runs it: init -> plan -> start --daemon -> status
+"""The installed ``orgloop`` command end to end, as a user runs it: init -> validate -> plan -> start --daemon -> status
 -> start again with a changed route (reconciled in place: same pid) -> stop. Every step is bounded, and only
 the daemon this test started is ever signalled."""
 import json
@@ -24,6 +24,8 @@ def test_init_plan_daemon_status_reconcile_stop(tmp_path):
     env.pop("ORGLOOP_WORKSPACE", None)
     project = tmp_path / "demo"
     assert run("init", project, env=env).returncode == 0
+    r = run("validate", "-p", project, env=env)
+    assert r.returncode == 0 and 'Project "demo" is valid' in r.stdout, r.stdout + r.stderr
     r = run("plan", "-p", project, env=env)
     assert r.returncode == 2 and "+ route heartbeat-to-inbox" in r.stdout, r.stderr
     daemon_pid = None

@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-from support.project import edit
+from support.plan_helpers import edit
 
 BROKEN = Path(__file__).parents[1] / "config" / "projects" / "broken"
 EVENT = {"source": "heartbeat", "type": "resource.changed", "provenance": {"platform": "test"},

@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from support.project import edit, record_applied
+from support.plan_helpers import edit, record_applied
 
 GOLDEN = Path(__file__).parent / "golden"
 BROKEN = Path(__file__).parents[1] / "config" / "projects" / "broken"

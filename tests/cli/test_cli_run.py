@@ -13,7 +13,7 @@ from orgloop.config.resolve import to_runtime_spec
 from orgloop.instance import INFO_FILE, PID_FILE, Instance, write_instance
 from orgloop.plan import desired_state
 from orgloop.runtime import Runtime
-from support.project import edit
+from support.plan_helpers import edit
 
 
 @pytest.fixture

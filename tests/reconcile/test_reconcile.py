@@ -34,9 +34,6 @@ class GatedActor:
         pass
 
 
-plugins.register("actors", "test-gated", GatedActor)
-
-
 def wait_until(pred, timeout=20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -47,7 +44,8 @@ def wait_until(pred, timeout=20.0):
 
 
 @pytest.fixture
-def runtime(tmp_path):
+def runtime(tmp_path, monkeypatch):
+    monkeypatch.setitem(plugins._registered["actors"], "test-gated", GatedActor)   # for this test only
     GatedActor.gate.clear()
     GatedActor.seen = []
     spec = RuntimeSpec(

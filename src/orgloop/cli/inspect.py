@@ -16,7 +16,8 @@ import click
 import yaml
 
 from orgloop.cli._output import echo_json, echo_table, style
-from orgloop.cli._run_context import load_checked, project_options
+from orgloop.cli._project import project_options
+from orgloop.cli._run_context import load_checked
 from orgloop.config.diagnostics import did_you_mean
 from orgloop.plan import KINDS, SINGULAR, Masker, desired_state
 
@@ -35,7 +36,7 @@ def _indent(text: str, prefix: str = "      ") -> str:
 @project_options
 @click.argument("event_file", type=click.File("r", encoding="utf-8"))
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-def test_cmd(project_dir: Path, workspace: str | None, event_file: TextIO, as_json: bool) -> None:
+def test_cmd(project_dir: Path | None, workspace: str | None, event_file: TextIO, as_json: bool) -> None:
     """Route the event in EVENT_FILE (JSON, '-' for stdin) in dry-run and show what each actor would receive.
 
     Nothing is delivered and nothing is written to the WAL; script transforms really run.
@@ -92,7 +93,7 @@ def test_cmd(project_dir: Path, workspace: str | None, event_file: TextIO, as_js
 @click.command()
 @project_options
 @click.option("--json", "as_json", is_flag=True, help="Print the routes as JSON.")
-def routes(project_dir: Path, workspace: str | None, as_json: bool) -> None:
+def routes(project_dir: Path | None, workspace: str | None, as_json: bool) -> None:
     """List the project's routes: name, source, event types, actor, transforms."""
     project = load_checked(project_dir, workspace)
     rows = [{"name": d.name, "source": d.model.when.source, "events": ",".join(d.model.when.events or ["*"]),
@@ -111,7 +112,7 @@ def routes(project_dir: Path, workspace: str | None, as_json: bool) -> None:
 @click.argument("kind", type=click.Choice([SINGULAR[k] for k in KINDS]))
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the definition as JSON.")
-def inspect(project_dir: Path, workspace: str | None, kind: str, name: str, as_json: bool) -> None:
+def inspect(project_dir: Path | None, workspace: str | None, kind: str, name: str, as_json: bool) -> None:
     """Show one resolved definition (workspace overrides and defaults applied, secrets masked)."""
     project = load_checked(project_dir, workspace)
     plural = next(k for k in KINDS if SINGULAR[k] == kind)

@@ -14,7 +14,9 @@ from typing import Any
 import click
 
 from orgloop.cli._output import echo_json, style
-from orgloop.cli._run_context import gc_paused, load_checked, project_options
+from orgloop.cli._project import project_options
+from orgloop.cli._run_context import load_checked
+from orgloop.config._gc import cyclic_gc_paused
 from orgloop.config.loader import Project
 from orgloop.instance import ControlError, Instance, running_instance
 from orgloop.plan import ABSENT, Masker, Plan, State, compute_plan, desired_state, empty_state, read_applied
@@ -71,9 +73,9 @@ def render_plan(plan: Plan, base: str, project: Project, show_all: bool = False)
 @project_options
 @click.option("--all", "show_all", is_flag=True, help="Also list unchanged items (marked '=').")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan(project_dir: Path, workspace: str | None, show_all: bool, as_json: bool) -> None:
+def plan(project_dir: Path | None, workspace: str | None, show_all: bool, as_json: bool) -> None:
     """Show what `orgloop start` would add (+), change (~) or remove (-). Exit 0: no changes, 2: changes, 1: error."""
-    with gc_paused():
+    with cyclic_gc_paused():
         project = load_checked(project_dir, workspace)
         current, base, _inst = current_state(project)
         result = compute_plan(current, desired_state(project), project.workspace)

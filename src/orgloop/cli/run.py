@@ -25,7 +25,9 @@ from typing import Any, Iterator
 import click
 
 from orgloop.cli._output import echo_json, echo_table, style
-from orgloop.cli._run_context import gc_paused, load_checked, load_lenient, project_options
+from orgloop.cli._project import project_options
+from orgloop.cli._run_context import load_checked, load_lenient
+from orgloop.config._gc import cyclic_gc_paused
 from orgloop.cli.plan import current_state, render_plan
 from orgloop.config.loader import Project
 from orgloop.instance import (LOG_FILE, ControlError, Instance, clear_instance, pid_alive, read_instance,
@@ -54,12 +56,12 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--wait", "wait_up", metavar="DURATION", callback=_duration, default="60s", show_default=True,
               help="--daemon: how long to wait for the daemon to come up.")
 @click.option("--daemon-child", is_flag=True, hidden=True)
-def start(project_dir: Path, workspace: str | None, daemon: bool, run_for: float | None, wait_up: float,
+def start(project_dir: Path | None, workspace: str | None, daemon: bool, run_for: float | None, wait_up: float,
           daemon_child: bool) -> None:
     """Validate, plan and start the workspace's runtime, or reconcile the running one without a restart."""
     from orgloop.config.resolve import to_runtime_spec
 
-    with gc_paused():
+    with cyclic_gc_paused():
         project = load_checked(project_dir, workspace)
         desired = desired_state(project)
         if not daemon_child:
@@ -174,7 +176,7 @@ def _reconcile(project: Project, inst: Instance, plan: Any, current: State, desi
 @project_options
 @click.option("--timeout", metavar="DURATION", callback=_duration, default="30s", show_default=True,
               help="How long to wait for a clean shutdown.")
-def stop(project_dir: Path, workspace: str | None, timeout: float) -> None:
+def stop(project_dir: Path | None, workspace: str | None, timeout: float) -> None:
     """Stop the workspace's runtime (SIGTERM, then wait). Exit 0: stopped, 1: not running, 2: still running."""
     project = load_lenient(project_dir, workspace)
     inst = read_instance(project.data_dir)
@@ -206,7 +208,7 @@ def _is_orgloop(inst: Instance) -> bool:
 @click.command()
 @project_options
 @click.option("--json", "as_json", is_flag=True, help="Print the runtime's status as JSON.")
-def status(project_dir: Path, workspace: str | None, as_json: bool) -> None:
+def status(project_dir: Path | None, workspace: str | None, as_json: bool) -> None:
     """Sources, routes, queues, breakers and the WAL of the running runtime. Exit 0 healthy, 1 not running,
     2 unhealthy."""
     project = load_lenient(project_dir, workspace)
@@ -276,7 +278,7 @@ def _human_bytes(n: int) -> str:
               help="Only entries of the last DURATION (e.g. 10m).")
 @click.option("--logger", "logger_name", help="Which file logger to read (default: the first).")
 @click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
-def logs(project_dir: Path, workspace: str | None, follow: bool, route: str | None, event_type: str | None,
+def logs(project_dir: Path | None, workspace: str | None, follow: bool, route: str | None, event_type: str | None,
          source: str | None, since: float | None, logger_name: str | None, fmt: str) -> None:
     """Print the pipeline log written by the workspace's file logger (JSON lines). Exit 1: no file logger."""
     path = _log_file(load_lenient(project_dir, workspace), logger_name)

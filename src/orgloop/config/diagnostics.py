@@ -10,29 +10,39 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 from pydantic import BaseModel, ValidationError
 
 from orgloop.config.yamlfile import YamlDocument
 
-__all__ = ["Diagnostic", "Severity", "from_validation_error", "did_you_mean"]
+__all__ = ["Diagnostic", "Severity", "Locator", "from_validation_error", "did_you_mean"]
 
 Severity = Literal["error", "warning"]
+Locator = Callable[[tuple[Any, ...], str], tuple[YamlDocument, tuple[Any, ...]]]
+"""Maps an error's location and pydantic error type to the document (and location in it) to report in."""
 
 
 @dataclass(frozen=True)
 class Diagnostic:
+    """One problem at a 1-based line and column of a file."""
+
     file: Path
     line: int
     column: int
     severity: Severity
     message: str
 
+    def display_file(self, root: Path | None = None) -> str:
+        """The file path relative to ``root`` when it lies inside it, else as stored."""
+        return _display(self.file, root)
+
     def format(self, root: Path | None = None) -> str:
+        """``file:line:col: severity: message``."""
         return f"{_display(self.file, root)}:{self.line}:{self.column}: {self.severity}: {self.message}"
 
     def to_json(self, root: Path | None = None) -> dict[str, Any]:
+        """The same fields as a JSON-ready mapping."""
         return {"file": _display(self.file, root), "line": self.line, "column": self.column,
                 "severity": self.severity, "message": self.message}
 
@@ -126,17 +136,16 @@ def _where(loc: Sequence[Any], missing_or_extra: bool) -> str:
 
 
 def from_validation_error(exc: ValidationError, model: type[BaseModel], doc: YamlDocument,
-                          prefix: Sequence[Any] = ()) -> list[Diagnostic]:
-    """One diagnostic per schema error, placed in ``doc`` (``prefix``: where the validated value sits)."""
+                          prefix: Sequence[Any] = (), locate: Locator | None = None) -> list[Diagnostic]:
+    """One diagnostic per schema error, placed in ``doc`` (``prefix``: where the validated value sits), or
+    wherever ``locate`` says the value came from."""
     out = []
     for error in exc.errors(include_url=False):
-        loc = tuple(error["loc"])
+        loc = tuple(prefix) + tuple(error["loc"])
         kind = error["type"]
         is_key = kind in ("extra_forbidden", "missing")
-        if kind == "missing":
-            pos = doc.position(tuple(prefix) + loc[:-1])
-        else:
-            pos = doc.position(tuple(prefix) + loc, key=kind == "extra_forbidden")
-        message = _message(error, model, _where(tuple(prefix) + loc, is_key))
-        out.append(Diagnostic(doc.path, pos.line, pos.column, "error", message))
+        target, at = locate(loc, kind) if locate is not None else (doc, loc)
+        pos = target.position(at[:-1] if kind == "missing" else at, key=kind == "extra_forbidden")
+        message = _message(error, model, _where(loc, is_key))
+        out.append(Diagnostic(target.path, pos.line, pos.column, "error", message))
     return out
