@@ -37,7 +37,8 @@ ACTIONS: tuple[Action, ...] = ("added", "changed", "removed", "unchanged")
 APPLIED_STATE_FILE = "applied-state.json"
 STATE_VERSION = 1
 
-_SECRET_WORDS = re.compile(r"token|secret|password|key|credential", re.IGNORECASE)
+_SECRET_WORD_LIST = ("token", "secret", "password", "key", "credential")
+_SECRET_WORDS = re.compile("|".join(_SECRET_WORD_LIST), re.IGNORECASE)
 SECRET_PREFIX = "***sha256:"
 MASK = "***"
 
@@ -71,6 +72,7 @@ class Masker:
         values = sorted({v for v in secret_values if v}, key=len, reverse=True)
         self._whole = set(values)
         self._inner = [v for v in values if len(v) >= 4]
+        self._in_json = [json.dumps(v, ensure_ascii=False)[1:-1] for v in values]   # as they appear in JSON
 
     @classmethod
     def for_variables(cls, variables: Mapping[str, str]) -> "Masker":
@@ -85,12 +87,20 @@ class Masker:
     def _contains_secret(self, text: str) -> bool:
         return text in self._whole or any(v in text for v in self._inner)
 
-    def hide(self, value: Any, secret: bool = False) -> Any:
-        """A copy of ``value`` with every secret leaf replaced by its digest marker."""
+    def hide(self, value: Any) -> Any:
+        """``value`` with every secret leaf replaced by its digest marker (a copy, or ``value`` itself when
+        it holds nothing to hide: one scan of its JSON text tells, which is much cheaper than a walk)."""
+        text = json.dumps(value, ensure_ascii=False, default=str)
+        lowered = text.lower()
+        if not any(w in lowered for w in _SECRET_WORD_LIST) and not any(v in text for v in self._in_json):
+            return value
+        return self._hide(value, False)
+
+    def _hide(self, value: Any, secret: bool) -> Any:
         if isinstance(value, dict):
-            return {k: self.hide(v, secret or looks_secret(str(k))) for k, v in value.items()}
+            return {k: self._hide(v, secret or looks_secret(str(k))) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.hide(v, secret) for v in value]
+            return [self._hide(v, secret) for v in value]
         if isinstance(value, str) and value.startswith(SECRET_PREFIX):
             return value
         if secret and value is not None and not isinstance(value, bool):
@@ -118,6 +128,7 @@ def desired_state(project: Any) -> State:
     default_poll = project.settings.defaults.poll_interval if project.settings else "5m"
     out = empty_state()
     digests: dict[Path, str] = {}                 # many routes share one prompt file
+    prompts: dict[tuple[Path, str], Path | None] = {}
     for kind in KINDS:
         ident = "id" if kind in ("sources", "actors") else "name"
         items = out[kind]
@@ -126,7 +137,7 @@ def desired_state(project: Any) -> State:
             entry.pop(ident, None)
             if kind == "sources":
                 entry.setdefault("poll", {"interval": default_poll})
-            if kind == "routes" and (prompt := project.prompt_path(d)) is not None:
+            if kind == "routes" and (prompt := _prompt_path(project, d, prompts)) is not None:
                 entry["prompt_sha256"] = _digest(prompt, digests)
             if kind == "transforms" and d.model.type == "script":
                 script = (d.file.parent / d.model.script).resolve()
@@ -134,6 +145,17 @@ def desired_state(project: Any) -> State:
                     entry["script_sha256"] = _digest(script, digests)
             items[name] = masker.hide(entry)
     return out
+
+
+def _prompt_path(project: Any, route: Any, cache: dict[tuple[Path, str], Path | None]) -> Path | None:
+    """``project.prompt_path(route)``, once per (route file directory, prompt file)."""
+    w = route.model.with_
+    if w is None or not w.prompt_file:
+        return None
+    key = (route.file.parent, w.prompt_file)
+    if key not in cache:
+        cache[key] = project.prompt_path(route)
+    return cache[key]
 
 
 def _digest(path: Path, cache: dict[Path, str]) -> str:
@@ -298,13 +320,19 @@ def compute_plan(current: State, desired: State, workspace: str = "default") -> 
 
 
 def _same_types(a: Any, b: Any) -> bool:
-    """``1 == 1.0 == True`` in Python; a state change from 1 to true is still a change."""
-    if type(a) is not type(b):
+    """For ``a == b``: also the same types throughout (``1 == 1.0 == True`` in Python, but a state change
+    from 1 to true is still a change). Plain loops: this runs on every unchanged item."""
+    kind = type(a)
+    if kind is not type(b):
         return False
-    if isinstance(a, dict):
-        return all(_same_types(v, b[k]) for k, v in a.items())
-    if isinstance(a, list):
-        return all(_same_types(x, y) for x, y in zip(a, b))
+    if kind is dict:
+        for k, v in a.items():
+            if not _same_types(v, b[k]):
+                return False
+    elif kind is list:
+        for x, y in zip(a, b):
+            if not _same_types(x, y):
+                return False
     return True
 
 

@@ -113,3 +113,13 @@ def test_a_damaged_applied_state_is_an_error_not_an_empty_state(tmp_path):
     (tmp_path / "applied-state.json").write_text('{"version": 99, "state": {}}')
     with pytest.raises(ValueError, match="not an orgloop applied-state file"):
         read_applied(tmp_path)
+
+
+@pytest.mark.parametrize("secret", ['quo"te\\d', "ünïcode-secret", "abc"])
+def test_secret_values_needing_json_escapes_or_short_ones_are_still_found(secret):
+    masker = Masker.for_variables({"DB_PASSWORD": secret})
+    hidden = masker.hide({"config": {"dsn": f"postgres://u:{secret}@db/x" if len(secret) > 3 else secret,
+                                     "other": "plain"}})
+    assert secret not in json.dumps(hidden, ensure_ascii=False)
+    assert hidden["config"]["other"] == "plain"
+    assert masker.hide({"config": {"path": "out/x"}}) == {"config": {"path": "out/x"}}
