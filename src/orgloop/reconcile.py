@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from orgloop.plan import SINGULAR, Plan, State
+from orgloop.plan import SINGULAR, ItemChange, Plan, State
 from orgloop.spec import (ActorSpec, BreakerSpec, DeliverySpec, RetrySpec, RouteSpec, RuntimeSpec, SourceSpec,
                           TransformRef, TransformSpec)
 
@@ -30,27 +30,38 @@ class ReconcileError(RuntimeError):
     """The change cannot be applied to the running runtime (a restart is needed), or the request is wrong."""
 
 
-def _lane_shape(state: State, actor: str) -> tuple[int, str] | None:
-    routes = [r for r in state.get("routes", {}).values() if r.get("then", {}).get("actor") == actor]
-    if not routes:
+_DEFAULT_LANE = (1000, ("drop_oldest",))
+_COSMETIC = frozenset({"description", "labels"})   # fields the runtime never reads
+
+
+def _lane_shape(state: State, actor: str) -> tuple[int, tuple[str, ...]] | None:
+    """The queue an actor's lane gets at start: the largest ``queue_depth`` of its routes, and the policies
+    they ask for (the first one, in definition order, is used); None when no route targets it."""
+    delivery = [r.get("then", {}).get("delivery", {}) for r in state.get("routes", {}).values()
+                if r.get("then", {}).get("actor") == actor]
+    if not delivery:
         return None
-    delivery = [r["then"].get("delivery", {}) for r in routes]
-    return (max(d.get("queue_depth", 1000) for d in delivery),
-            next((d.get("queue_policy", "drop_oldest") for d in delivery), "drop_oldest"))
+    policies = tuple(dict.fromkeys(d.get("queue_policy", "drop_oldest") for d in delivery))
+    return max(d.get("queue_depth", 1000) for d in delivery), policies
+
+
+def _needs_restart(item: ItemChange) -> bool:
+    """A changed actor, transform or logger: unless only its description or labels changed."""
+    return item.action != "changed" or any(f.path[0] not in _COSMETIC for f in item.fields)
 
 
 def restart_reasons(plan: Plan, current: State, desired: State) -> list[str]:
     """Why this plan cannot be applied to a running runtime; empty when it can."""
     reasons = [f"{i.label} changed (running {SINGULAR[i.kind]}s keep their config)"
-               for i in plan.of("actors", "changed") + plan.of("transforms", "changed")]
-    reasons += [f"{i.label} {i.action} (loggers are set up at start)" for i in plan.of("loggers", "added", "changed",
-                                                                                   "removed")]
-    kept_actors = current.get("actors", {}).keys() & desired.get("actors", {}).keys()
-    for actor in sorted(kept_actors):
-        before, after = _lane_shape(current, actor), _lane_shape(desired, actor)
-        if before is not None and after is not None and before != after:
-            reasons.append(f"actor {actor}: its queue would change from {before[0]} events ({before[1]}) "
-                           f"to {after[0]} ({after[1]})")
+               for i in plan.of("actors", "changed") + plan.of("transforms", "changed") if _needs_restart(i)]
+    reasons += [f"{i.label} {i.action} (loggers are set up at start)"
+                for i in plan.of("loggers", "added", "changed", "removed") if _needs_restart(i)]
+    for actor in sorted(current.get("actors", {}).keys() & desired.get("actors", {}).keys()):
+        before = _lane_shape(current, actor) or _DEFAULT_LANE
+        after = _lane_shape(desired, actor)
+        if after is not None and (after[0], set(after[1])) != (before[0], set(before[1])):
+            reasons.append(f"actor {actor}: its queue would change from {before[0]} events "
+                           f"({', '.join(before[1])}) to {after[0]} ({', '.join(after[1])})")
     return reasons
 
 
@@ -61,10 +72,14 @@ def build_request(plan: Plan, spec: RuntimeSpec, desired: State) -> dict[str, An
                "routes": {r.name: r for r in spec.routes}, "transforms": {t.name: t for t in spec.transforms}}
     body: dict[str, Any] = {"state": desired}
     for kind, specs in by_name.items():
-        body[kind] = {"add": [asdict(specs[i.name]) for i in plan.of(kind, "added", "changed")],
-                      "remove": [i.name for i in plan.of(kind, "removed", "changed")]}
-    body["lanes"] = {i.name: _lane_shape(desired, i.name) or (1000, "drop_oldest")
-                     for i in plan.of("actors", "added")}
+        items = [i for i in plan.of(kind, "added", "changed", "removed") if kind in ("routes", "sources")
+                 or _needs_restart(i)]          # description/labels-only changes of plug-ins: nothing to do
+        body[kind] = {"add": [asdict(specs[i.name]) for i in items if i.action != "removed"],
+                      "remove": [i.name for i in items if i.action != "added"]}
+    body["lanes"] = {}
+    for i in plan.of("actors", "added"):
+        depth, policies = _lane_shape(desired, i.name) or _DEFAULT_LANE
+        body["lanes"][i.name] = [depth, policies[0]]
     return body
 
 

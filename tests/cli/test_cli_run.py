@@ -171,3 +171,25 @@ def test_logs_without_a_file_logger_or_file(demo, cli):
     edit(demo / "orgloop.yaml", "loggers:\n  - loggers/loggers.yaml\n", "")
     r = cli("logs", "-p", demo)
     assert r.exit_code == 1 and "no file logger" in r.stderr
+
+
+def test_description_only_changes_of_plug_ins_are_applied_without_touching_them(demo, cli, live):
+    actor_before = live.actors["inbox"]
+    edit(demo / "connectors" / "connectors.yaml", "description: Appends every", "description: Writes every")
+    r = cli("start", "-p", demo)
+    assert r.exit_code == 0, r.output
+    assert "~ actor inbox\n    description:" in r.stdout and "without a restart" in r.stdout
+    assert live.actors["inbox"] is actor_before
+    assert cli("plan", "-p", demo).exit_code == 0
+
+
+def test_a_first_route_to_an_idle_actor_that_needs_a_bigger_queue_is_refused(demo, cli, live):
+    edit(demo / "connectors" / "connectors.yaml", "actors:\n", "actors:\n  - id: idle\n    connector: file\n"
+         "    config: {path: out/idle.jsonl}\n")
+    assert cli("start", "-p", demo).exit_code == 0                      # a new actor, no route yet
+    (demo / "routes" / "idle.yaml").write_text(
+        "apiVersion: orgloop/v1alpha1\nkind: RouteGroup\nroutes:\n  - name: to-idle\n    when:\n"
+        "      source: heartbeat\n    then:\n      actor: idle\n      delivery: {queue_depth: 5000}\n")
+    r = cli("start", "-p", demo)
+    assert r.exit_code == 1
+    assert "actor idle: its queue would change from 1000 events (drop_oldest) to 5000 (drop_oldest)" in r.stderr
