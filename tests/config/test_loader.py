@@ -218,3 +218,16 @@ def test_a_route_not_listening_to_the_event_types_its_actor_causes_is_no_loop(st
     write(starter, "routes/loop.yaml", ROUTE.format(name="r", source="in", actor="out")
           .replace("      source: in\n", "      source: in\n      events: [resource.changed]\n"))
     assert lines(check_project(load_project(starter))) == []
+
+
+def test_one_error_per_value_even_for_unions_and_a_hint_for_a_misspelt_kind(starter):
+    write(starter, "workspaces/w.yaml", "apiVersion: orgloop/v1alpha1\nkind: Workspace\nvariables:\n"
+          "  A: [1]\n  B: {}\n  C: ok\n")
+    write(starter, "routes/y.yaml", "apiVersion: orgloop/v1alpha1\nkind: RouteGrup\n")
+    expected = "expected a valid string, a valid integer, a valid number or a valid boolean"
+    assert lines(load_project(starter, workspace="w")) == [
+        "routes/y.yaml:2:7: error: kind must be one of ConnectorGroup, RouteGroup, TransformGroup, LoggerGroup, "
+        "got 'RouteGrup' (did you mean 'RouteGroup'?)",
+        f"workspaces/w.yaml:4:6: error: variables.A: {expected}, got a list",
+        f"workspaces/w.yaml:5:6: error: variables.B: {expected}, got an empty mapping",
+    ]

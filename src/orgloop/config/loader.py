@@ -272,7 +272,7 @@ def _load(start: Path | str, workspace: str | None, env: Mapping[str, str] | Non
     try:
         project.settings = m.ProjectFile.model_validate(data)
     except ValidationError as exc:
-        project.diagnostics.extend(from_validation_error(exc, m.ProjectFile, doc, locate=_locator(
+        project.diagnostics.extend(from_validation_error(exc, m.ProjectFile, doc, data=data, locate=_locator(
             doc, overlay, overridden)))
     metadata = data.get("metadata") if isinstance(data, dict) else None
     name = metadata.get("name") if isinstance(metadata, dict) else None
@@ -369,7 +369,7 @@ def _load_workspace(project: Project, name: str, variables: Mapping[str, str]) -
     try:
         return Overlay(m.WorkspaceFile.model_validate(data), doc)
     except ValidationError as exc:
-        project.diagnostics.extend(from_validation_error(exc, m.WorkspaceFile, doc))
+        project.diagnostics.extend(from_validation_error(exc, m.WorkspaceFile, doc, data=data))
         return None
 
 
@@ -416,7 +416,8 @@ def _load_group(project: Project, path: Path, variables: Mapping[str, str], over
     if model is None or kind not in _GROUP_ITEMS:
         line, col = _pos(doc, ("kind",))
         expected = ", ".join(_GROUP_ITEMS)
-        project.report(path, line, col, "error", f"kind must be one of {expected}, got {kind!r}")
+        hint = did_you_mean(kind, _GROUP_ITEMS) if isinstance(kind, str) else ""
+        project.report(path, line, col, "error", f"kind must be one of {expected}, got {kind!r}{hint}")
         return
     item_keys = _GROUP_ITEMS[kind]
     overridden: dict[tuple[Any, ...], tuple[tuple[Any, ...], dict[str, Any]]] = {}
@@ -437,7 +438,8 @@ def _load_group(project: Project, path: Path, variables: Mapping[str, str], over
     try:
         group: Any = model.model_validate(data)
     except ValidationError as exc:
-        project.diagnostics.extend(from_validation_error(exc, model, doc, locate=_locator(doc, overlay, overridden)))
+        project.diagnostics.extend(from_validation_error(exc, model, doc, data=data,
+                                                         locate=_locator(doc, overlay, overridden)))
         group = None
     for key in item_keys:
         items = data.get(key)
