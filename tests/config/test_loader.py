@@ -6,7 +6,7 @@ import os
 import pytest
 
 from orgloop.config.checks import check_project
-from orgloop.config.loader import ProjectNotFound, load_project
+from orgloop.config.loader import ProjectNotFound, check_every_file, load_project
 from orgloop.config.resolve import to_runtime_spec
 from support.projects import STARTER, copy_project, write
 
@@ -230,4 +230,18 @@ def test_one_error_per_value_even_for_unions_and_a_hint_for_a_misspelt_kind(star
         "got 'RouteGrup' (did you mean 'RouteGroup'?)",
         f"workspaces/w.yaml:4:6: error: variables.A: {expected}, got a list",
         f"workspaces/w.yaml:5:6: error: variables.B: {expected}, got an empty mapping",
+    ]
+
+
+def test_other_workspace_files_and_unlisted_files_are_checked_only_by_check_every_file(starter):
+    write(starter, "workspaces/prod.yaml", "apiVersion: orgloop/v1alpha1\nkind: Workspace\n"
+          "variabls: {}\nroutes:\n  heartbeat-to-inbx: {}\n")
+    write(starter, "loggers/extra.yml", "apiVersion: orgloop/v1alpha1\nkind: LoggerGroup\n")
+    project = check_project(load_project(starter, workspace="staging"))
+    assert lines(project) == []                     # what plan/start load: the selected workspace only
+    assert lines(check_every_file(project)) == [
+        "loggers/extra.yml:1:1: warning: not listed under loggers: in orgloop.yaml, so this file is not loaded",
+        "workspaces/prod.yaml:3:1: error: unknown key 'variabls' (did you mean 'variables'?)",
+        "workspaces/prod.yaml:5:3: error: override for unknown route 'heartbeat-to-inbx' (did you mean "
+        "'heartbeat-to-inbox'?)",
     ]

@@ -14,7 +14,7 @@ import click
 
 from orgloop.cli._output import echo_json, style
 from orgloop.cli._project import format_diagnostic, load_for_command, project_options
-from orgloop.config.loader import Project
+from orgloop.config.loader import Project, check_every_file
 from orgloop.config.workspaces import DEFAULT
 
 __all__ = ["validate"]
@@ -48,11 +48,12 @@ def _summary_line(project: Project) -> str:
               show_default=True, help="human: one line per problem and a summary; json: an object with "
                                       "'diagnostics' (a list) and 'summary'.")
 def validate(project_dir: Path | None, workspace: str | None, output_format: str) -> None:
-    """Check every project file: syntax, schema, references, prompt files, plugins and loops.
+    """Check every project file: syntax, schema, references, prompt files, plugins and loops, in the
+    selected workspace; the other workspace files are checked on their own.
 
     Exit codes: 0 valid (warnings allowed), 2 errors found, 1 the project cannot be read."""
     try:
-        project = load_for_command(project_dir, workspace)
+        project = check_every_file(load_for_command(project_dir, workspace))
     except click.ClickException as exc:
         if output_format == "json":
             echo_json({"error": exc.message})
