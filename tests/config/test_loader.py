@@ -245,3 +245,22 @@ def test_other_workspace_files_and_unlisted_files_are_checked_only_by_check_ever
         "workspaces/prod.yaml:5:3: error: override for unknown route 'heartbeat-to-inbx' (did you mean "
         "'heartbeat-to-inbox'?)",
     ]
+
+
+@pytest.mark.parametrize("checkpoint", [None, "  checkpoint: {store: file, dir: .orgloop/checkpoints}\n"])
+def test_workspaces_never_share_checkpoints(starter, orgloop_env, checkpoint):
+    from orgloop.checkpoint import resolve_checkpoint_store
+
+    if checkpoint:
+        path = starter / "orgloop.yaml"
+        path.write_text(path.read_text().replace("  poll_interval: 1s\n", "  poll_interval: 1s\n" + checkpoint))
+    dirs = []
+    for workspace in ("default", "staging"):
+        spec = to_runtime_spec(check_project(load_project(starter, workspace=workspace)))
+        store = resolve_checkpoint_store(spec.checkpoint, module_path=spec.module_path, data_dir=spec.data_dir)
+        dirs.append(store.dir)
+        store.close()
+    if checkpoint:
+        assert dirs == [starter / ".orgloop" / "checkpoints" / w for w in ("default", "staging")]
+    else:
+        assert dirs == [orgloop_env / "data" / "starter" / w / "checkpoints" for w in ("default", "staging")]
