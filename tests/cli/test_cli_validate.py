@@ -52,15 +52,18 @@ def test_the_golden_output_is_sorted_and_covers_every_problem_class():
                   "unknown actor", "unknown transform", "unknown event type", "not found", "prompt_file '../../",
                   "script '../../../escape.sh' is outside", "plugin '@orgloop/connector-slack' is installed",
                   "warning: possible event loop", "route ping-pong -> actor loop-writer -> source loop-reader",
-                  "duplicate key 'path'", "apiVersion: expected"):
+                  "duplicate key 'path'", "apiVersion: expected", "override for unknown actor 'inboxx'",
+                  "connectors/unlisted.yaml:1:1: warning: not listed"):
         assert words in text, words
-    assert summary == f"{sum(': error: ' in p for p in problems)} errors, 1 warning in 8 files"
+    errors, warnings = sum(": error: " in p for p in problems), sum(": warning: " in p for p in problems)
+    assert errors + warnings == len(problems)
+    assert summary == f"{errors} errors, {warnings} warnings in 10 files"
 
 
 def test_a_valid_project_exits_0_with_a_summary(tmp_path, orgloop_env):
     project = copy_project(STARTER, tmp_path / "p")
     result = run("validate", "-p", str(project))
-    assert (result.exit_code, result.stdout) == (0, 'Project "starter" is valid (5 files, 1 route).\n')
+    assert (result.exit_code, result.stdout) == (0, 'Project "starter" is valid (6 files, 1 route).\n')
     result = run("validate", "-p", str(project), "-w", "staging")
     assert result.stdout == 'Project "starter" is valid in workspace "staging" (6 files, 1 route).\n'
 
@@ -73,7 +76,7 @@ def test_warnings_alone_keep_exit_0(tmp_path, orgloop_env):
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
         "routes/heartbeat.yaml:7:15: warning: source pattern 'nothing-*' matches no source",
-        'Project "starter" is valid with 1 warning (5 files, 1 route).']
+        'Project "starter" is valid with 1 warning (6 files, 1 route).']
 
 
 def test_the_project_is_found_upwards_from_the_current_directory(tmp_path, orgloop_env, monkeypatch):

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from orgloop.config.checks import check_project
-from orgloop.config.loader import ProjectNotFound, load_project
+from orgloop.config.loader import ProjectNotFound, check_every_file, load_project
 from orgloop.config.resolve import to_runtime_spec
 from support.projects import STARTER, copy_project, write
 
@@ -218,3 +218,49 @@ def test_a_route_not_listening_to_the_event_types_its_actor_causes_is_no_loop(st
     write(starter, "routes/loop.yaml", ROUTE.format(name="r", source="in", actor="out")
           .replace("      source: in\n", "      source: in\n      events: [resource.changed]\n"))
     assert lines(check_project(load_project(starter))) == []
+
+
+def test_one_error_per_value_even_for_unions_and_a_hint_for_a_misspelt_kind(starter):
+    write(starter, "workspaces/w.yaml", "apiVersion: orgloop/v1alpha1\nkind: Workspace\nvariables:\n"
+          "  A: [1]\n  B: {}\n  C: ok\n")
+    write(starter, "routes/y.yaml", "apiVersion: orgloop/v1alpha1\nkind: RouteGrup\n")
+    expected = "expected a valid string, a valid integer, a valid number or a valid boolean"
+    assert lines(load_project(starter, workspace="w")) == [
+        "routes/y.yaml:2:7: error: kind must be one of ConnectorGroup, RouteGroup, TransformGroup, LoggerGroup, "
+        "got 'RouteGrup' (did you mean 'RouteGroup'?)",
+        f"workspaces/w.yaml:4:6: error: variables.A: {expected}, got a list",
+        f"workspaces/w.yaml:5:6: error: variables.B: {expected}, got an empty mapping",
+    ]
+
+
+def test_other_workspace_files_and_unlisted_files_are_checked_only_by_check_every_file(starter):
+    write(starter, "workspaces/prod.yaml", "apiVersion: orgloop/v1alpha1\nkind: Workspace\n"
+          "variabls: {}\nroutes:\n  heartbeat-to-inbx: {}\n")
+    write(starter, "loggers/extra.yml", "apiVersion: orgloop/v1alpha1\nkind: LoggerGroup\n")
+    project = check_project(load_project(starter, workspace="staging"))
+    assert lines(project) == []                     # what plan/start load: the selected workspace only
+    assert lines(check_every_file(project)) == [
+        "loggers/extra.yml:1:1: warning: not listed under loggers: in orgloop.yaml, so this file is not loaded",
+        "workspaces/prod.yaml:3:1: error: unknown key 'variabls' (did you mean 'variables'?)",
+        "workspaces/prod.yaml:5:3: error: override for unknown route 'heartbeat-to-inbx' (did you mean "
+        "'heartbeat-to-inbox'?)",
+    ]
+
+
+@pytest.mark.parametrize("checkpoint", [None, "  checkpoint: {store: file, dir: .orgloop/checkpoints}\n"])
+def test_workspaces_never_share_checkpoints(starter, orgloop_env, checkpoint):
+    from orgloop.checkpoint import resolve_checkpoint_store
+
+    if checkpoint:
+        path = starter / "orgloop.yaml"
+        path.write_text(path.read_text().replace("  poll_interval: 1s\n", "  poll_interval: 1s\n" + checkpoint))
+    dirs = []
+    for workspace in ("default", "staging"):
+        spec = to_runtime_spec(check_project(load_project(starter, workspace=workspace)))
+        store = resolve_checkpoint_store(spec.checkpoint, module_path=spec.module_path, data_dir=spec.data_dir)
+        dirs.append(store.dir)
+        store.close()
+    if checkpoint:
+        assert dirs == [starter / ".orgloop" / "checkpoints" / w for w in ("default", "staging")]
+    else:
+        assert dirs == [orgloop_env / "data" / "starter" / w / "checkpoints" for w in ("default", "staging")]

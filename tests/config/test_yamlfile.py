@@ -9,8 +9,7 @@ import yaml
 from orgloop.config.yamlfile import Position, YamlSyntaxError, load_yaml
 
 SAME_AS_SAFE_LOAD = [
-    "a: 1\nb: [1, 2.5, true, null, ~, 0x1f, 1e3, .inf, 'q', \"d\", !!str 5, !!int '7']\n",
-    "when: 2024-01-02\nat: 2024-01-02T03:04:05Z\nyes: yes\non: off\n",
+    "a: 1\nb: [1, 2.5, true, null, ~, 0x1f, .inf, 'q', \"d\", !!str 5, !!int '7']\n",
     "base: &b {x: 1, y: 2}\nother: &o {z: 3}\nc:\n  <<: [*b, *o]\n  y: 9\nlist: &l [1, 2]\nagain: *l\n",
     "- a\n- - nested\n  - {k: v}\n- |\n  literal\n  text\n- >\n  folded\n  text\n",
     "",
@@ -20,8 +19,27 @@ SAME_AS_SAFE_LOAD = [
 
 
 @pytest.mark.parametrize("text", SAME_AS_SAFE_LOAD)
-def test_values_match_safe_load(text):
+def test_values_match_safe_load_where_yaml_1_1_and_1_2_agree(text):
     assert load_yaml(Path("f.yaml"), text).data == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("yes", "yes"), ("on", "on"), ("No", "No"), ("OFF", "OFF"), ("y", "y"),         # 1.1 booleans: strings
+    ("true", True), ("False", False), ("TRUE", True),
+    ("~", None), ("null", None), ("NULL", None), ("", None),
+    ("12:30", "12:30"), ("1_000", "1_000"), ("0777", 777), ("0o17", 15), ("0x1F", 31), ("0x", "0x"),
+    ("0x-1", "0x-1"), ("+12", 12), ("-3", -3),
+    ("1.5", 1.5), ("-.5", -0.5), ("1e3", 1000.0), ("6.02E+23", 6.02e23), ("1.", 1.0), ("-.inf", float("-inf")),
+    ("2024-01-02", "2024-01-02"), ("2024-01-02T03:04:05Z", "2024-01-02T03:04:05Z"), (".5s", ".5s"),
+    ("+", "+"), ("10MB", "10MB"), ("!!int '7'", 7), ("!!float 1", 1.0), ("'yes'", "yes"),
+])
+def test_plain_scalars_follow_the_yaml_1_2_core_schema_like_orgloop(text, value):
+    assert load_yaml(Path("f.yaml"), f"v: {text}\n").data == {"v": value}
+
+
+def test_nan_is_a_float():
+    nan = load_yaml(Path("f.yaml"), "v: .nan\n").data["v"]
+    assert isinstance(nan, float) and nan != nan
 
 
 def test_duplicate_keys_are_recorded_with_the_position_of_the_repeated_key():

@@ -7,6 +7,7 @@ Usage::
     @project_options
     def plan(project_dir: Path | None, workspace: str | None) -> None:
         project = load_for_command(project_dir, workspace)
+        exit_if_invalid(project)        # prints the problems like `orgloop validate`, exits 2
 
 Failures to find or read the project, or an invalid workspace name from the environment or the stored
 selection, raise :class:`click.ClickException` (``Error: ...`` on stderr, exit code 1); an invalid
@@ -19,12 +20,14 @@ from typing import Any, Callable, TypeVar
 
 import click
 
+from orgloop.cli._output import style
 from orgloop.config.checks import check_project
+from orgloop.config.diagnostics import Diagnostic
 from orgloop.config.loader import Project, ProjectNotFound, find_project, load_project
 from orgloop.config.workspaces import WorkspaceError, check_name, selected_workspace
 
 __all__ = ["project_option", "workspace_option", "project_options", "check_workspace_name", "project_root",
-           "resolve_workspace", "load_for_command"]
+           "resolve_workspace", "load_for_command", "format_diagnostic", "exit_if_invalid"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,3 +90,25 @@ def load_for_command(project_dir: Path | None, workspace: str | None, *, check: 
     except ProjectNotFound as exc:
         raise click.ClickException(str(exc)) from None
     return check_project(project) if check else project
+
+
+_SEVERITY_COLOUR = {"error": "red", "warning": "yellow"}
+
+
+def format_diagnostic(d: Diagnostic, root: Path) -> str:
+    """``file:line:col: severity: message``, file relative to ``root``, coloured on a TTY."""
+    where = style(f"{d.display_file(root)}:{d.line}:{d.column}:", bold=True)
+    severity = style(f"{d.severity}:", fg=_SEVERITY_COLOUR[d.severity], bold=True)
+    return f"{where} {severity} {d.message}"
+
+
+def exit_if_invalid(project: Project) -> None:
+    """When ``project`` has errors: print every problem to stderr as ``orgloop validate`` does, and exit 2."""
+    if not project.errors:
+        return
+    for d in project.sorted_diagnostics():
+        click.echo(format_diagnostic(d, project.root), err=True)
+    n = len(project.errors)
+    click.echo(f"Error: the project has {n} error{'' if n == 1 else 's'}; fix {'it' if n == 1 else 'them'} "
+               "first (`orgloop validate` lists them too)", err=True)
+    raise SystemExit(2)

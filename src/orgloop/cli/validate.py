@@ -13,24 +13,14 @@ from typing import Any
 import click
 
 from orgloop.cli._output import echo_json, style
-from orgloop.cli._project import load_for_command, project_options
-from orgloop.config.diagnostics import Diagnostic
-from orgloop.config.loader import Project
+from orgloop.cli._project import format_diagnostic, load_for_command, project_options
+from orgloop.config.loader import Project, check_every_file
 from orgloop.config.workspaces import DEFAULT
 
 __all__ = ["validate"]
 
-_SEVERITY_COLOUR = {"error": "red", "warning": "yellow"}
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _line(d: Diagnostic, root: Path) -> str:
-    where = style(f"{d.display_file(root)}:{d.line}:{d.column}:", bold=True)
-    severity = style(f"{d.severity}:", fg=_SEVERITY_COLOUR[d.severity], bold=True)
-    return f"{where} {severity} {d.message}"
 
 
 def summary(project: Project) -> dict[str, Any]:
@@ -58,11 +48,12 @@ def _summary_line(project: Project) -> str:
               show_default=True, help="human: one line per problem and a summary; json: an object with "
                                       "'diagnostics' (a list) and 'summary'.")
 def validate(project_dir: Path | None, workspace: str | None, output_format: str) -> None:
-    """Check every project file: syntax, schema, references, prompt files, plugins and loops.
+    """Check every project file: syntax, schema, references, prompt files, plugins and loops, in the
+    selected workspace; the other workspace files are checked on their own.
 
     Exit codes: 0 valid (warnings allowed), 2 errors found, 1 the project cannot be read."""
     try:
-        project = load_for_command(project_dir, workspace)
+        project = check_every_file(load_for_command(project_dir, workspace))
     except click.ClickException as exc:
         if output_format == "json":
             echo_json({"error": exc.message})
@@ -72,6 +63,6 @@ def validate(project_dir: Path | None, workspace: str | None, output_format: str
         echo_json({"diagnostics": [d.to_json(project.root) for d in diagnostics], "summary": summary(project)})
     else:
         for d in diagnostics:
-            click.echo(_line(d, project.root))
+            click.echo(format_diagnostic(d, project.root))
         click.echo(_summary_line(project))
     sys.exit(2 if project.errors else 0)

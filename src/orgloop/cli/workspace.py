@@ -76,7 +76,7 @@ def select_cmd(project_dir: Path | None, name: str) -> None:
     except WorkspaceError as exc:
         raise _fail(exc) from None
     click.echo(f'Switched to workspace "{name}"')
-    chosen, why = ws.selection(root)
+    chosen, why = _selection(root, None)
     if chosen != name:
         click.echo(f"note: {why}={chosen} is set and takes precedence in this shell", err=True)
 

@@ -122,8 +122,10 @@ def _message(error: dict[str, Any], model: type[BaseModel], where: str) -> str:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return type(value).__name__ if not value else ("a mapping" if isinstance(value, dict) else "a list")
+    if isinstance(value, dict):
+        return "a mapping" if value else "an empty mapping"
+    if isinstance(value, list):
+        return "a list" if value else "an empty list"
     return repr(value)
 
 
@@ -135,12 +137,55 @@ def _where(loc: Sequence[Any], missing_or_extra: bool) -> str:
     return out
 
 
+def _in_data(data: Any, loc: Sequence[Any]) -> int:
+    """How many leading parts of ``loc`` exist in ``data``; pydantic appends the member names of a union
+    (``str``, ``int``...) to the location of each member's error, and those do not."""
+    for depth, part in enumerate(loc):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return depth
+    return len(loc)
+
+
+def _merge_union_errors(errors: list[Any], data: Any) -> list[dict[str, Any]]:
+    """One error per value: the errors of every member of a union become one 'expected A or B'."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        depth = _in_data(data, loc) if error["type"] not in ("missing", "extra_forbidden") else len(loc)
+        if depth == len(loc):
+            out.append(error)
+            continue
+        value_loc = loc[:depth]
+        text = error["msg"]
+        expected = text[len("Input should be "):] if text.startswith("Input should be ") else text
+        if value_loc in merged:
+            if expected not in merged[value_loc]["expected"]:
+                merged[value_loc]["expected"].append(expected)
+            continue
+        merged[value_loc] = entry = {**error, "loc": value_loc, "type": "union", "expected": [expected]}
+        out.append(entry)
+    for entry in merged.values():
+        *others, last = entry.pop("expected")
+        entry["msg"] = "Input should be " + (f"{', '.join(others)} or {last}" if others else last)
+    return out
+
+
 def from_validation_error(exc: ValidationError, model: type[BaseModel], doc: YamlDocument,
-                          prefix: Sequence[Any] = (), locate: Locator | None = None) -> list[Diagnostic]:
+                          prefix: Sequence[Any] = (), locate: Locator | None = None,
+                          data: Any = None) -> list[Diagnostic]:
     """One diagnostic per schema error, placed in ``doc`` (``prefix``: where the validated value sits), or
-    wherever ``locate`` says the value came from."""
+    wherever ``locate`` says the value came from. With the validated ``data``, the errors of the members
+    of a union are reported as one."""
+    errors: list[Any] = exc.errors(include_url=False)
+    if data is not None:
+        errors = _merge_union_errors(errors, data)
     out = []
-    for error in exc.errors(include_url=False):
+    for error in errors:
         loc = tuple(prefix) + tuple(error["loc"])
         kind = error["type"]
         is_key = kind in ("extra_forbidden", "missing")

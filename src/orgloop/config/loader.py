@@ -26,11 +26,13 @@ from orgloop.config import models as m
 from orgloop.config._gc import cyclic_gc_paused
 from orgloop.config.diagnostics import Diagnostic, Locator, Severity, did_you_mean, from_validation_error
 from orgloop.config.variables import DotenvError, VariableError, read_dotenv, substitute
-from orgloop.config.workspaces import DEFAULT, deep_merge, selected_workspace, workspace_data_dir, workspace_file
+from orgloop.config.workspaces import (DEFAULT, deep_merge, list_workspaces, selected_workspace, workspace_data_dir,
+                                      workspace_file)
 from orgloop.config.yamlfile import YamlDocument, YamlSyntaxError, load_yaml
 from orgloop.errors import ConfigError
 
-__all__ = ["Project", "Definition", "Overlay", "ProjectNotFound", "load_project", "find_project", "KINDS"]
+__all__ = ["Project", "Definition", "Overlay", "ProjectNotFound", "load_project", "find_project", "check_every_file",
+           "KINDS"]
 
 KINDS = ("sources", "actors", "routes", "transforms", "loggers")
 _ITEM_MODELS: dict[str, type[BaseModel]] = {
@@ -251,7 +253,8 @@ def _load(start: Path | str, workspace: str | None, env: Mapping[str, str] | Non
     except DotenvError as exc:
         project.report(root / ".env", exc.line, 1, "error", str(exc))
         dotenv = {}
-    overlay = project.overlay = _load_workspace(project, ws, {**dotenv, **shell})
+    overlay, ws_doc, ws_data = _load_workspace(project, ws, {**dotenv, **shell})
+    project.overlay = overlay
     variables = {**dotenv, **{k: str(v).lower() if isinstance(v, bool) else str(v)
                               for k, v in (overlay.model.variables if overlay else {}).items()}, **shell}
     project.variables = variables
@@ -272,7 +275,7 @@ def _load(start: Path | str, workspace: str | None, env: Mapping[str, str] | Non
     try:
         project.settings = m.ProjectFile.model_validate(data)
     except ValidationError as exc:
-        project.diagnostics.extend(from_validation_error(exc, m.ProjectFile, doc, locate=_locator(
+        project.diagnostics.extend(from_validation_error(exc, m.ProjectFile, doc, data=data, locate=_locator(
             doc, overlay, overridden)))
     metadata = data.get("metadata") if isinstance(data, dict) else None
     name = metadata.get("name") if isinstance(metadata, dict) else None
@@ -289,8 +292,8 @@ def _load(start: Path | str, workspace: str | None, env: Mapping[str, str] | Non
     if routes_dir.is_dir():
         for path in sorted(p for p in routes_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()):
             _load_group(project, path, variables, overlay)
-    if overlay is not None:
-        _check_overlay_targets(project, overlay)
+    if ws_doc is not None:
+        _check_overlay_targets(project, ws_doc, ws_data)
     return project
 
 
@@ -354,23 +357,26 @@ def _has_path(data: Any, path: tuple[Any, ...]) -> bool:
     return True
 
 
-def _load_workspace(project: Project, name: str, variables: Mapping[str, str]) -> Overlay | None:
+def _load_workspace(project: Project, name: str, variables: Mapping[str, str] | None
+                    ) -> tuple[Overlay | None, YamlDocument | None, Any]:
+    """Parse and validate ``workspaces/<name>.yaml`` (``${VAR}`` substituted unless ``variables`` is None):
+    the overlay when valid, and the document and its values whenever the file could be parsed."""
     path = workspace_file(project.root, name)
     if not path.is_file():
         if name != DEFAULT:
             project.report(project.file, 1, 1, "error",
                            f"workspace {name!r} does not exist (expected {path.relative_to(project.root)}; "
                            f"create it with `orgloop workspace new {name}`)")
-        return None
+        return None, None, None
     doc = _parse(project, path)
     if doc is None:
-        return None
-    data = _substitute(project, doc, variables)
+        return None, None, None
+    data = doc.data if variables is None else _substitute(project, doc, variables)
     try:
-        return Overlay(m.WorkspaceFile.model_validate(data), doc)
+        return Overlay(m.WorkspaceFile.model_validate(data), doc), doc, data
     except ValidationError as exc:
-        project.diagnostics.extend(from_validation_error(exc, m.WorkspaceFile, doc))
-        return None
+        project.diagnostics.extend(from_validation_error(exc, m.WorkspaceFile, doc, data=data))
+        return None, doc, data
 
 
 def _listed_files(project: Project, doc: YamlDocument, data: Any) -> Iterator[tuple[Path, str, int]]:
@@ -416,7 +422,8 @@ def _load_group(project: Project, path: Path, variables: Mapping[str, str], over
     if model is None or kind not in _GROUP_ITEMS:
         line, col = _pos(doc, ("kind",))
         expected = ", ".join(_GROUP_ITEMS)
-        project.report(path, line, col, "error", f"kind must be one of {expected}, got {kind!r}")
+        hint = did_you_mean(kind, _GROUP_ITEMS) if isinstance(kind, str) else ""
+        project.report(path, line, col, "error", f"kind must be one of {expected}, got {kind!r}{hint}")
         return
     item_keys = _GROUP_ITEMS[kind]
     overridden: dict[tuple[Any, ...], tuple[tuple[Any, ...], dict[str, Any]]] = {}
@@ -437,7 +444,8 @@ def _load_group(project: Project, path: Path, variables: Mapping[str, str], over
     try:
         group: Any = model.model_validate(data)
     except ValidationError as exc:
-        project.diagnostics.extend(from_validation_error(exc, model, doc, locate=_locator(doc, overlay, overridden)))
+        project.diagnostics.extend(from_validation_error(exc, model, doc, data=data,
+                                                         locate=_locator(doc, overlay, overridden)))
         group = None
     for key in item_keys:
         items = data.get(key)
@@ -480,11 +488,40 @@ def _add_items(project: Project, doc: YamlDocument, kind: str, items: list[Any],
             table[definition.name] = definition
 
 
-def _check_overlay_targets(project: Project, overlay: Overlay) -> None:
-    """A workspace override naming an item that does not exist is almost certainly a typo."""
+def _check_overlay_targets(project: Project, doc: YamlDocument, data: Any) -> None:
+    """A workspace override naming an item that does not exist is almost certainly a typo (checked on the
+    values as written, so even a workspace file with schema errors gets it)."""
+    if not isinstance(data, dict):
+        return
     for kind in KINDS:
-        for name in getattr(overlay.model, kind):
+        section = data.get(kind)
+        for name in section if isinstance(section, dict) else ():
             if name not in project.definitions[kind] and name not in project.broken[kind]:
-                line, col = _pos(overlay.doc, (kind, name), key=True)
-                project.report(overlay.doc.path, line, col, "error", f"override for unknown {_SINGULAR[kind]} "
-                               f"{name!r}" + did_you_mean(name, [*project.definitions[kind], *project.broken[kind]]))
+                line, col = _pos(doc, (kind, name), key=True)
+                project.report(doc.path, line, col, "error", f"override for unknown {_SINGULAR[kind]} {name!r}"
+                               + did_you_mean(str(name), [*project.definitions[kind], *project.broken[kind]]))
+
+
+_LISTED_DIRS = ("connectors", "transforms", "loggers")
+
+
+def check_every_file(project: Project) -> Project:
+    """What ``orgloop validate`` checks beyond the files the selected workspace loads: every other
+    workspace file (its schema as written, without ``${VAR}`` substitution, and its override targets),
+    and, as warnings, YAML files in connectors/, transforms/ or loggers/ that orgloop.yaml does not list
+    (so they are not loaded). Returns the project for chaining."""
+    for name in list_workspaces(project.root):
+        if name not in (DEFAULT, project.workspace):
+            _, doc, data = _load_workspace(project, name, None)
+            if doc is not None:
+                _check_overlay_targets(project, doc, data)
+    loaded = {p.resolve() for p in project.files}
+    for list_key in _LISTED_DIRS:
+        folder = project.root / list_key
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix in (".yaml", ".yml") and path.is_file() and path.resolve() not in loaded:
+                project.report(path, 1, 1, "warning", f"not listed under {list_key}: in orgloop.yaml, so "
+                               "this file is not loaded")
+    return project

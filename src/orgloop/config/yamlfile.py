@@ -3,13 +3,19 @@
 Values are built straight from the parser's event stream (PyYAML's libyaml parser when available):
 building a node tree for every file would cost several times more, and positions are only needed when a
 problem is reported. The node tree is therefore composed lazily, the first time a position is asked for,
-and walked along the problem's path. Semantics are those of ``yaml.safe_load`` (the same scalar
-resolution and constructors, anchors, aliases and ``<<`` merge keys), with three differences: a file
-holds at most one document, an alias may not refer to its own enclosing node, and duplicate keys in a
-mapping, which YAML would silently collapse, are recorded so the loader can report them.
+and walked along the problem's path.
+
+Plain scalars are resolved by the YAML 1.2 core schema, as OrgLoop's own loader (js-yaml 4) does:
+only ``true``/``false`` are booleans (``yes``, ``on``, ``no``, ``off`` stay strings), ``~``, ``null`` and
+an empty value are null, integers are decimal, ``0o`` octal or ``0x`` hex, ``12:30`` and ``2024-01-02``
+stay strings. Explicit tags (``!!str``, ``!!int``...), anchors, aliases and ``<<`` merge keys work as
+in ``yaml.safe_load``. A file holds at most one document, an alias may not refer to its own enclosing
+node, and duplicate keys in a mapping, which YAML would silently collapse, are recorded so the loader
+can report them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -26,8 +32,34 @@ _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
 _MAP = {None, "!", "tag:yaml.org,2002:map"}
 _SEQ = {None, "!", "tag:yaml.org,2002:seq"}
-_PLAIN_CACHE_LIMIT = 50_000
-_plain_cache: dict[str, Any] = {}
+_NULL = {"", "~", "null", "Null", "NULL"}
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT = re.compile(r"[-+]?[0-9]+")
+_OCT = re.compile(r"0o[0-7]+")
+_HEX = re.compile(r"0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+_SPECIAL_FLOAT = {".inf": float("inf"), ".Inf": float("inf"), ".INF": float("inf"), "+.inf": float("inf"),
+                  "+.Inf": float("inf"), "+.INF": float("inf"), "-.inf": float("-inf"), "-.Inf": float("-inf"),
+                  "-.INF": float("-inf"), ".nan": float("nan"), ".NaN": float("nan"), ".NAN": float("nan")}
+
+
+def _plain(text: str) -> Any:
+    """The value of an untagged plain scalar under the YAML 1.2 core schema."""
+    if text in _NULL:
+        return None
+    if text[0] not in "0123456789+-.tTfF":
+        return text
+    if text in _BOOL:
+        return _BOOL[text]
+    if _INT.fullmatch(text):
+        return int(text)
+    if _OCT.fullmatch(text):
+        return int(text[2:], 8)
+    if _HEX.fullmatch(text):
+        return int(text[2:], 16)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return _SPECIAL_FLOAT.get(text, text)
 
 
 @dataclass(frozen=True)
@@ -102,15 +134,7 @@ class _Builder:
         if tag is None or tag == "!":
             if not event.implicit[0]:
                 return text                                # quoted: always a string
-            cached = _plain_cache.get(text, _plain_cache)
-            if cached is not _plain_cache:
-                return cached
-            tag = self.loader.resolve(yaml.ScalarNode, text, (True, False))
-            value = text if tag == _STR else self._construct(tag, event)
-            if len(_plain_cache) >= _PLAIN_CACHE_LIMIT:
-                _plain_cache.clear()
-            _plain_cache[text] = value
-            return value
+            return _plain(text)
         return text if tag == _STR else self._construct(tag, event)
 
     def _construct(self, tag: str, event: ScalarEvent) -> Any:
