@@ -1,7 +1,8 @@
 """The local HTTP control endpoint (127.0.0.1 only, off by default).
 
 ``GET /healthz`` 200/503 (reflects WAL and breaker health: never green while the log is broken),
-``GET /metrics`` Prometheus text, ``GET /status`` JSON.
+``GET /metrics`` Prometheus text, ``GET /status`` JSON, ``GET /state`` the plan state the runtime runs,
+``POST /apply`` reconcile to a new plan without a restart (see :mod:`orgloop.reconcile`).
 """
 from __future__ import annotations
 
@@ -99,8 +100,28 @@ class ControlServer:
                     self._send(200, render_metrics(rt), "text/plain; version=0.0.4")
                 elif path == "/status":
                     self._send(200, json.dumps(rt.status(), default=str) + "\n", "application/json")
+                elif path == "/state":
+                    self._send(200, json.dumps({"state": rt.applied_state}) + "\n", "application/json")
                 else:
                     self._send(404, json.dumps({"error": f"no such endpoint {path}"}) + "\n", "application/json")
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+                from orgloop.reconcile import ReconcileError, apply_request
+
+                path = self.path.split("?", 1)[0]
+                if path != "/apply":
+                    self._send(404, json.dumps({"error": f"no such endpoint {path}"}) + "\n", "application/json")
+                    return
+                try:
+                    body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
+                    code, result = 200, apply_request(rt, body)
+                except ReconcileError as exc:
+                    code, result = 409, {"error": str(exc)}
+                except ValueError as exc:
+                    code, result = 400, {"error": f"bad request: {exc}"}
+                except Exception as exc:  # a plug-in failed while being started: report it, keep serving
+                    code, result = 500, {"error": f"{type(exc).__name__}: {exc}"}
+                self._send(code, json.dumps(result, default=str) + "\n", "application/json")
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True

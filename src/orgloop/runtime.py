@@ -25,11 +25,20 @@ from orgloop.bus import open_bus
 from orgloop.delivery.lane import ActorLane
 from orgloop.router.acks import AckTracker
 from orgloop.router.router import CompiledRoute, Router
-from orgloop.spec import RouteSpec, RuntimeSpec, SourceSpec
+from orgloop.spec import ActorSpec, RouteSpec, RuntimeSpec, SourceSpec, TransformSpec
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "make_transform"]
 
 log = logging.getLogger("orgloop.runtime")
+
+
+def make_transform(t: TransformSpec, base_dir: Path, state_dir: Path | None) -> Any:
+    """Instantiate the plugin of one transform definition."""
+    cls = plugins.load("transforms", "script" if t.type == "script" else t.plugin)
+    config = dict(t.config)
+    if t.type == "script":
+        config.setdefault("timeout_ms", t.timeout_ms)
+    return cls(t.name, config, base_dir=t.base_dir or base_dir, state_dir=state_dir)
 
 
 class Runtime:
@@ -46,6 +55,7 @@ class Runtime:
         self.events_published = 0
         self.source_errors = 0
         self._memory_dead_letters: list[dict[str, Any]] = []
+        self.applied_state: dict[str, Any] | None = None   # the plan state this runtime runs (orgloop start)
 
     # ------------------------------------------------------------------ wiring
     def _data(self, *parts: str) -> Path | None:
@@ -80,16 +90,17 @@ class Runtime:
             self._memory_dead_letters.extend(entries)
 
     def _make_transforms(self) -> dict[str, tuple[Any, str]]:
-        made: dict[str, tuple[Any, str]] = {}
-        for t in self.spec.transforms:
-            cls = plugins.load("transforms", "script" if t.type == "script" else t.plugin)
-            config = dict(t.config)
-            if t.type == "script":
-                config.setdefault("timeout_ms", t.timeout_ms)
-            state_dir = self._data("state", "transforms", t.name)
-            instance = cls(t.name, config, base_dir=t.base_dir or self.spec.base_dir, state_dir=state_dir)
-            made[t.name] = (instance, t.on_error)
-        return made
+        return {t.name: self._make_transform(t) for t in self.spec.transforms}
+
+    def _make_transform(self, t: TransformSpec) -> tuple[Any, str]:
+        return make_transform(t, self.spec.base_dir, self._data("state", "transforms", t.name)), t.on_error
+
+    def _make_lane(self, a: ActorSpec, depth: int, policy: str) -> ActorLane:
+        actor = plugins.load("actors", a.connector)(a.id, a.config, base_dir=self.spec.base_dir)
+        self.actors[a.id] = actor
+        lane = self.lanes[a.id] = ActorLane(a.id, actor, depth=depth, policy=policy, concurrency=a.concurrency,
+                                            tracker=self.tracker, dead_letter=self._dead_letter, emit=self.emit)
+        return lane
 
     def _compile_route(self, r: RouteSpec) -> CompiledRoute:
         lane = self.lanes.get(r.actor)
@@ -131,11 +142,7 @@ class Runtime:
         self.actors: dict[str, Any] = {}
         self.lanes: dict[str, ActorLane] = {}
         for a in spec.actors:
-            actor = plugins.load("actors", a.connector)(a.id, a.config, base_dir=spec.base_dir)
-            self.actors[a.id] = actor
-            self.lanes[a.id] = ActorLane(a.id, actor, depth=depth.get(a.id, 1000),
-                                         policy=policy.get(a.id, "drop_oldest"), concurrency=a.concurrency,
-                                         tracker=self.tracker, dead_letter=self._dead_letter, emit=emit)
+            self._make_lane(a, depth.get(a.id, 1000), policy.get(a.id, "drop_oldest"))
         self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit)
         if self.hub:
             self.hub.start()
@@ -224,7 +231,52 @@ class Runtime:
         self.router.index.warm()
         self.spec.routes = [r for r in self.spec.routes if r.name not in set(remove)] + list(add)
 
+    def apply_sources(self, add: list[SourceSpec], remove: list[str], join_timeout: float = 10.0) -> None:
+        """Stop removed sources (their checkpoints are kept) and start added ones; a changed source is in both."""
+        for sid in remove:
+            thread, stop, source = self._source_threads.pop(sid)
+            stop.set()
+            thread.join(join_timeout)
+            source.close()
+        for s in add:
+            self._start_source(s)
+        gone = set(remove)
+        self.spec.sources = [s for s in self.spec.sources if s.id not in gone] + list(add)
+
+    def add_actor(self, a: ActorSpec, depth: int = 1000, policy: str = "drop_oldest") -> None:
+        """Start the lane of a new actor (before routes to it are added)."""
+        self._make_lane(a, depth, policy).start()
+        self.spec.actors.append(a)
+
+    def remove_actor(self, actor_id: str, drain_timeout: float = 5.0) -> None:
+        """Retire an actor no route uses any more: its queue gets ``drain_timeout`` seconds to empty; what is
+        left stays unacked in the bus (delivered to whatever routes match after the next start)."""
+        lane = self.lanes.pop(actor_id)
+        deadline = time.monotonic() + drain_timeout
+        while time.monotonic() < deadline and (len(lane.queue) or lane.busy):
+            time.sleep(0.01)
+        lane.stop(timeout=max(0.1, deadline - time.monotonic()))
+        if lane in self.router.lanes:
+            self.router.lanes.remove(lane)
+        self.actors.pop(actor_id).close()
+        self.spec.actors = [a for a in self.spec.actors if a.id != actor_id]
+
+    def apply_transforms(self, add: list[TransformSpec], remove: list[str]) -> None:
+        """Add new transform definitions and close ones no route uses any more."""
+        for name in remove:
+            instance, _policy = self.transforms.pop(name)
+            instance.close()
+        for t in add:
+            self.transforms[t.name] = self._make_transform(t)
+        gone = set(remove)
+        self.spec.transforms = [t for t in self.spec.transforms if t.name not in gone] + list(add)
+
     # ------------------------------------------------------------------ introspection
+    @property
+    def control_port(self) -> int | None:
+        """The port the control endpoint listens on (the one picked when the spec asked for port 0)."""
+        return self._control.port if self._control is not None else None
+
     def healthy(self) -> tuple[bool, list[str]]:
         """Never green while the log is broken or a breaker is open."""
         problems = []
@@ -298,9 +350,10 @@ class Runtime:
             self.hub.close()
         log.info("runtime stopped")
 
-    def run_until_signal(self, drain_timeout: float = 5.0) -> None:
-        """Block until SIGINT/SIGTERM, then stop cleanly; a second signal exits at once."""
+    def run_until_signal(self, drain_timeout: float = 5.0, timeout: float | None = None) -> None:
+        """Block until SIGINT/SIGTERM (or ``timeout`` seconds), then stop cleanly; a second signal exits at once."""
         got = threading.Event()
+        deadline = None if timeout is None else time.monotonic() + timeout
 
         def handler(signum, frame):
             if got.is_set():
@@ -309,8 +362,9 @@ class Runtime:
 
         old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while not got.wait(0.5):
-                pass
+            while not got.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))):
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
             self.stop(drain_timeout)
         finally:
             for s, h in old.items():

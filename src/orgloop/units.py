@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["UnitError", "parse_duration", "parse_rate", "parse_size"]
+__all__ = ["UnitError", "parse_duration", "parse_rate", "parse_size", "DURATION_PATTERN", "RATE_PATTERN"]
 
 
 class UnitError(ValueError):
     """A duration, rate or size string is malformed."""
 
 
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+DURATION_PATTERN = r"^(\d+)(ms|s|m|h|d)$"
+_DURATION = re.compile(DURATION_PATTERN)
 _DURATION_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_RATE = re.compile(r"^(\d+(?:\.\d+)?)/(ms|s|sec|m|min|h|hour|d|day)$")
+RATE_PATTERN = r"^(\d+(?:\.\d+)?)/(ms|s|sec|m|min|h|hour|d|day)$"
+_RATE = re.compile(RATE_PATTERN)
 _RATE_SECONDS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
                  "hour": 3600.0, "d": 86400.0, "day": 86400.0}
 _SIZE = re.compile(r"^(\d+)(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$")

@@ -36,11 +36,18 @@ def version_cmd() -> None:
 
 def _register() -> None:
     """Attach every command group (one module each)."""
-    from orgloop.cli import demo, dlq, wal
+    from orgloop.cli import demo, dlq, init, inspect, plan, run, schema, validate, wal, workspace
 
     main.add_command(wal.wal)
     main.add_command(demo.demo)
     main.add_command(dlq.dlq)
+    main.add_command(validate.validate)
+    main.add_command(workspace.workspace)
+    main.add_command(schema.schema)
+    main.add_command(init.init)
+    main.add_command(plan.plan)
+    for command in (run.start, run.stop, run.status, run.logs, inspect.test_cmd, inspect.routes, inspect.inspect):
+        main.add_command(command)
 
 
 _register()

@@ -11,10 +11,11 @@ import os
 import re
 from fnmatch import translate
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from orgloop import plugins
-from orgloop.config.diagnostics import did_you_mean
+from orgloop.config._gc import cyclic_gc_paused
+from orgloop.config.diagnostics import Severity, did_you_mean
 from orgloop.config.loader import Definition, Project
 from orgloop.config.models import EVENT_TYPES
 
@@ -25,80 +26,120 @@ _GLOB = re.compile(r"[*?\[]")
 
 def check_project(project: Project) -> Project:
     """Run every cross-file check; returns the project for chaining."""
-    _check_plugins(project)
-    _check_routes(project)
-    _check_scripts(project)
-    _check_loops(project)
+    with cyclic_gc_paused():
+        _check_plugins(project)
+        _check_routes(project)
+        _check_scripts(project)
+        _check_loops(project)
     return project
 
 
-def _error(project: Project, d: Definition, path: tuple[Any, ...], message: str, severity: str = "error") -> None:
+def _all(project: Project, kind: str) -> Iterator[Definition]:
+    """Every item of ``kind``, valid or not: references are checked on the raw values, so an item with a
+    schema error still gets its unknown names reported."""
+    yield from project.definitions[kind].values()
+    yield from project.invalid[kind]
+
+
+def _text(d: Definition, *path: Any) -> str | None:
+    value = d.value(*path)
+    return value if isinstance(value, str) and value else None
+
+
+def _error(project: Project, d: Definition, path: tuple[Any, ...], message: str,
+           severity: Severity = "error") -> None:
     line, col = d.position(*path)
-    project.report(d.file, line, col, severity, message)  # type: ignore[arg-type]
+    project.report(d.file, line, col, severity, message)
 
 
 def _check_plugins(project: Project) -> None:
     installed = {kind: set(plugins.available(kind)) for kind in ("sources", "actors", "transforms", "loggers")}
 
-    def check(kind: str, d: Definition, field: str, name: str) -> None:
+    def check(kind: str, d: Definition, field: str) -> None:
+        name = _text(d, field)
+        if name is None:
+            return
         short = plugins.plugin_name(name)
         if short not in installed[kind]:
             _error(project, d, (field,), f"no {kind[:-1]} plugin {name!r} is installed"
                    + did_you_mean(short, installed[kind])
                    + f" (installed: {', '.join(sorted(installed[kind])) or 'none'})")
 
-    for d in project.sources.values():
-        check("sources", d, "connector", d.model.connector)
-    for d in project.actors.values():
-        check("actors", d, "connector", d.model.connector)
-    for d in project.transforms.values():
-        if d.model.type == "package":
-            check("transforms", d, "package", d.model.package)
-    for d in project.loggers.values():
-        check("loggers", d, "type", d.model.type)
+    for kind, field in (("sources", "connector"), ("actors", "connector"), ("loggers", "type")):
+        for d in _all(project, kind):
+            check(kind, d, field)
+    for d in _all(project, "transforms"):
+        if d.value("type") == "package":
+            check("transforms", d, "package")
+
+
+class _Names:
+    """The names of one kind that a reference may use: defined ones, and invalid ones (already reported,
+    so a reference to them is not an error too)."""
+
+    def __init__(self, project: Project, kind: str) -> None:
+        self.defined = project.definitions[kind]
+        self.broken = project.broken[kind]
+
+    def unknown(self, name: str) -> bool:
+        return name not in self.defined and name not in self.broken
+
+    def hint(self, name: str) -> str:
+        """`` (did you mean 'x'?)`` for the closest name, if any."""
+        return did_you_mean(name, [*self.defined, *self.broken])
 
 
 def _check_routes(project: Project) -> None:
-    sources, actors, transforms = project.sources, project.actors, project.transforms
+    sources, actors, transforms = (_Names(project, k) for k in ("sources", "actors", "transforms"))
     known_types = set(EVENT_TYPES)
-    for s in sources.values():
+    for s in project.sources.values():
         known_types.update(s.model.emits or ())
-    for d in project.routes.values():
-        r = d.model
-        src = r.when.source
-        if _GLOB.search(src) or src == "*":
-            pattern = re.compile(translate(src))
-            if src != "*" and not any(pattern.fullmatch(s) for s in sources):
+    shown_types = ", ".join(sorted(known_types))
+    root = project.root.resolve()
+    patterns: dict[str, bool] = {}
+    for d in _all(project, "routes"):
+        src = _text(d, "when", "source")
+        if src is None:
+            pass
+        elif _GLOB.search(src):
+            if src not in patterns:
+                pattern = re.compile(translate(src))
+                patterns[src] = src == "*" or any(pattern.fullmatch(s) for s in sources.defined)
+            if not patterns[src]:
                 _error(project, d, ("when", "source"), f"source pattern {src!r} matches no source", "warning")
-        elif src not in sources and src not in project.broken["sources"]:
-            _error(project, d, ("when", "source"), f"unknown source {src!r}" + did_you_mean(src, sources))
-        for i, event_type in enumerate(r.when.events or ()):
-            if event_type not in known_types and not _GLOB.search(event_type):
+        elif sources.unknown(src):
+            _error(project, d, ("when", "source"), f"unknown source {src!r}" + sources.hint(src))
+        events = d.value("when", "events")
+        for i, event_type in enumerate(events if isinstance(events, list) else ()):
+            if isinstance(event_type, str) and event_type not in known_types and not _GLOB.search(event_type):
                 _error(project, d, ("when", "events", i), f"unknown event type {event_type!r}"
-                       + did_you_mean(event_type, known_types)
-                       + f"; known types: {', '.join(sorted(known_types))}")
-        actor = r.then.actor
-        if actor not in actors and actor not in project.broken["actors"]:
-            _error(project, d, ("then", "actor"), f"unknown actor {actor!r}" + did_you_mean(actor, actors))
-        for i, ref in enumerate(r.transforms):
-            if ref.ref not in transforms and ref.ref not in project.broken["transforms"]:
-                _error(project, d, ("transforms", i, "ref"), f"unknown transform {ref.ref!r}"
-                       + did_you_mean(ref.ref, transforms))
-        if r.with_ is not None and r.with_.prompt_file:
-            _check_prompt(project, d, r.with_.prompt_file)
+                       + did_you_mean(event_type, known_types) + f"; known types: {shown_types}")
+        actor = _text(d, "then", "actor")
+        if actor is not None and actors.unknown(actor):
+            _error(project, d, ("then", "actor"), f"unknown actor {actor!r}" + actors.hint(actor))
+        refs = d.value("transforms")
+        for i in range(len(refs) if isinstance(refs, list) else 0):
+            ref = _text(d, "transforms", i, "ref")
+            if ref is not None and transforms.unknown(ref):
+                _error(project, d, ("transforms", i, "ref"), f"unknown transform {ref!r}"
+                       + transforms.hint(ref))
+        prompt_file = _text(d, "with", "prompt_file")
+        if prompt_file is not None:
+            _check_prompt(project, d, prompt_file, root)
 
 
 def _inside(path: Path, root: Path) -> bool:
     return path == root or path.is_relative_to(root)
 
 
-def _check_prompt(project: Project, d: Definition, prompt_file: str) -> None:
-    root = project.root.resolve()
-    candidates = [(base / prompt_file).resolve() for base in (d.file.parent, project.root)]
-    if any(not _inside(c, root) for c in candidates if c.is_file()) or all(not _inside(c, root) for c in candidates):
+def _check_prompt(project: Project, d: Definition, prompt_file: str, root: Path) -> None:
+    """The prompt file used is the first candidate that exists; it must lie inside ``root`` (resolved)."""
+    candidates = project.prompt_candidates(d.file, prompt_file)
+    used = next((c for c in candidates if c.is_file()), None)
+    if (used is not None and not _inside(used, root)) or (used is None and not any(
+            _inside(c, root) for c in candidates)):
         _error(project, d, ("with", "prompt_file"), f"prompt_file {prompt_file!r} is outside the project directory")
-        return
-    if project.prompt_path(d) is None:
+    elif used is None:
         rel = os.path.relpath(d.file.parent, project.root)
         _error(project, d, ("with", "prompt_file"), f"prompt_file {prompt_file!r} not found (looked in "
                f"{rel if rel != '.' else 'the project root'}{' and the project root' if rel != '.' else ''})")
@@ -106,45 +147,46 @@ def _check_prompt(project: Project, d: Definition, prompt_file: str) -> None:
 
 def _check_scripts(project: Project) -> None:
     root = project.root.resolve()
-    for d in project.transforms.values():
-        if d.model.type != "script":
+    for d in _all(project, "transforms"):
+        script = _text(d, "script")
+        if d.value("type") != "script" or script is None:
             continue
-        path = (d.file.parent / d.model.script).resolve()
+        path = (d.file.parent / script).resolve()
         if not _inside(path, root):
-            _error(project, d, ("script",), f"script {d.model.script!r} is outside the project directory")
+            _error(project, d, ("script",), f"script {script!r} is outside the project directory")
         elif not path.is_file():
-            _error(project, d, ("script",), f"script {d.model.script!r} not found (resolved to "
+            _error(project, d, ("script",), f"script {script!r} not found (resolved to "
                    f"{os.path.relpath(path, project.root)})")
         elif not os.access(path, os.X_OK):
-            _error(project, d, ("script",), f"script {d.model.script!r} is not executable (chmod +x it)")
+            _error(project, d, ("script",), f"script {script!r} is not executable (chmod +x it)")
 
 
 # ---------------------------------------------------------------------------- loops
-def _feeds(actor: Definition, source: Definition, project: Project) -> bool:
-    """Whether what ``actor`` does shows up as events of ``source``: both speak to the same platform
-    (same connector plugin); for files, the actor appends to the very file the source reads."""
-    a, s = plugins.plugin_name(actor.model.connector), plugins.plugin_name(source.model.connector)
-    if a != s:
-        return False
-    if a == "file":
-        ap, sp = actor.model.config.get("path"), source.model.config.get("path")
-        return isinstance(ap, str) and isinstance(sp, str) and (project.root / ap).resolve() == (project.root / sp).resolve()
-    return True
+Node = tuple[str, str]
+
+
+def _channel(d: Definition, project: Project) -> str:
+    """What an actor writes to and a source reads from, as far as loops go: the platform (connector
+    plugin); for files, the very file (an actor appending to the file a source reads)."""
+    plugin = plugins.plugin_name(d.model.connector)
+    if plugin == "file":
+        path = d.model.config.get("path")
+        return f"file {(project.root / path).resolve()}" if isinstance(path, str) else f"file of {d.kind} {d.name}"
+    return plugin
 
 
 def _check_loops(project: Project) -> None:
-    """Tarjan's strongly connected components on the graph route -> actor -> fed source -> routes."""
+    """Strongly connected components of route -> actor -> channel -> source -> route. An actor feeds
+    every source on its channel; going through a channel node keeps the graph linear in the project's
+    size however many actors and sources share a platform."""
     routes, actors, sources = project.routes, project.actors, project.sources
-    by_connector: dict[str, list[str]] = {}
+    readers: dict[str, list[str]] = {}
     for sid, s in sources.items():
-        by_connector.setdefault(plugins.plugin_name(s.model.connector), []).append(sid)
-    fed: dict[str, list[str]] = {}
-    for aid, a in actors.items():
-        fed[aid] = [sid for sid in by_connector.get(plugins.plugin_name(a.model.connector), ())
-                    if _feeds(a, sources[sid], project)]
-    fed_sources = {sid for lst in fed.values() for sid in lst}
-    if not fed_sources:
+        readers.setdefault(_channel(s, project), []).append(sid)
+    writes = {aid: ch for aid, a in actors.items() if (ch := _channel(a, project)) in readers}
+    if not writes:
         return
+    fed_sources = {sid for ch in set(writes.values()) for sid in readers[ch]}
     exact: dict[str, list[str]] = {}
     globbed: list[tuple[re.Pattern[str], str]] = []
     for name, d in routes.items():
@@ -156,16 +198,18 @@ def _check_loops(project: Project) -> None:
     listening: dict[str, list[str]] = {}
     for sid in fed_sources:
         emits = set(sources[sid].model.emits or ())
-        names = exact.get(sid, []) + exact.get("*", []) + [n for p, n in globbed if p.fullmatch(sid)]
+        names = exact.get(sid, []) + [n for p, n in globbed if p.fullmatch(sid)]
         listening[sid] = [n for n in names if _types_overlap(routes[n].model.when.events, emits)]
 
-    def successors(node: tuple[str, str]) -> list[tuple[str, str]]:
+    def successors(node: Node) -> list[Node]:
         kind, name = node
         if kind == "route":
             actor = routes[name].model.then.actor
-            return [("actor", actor)] if actor in fed else []
+            return [("actor", actor)] if actor in writes else []
         if kind == "actor":
-            return [("source", s) for s in fed[name]]
+            return [("channel", writes[name])]
+        if kind == "channel":
+            return [("source", s) for s in readers[name]]
         return [("route", r) for r in listening.get(name, ())]
 
     order = {name: i for i, name in enumerate(routes)}
@@ -258,5 +302,5 @@ def _cycle_through(start: Any, members: set[Any], successors: Any) -> list[Any]:
     return [start]
 
 
-def _describe_cycle(cycle: list[tuple[str, str]]) -> str:
-    return " -> ".join(f"{kind} {name}" for kind, name in cycle)
+def _describe_cycle(cycle: list[Node]) -> str:
+    return " -> ".join(f"{kind} {name}" for kind, name in cycle if kind != "channel")

@@ -10,29 +10,39 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 from pydantic import BaseModel, ValidationError
 
 from orgloop.config.yamlfile import YamlDocument
 
-__all__ = ["Diagnostic", "Severity", "from_validation_error", "did_you_mean"]
+__all__ = ["Diagnostic", "Severity", "Locator", "from_validation_error", "did_you_mean"]
 
 Severity = Literal["error", "warning"]
+Locator = Callable[[tuple[Any, ...], str], tuple[YamlDocument, tuple[Any, ...]]]
+"""Maps an error's location and pydantic error type to the document (and location in it) to report in."""
 
 
 @dataclass(frozen=True)
 class Diagnostic:
+    """One problem at a 1-based line and column of a file."""
+
     file: Path
     line: int
     column: int
     severity: Severity
     message: str
 
+    def display_file(self, root: Path | None = None) -> str:
+        """The file path relative to ``root`` when it lies inside it, else as stored."""
+        return _display(self.file, root)
+
     def format(self, root: Path | None = None) -> str:
+        """``file:line:col: severity: message``."""
         return f"{_display(self.file, root)}:{self.line}:{self.column}: {self.severity}: {self.message}"
 
     def to_json(self, root: Path | None = None) -> dict[str, Any]:
+        """The same fields as a JSON-ready mapping."""
         return {"file": _display(self.file, root), "line": self.line, "column": self.column,
                 "severity": self.severity, "message": self.message}
 
@@ -112,8 +122,10 @@ def _message(error: dict[str, Any], model: type[BaseModel], where: str) -> str:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return type(value).__name__ if not value else ("a mapping" if isinstance(value, dict) else "a list")
+    if isinstance(value, dict):
+        return "a mapping" if value else "an empty mapping"
+    if isinstance(value, list):
+        return "a list" if value else "an empty list"
     return repr(value)
 
 
@@ -125,18 +137,60 @@ def _where(loc: Sequence[Any], missing_or_extra: bool) -> str:
     return out
 
 
-def from_validation_error(exc: ValidationError, model: type[BaseModel], doc: YamlDocument,
-                          prefix: Sequence[Any] = ()) -> list[Diagnostic]:
-    """One diagnostic per schema error, placed in ``doc`` (``prefix``: where the validated value sits)."""
-    out = []
-    for error in exc.errors(include_url=False):
+def _in_data(data: Any, loc: Sequence[Any]) -> int:
+    """How many leading parts of ``loc`` exist in ``data``; pydantic appends the member names of a union
+    (``str``, ``int``...) to the location of each member's error, and those do not."""
+    for depth, part in enumerate(loc):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return depth
+    return len(loc)
+
+
+def _merge_union_errors(errors: list[Any], data: Any) -> list[dict[str, Any]]:
+    """One error per value: the errors of every member of a union become one 'expected A or B'."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for error in errors:
         loc = tuple(error["loc"])
+        depth = _in_data(data, loc) if error["type"] not in ("missing", "extra_forbidden") else len(loc)
+        if depth == len(loc):
+            out.append(error)
+            continue
+        value_loc = loc[:depth]
+        text = error["msg"]
+        expected = text[len("Input should be "):] if text.startswith("Input should be ") else text
+        if value_loc in merged:
+            if expected not in merged[value_loc]["expected"]:
+                merged[value_loc]["expected"].append(expected)
+            continue
+        merged[value_loc] = entry = {**error, "loc": value_loc, "type": "union", "expected": [expected]}
+        out.append(entry)
+    for entry in merged.values():
+        *others, last = entry.pop("expected")
+        entry["msg"] = "Input should be " + (f"{', '.join(others)} or {last}" if others else last)
+    return out
+
+
+def from_validation_error(exc: ValidationError, model: type[BaseModel], doc: YamlDocument,
+                          prefix: Sequence[Any] = (), locate: Locator | None = None,
+                          data: Any = None) -> list[Diagnostic]:
+    """One diagnostic per schema error, placed in ``doc`` (``prefix``: where the validated value sits), or
+    wherever ``locate`` says the value came from. With the validated ``data``, the errors of the members
+    of a union are reported as one."""
+    errors: list[Any] = exc.errors(include_url=False)
+    if data is not None:
+        errors = _merge_union_errors(errors, data)
+    out = []
+    for error in errors:
+        loc = tuple(prefix) + tuple(error["loc"])
         kind = error["type"]
         is_key = kind in ("extra_forbidden", "missing")
-        if kind == "missing":
-            pos = doc.position(tuple(prefix) + loc[:-1])
-        else:
-            pos = doc.position(tuple(prefix) + loc, key=kind == "extra_forbidden")
-        message = _message(error, model, _where(tuple(prefix) + loc, is_key))
-        out.append(Diagnostic(doc.path, pos.line, pos.column, "error", message))
+        target, at = locate(loc, kind) if locate is not None else (doc, loc)
+        pos = target.position(at[:-1] if kind == "missing" else at, key=kind == "extra_forbidden")
+        message = _message(error, model, _where(loc, is_key))
+        out.append(Diagnostic(target.path, pos.line, pos.column, "error", message))
     return out

@@ -8,7 +8,9 @@ cross-file checks (:mod:`orgloop.config.checks`) can run too. Only a project tha
 Order of work: the selected workspace file (its ``variables`` feed substitution), ``orgloop.yaml``, the
 connector/transform/logger files it lists (paths or globs, relative to it), the route files discovered
 in ``routes/*.yaml|yml``; each file is parsed, ``${VAR}``-substituted, merged with the workspace's
-overrides for its items, and validated against its schema, item by item.
+overrides for its items, and validated against its schema, item by item. A schema error in a value that
+came from a workspace override is reported in the workspace file. Items that fail their schema are kept
+aside (``Project.invalid``) so the cross-file checks still examine their references.
 """
 from __future__ import annotations
 
@@ -21,19 +23,23 @@ from typing import Any, Iterator, Mapping
 from pydantic import BaseModel, ValidationError
 
 from orgloop.config import models as m
-from orgloop.config.diagnostics import Diagnostic, Severity, from_validation_error
-from orgloop.config.variables import VariableError, read_dotenv, substitute
-from orgloop.config.workspaces import deep_merge, workspace_data_dir
+from orgloop.config._gc import cyclic_gc_paused
+from orgloop.config.diagnostics import Diagnostic, Locator, Severity, did_you_mean, from_validation_error
+from orgloop.config.variables import DotenvError, VariableError, read_dotenv, substitute
+from orgloop.config.workspaces import (DEFAULT, deep_merge, list_workspaces, selected_workspace, workspace_data_dir,
+                                      workspace_file)
 from orgloop.config.yamlfile import YamlDocument, YamlSyntaxError, load_yaml
 from orgloop.errors import ConfigError
 
-__all__ = ["Project", "Definition", "ProjectNotFound", "load_project", "find_project", "KINDS"]
+__all__ = ["Project", "Definition", "Overlay", "ProjectNotFound", "load_project", "find_project", "check_every_file",
+           "KINDS"]
 
 KINDS = ("sources", "actors", "routes", "transforms", "loggers")
 _ITEM_MODELS: dict[str, type[BaseModel]] = {
     "sources": m.Source, "actors": m.Actor, "routes": m.Route, "transforms": m.Transform, "loggers": m.Logger}
 _GROUP_ITEMS = {"ConnectorGroup": ("sources", "actors"), "RouteGroup": ("routes",),
                 "TransformGroup": ("transforms",), "LoggerGroup": ("loggers",)}
+_IDENT = {"sources": "id", "actors": "id", "routes": "name", "transforms": "name", "loggers": "name"}
 _SINGULAR = {"sources": "source", "actors": "actor", "routes": "route", "transforms": "transform",
              "loggers": "logger"}
 
@@ -42,13 +48,22 @@ class ProjectNotFound(ConfigError):
     """There is no readable ``orgloop.yaml`` where the project was looked for."""
 
 
+@dataclass(frozen=True)
+class Overlay:
+    """The selected workspace file: its validated model and its document (for positions)."""
+
+    model: m.WorkspaceFile
+    doc: YamlDocument
+
+
 @dataclass
 class Definition:
-    """One source, actor, route, transform or logger, valid against its schema."""
+    """One source, actor, route, transform or logger (valid against its schema unless it sits in
+    ``Project.invalid``, where ``model`` is None and ``name`` may be empty)."""
 
     kind: str
     name: str
-    model: Any                 # the pydantic model instance
+    model: Any                 # the pydantic model instance, None when invalid
     raw: dict[str, Any]        # as written, after substitution and workspace overrides
     doc: YamlDocument
     loc: tuple[Any, ...]       # where the item sits in its file, e.g. ("routes", 3)
@@ -58,23 +73,42 @@ class Definition:
         return self.doc.path
 
     def position(self, *path: Any, key: bool = False) -> tuple[int, int]:
+        """Line and column of ``path`` inside this item (see :meth:`YamlDocument.position`)."""
         pos = self.doc.position(self.loc + path, key=key)
         return pos.line, pos.column
+
+    def value(self, *path: Any) -> Any:
+        """The raw value at ``path`` inside this item, or None when absent."""
+        value: Any = self.raw
+        for part in path:
+            if isinstance(value, dict):
+                value = value.get(part)
+            elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+                value = value[part]
+            else:
+                return None
+        return value
 
 
 @dataclass
 class Project:
+    """A loaded project: valid definitions by kind and name, and every problem found."""
+
     root: Path
     file: Path
     workspace: str
     name: str = ""
     settings: m.ProjectFile | None = None
     definitions: dict[str, dict[str, Definition]] = field(default_factory=lambda: {k: {} for k in KINDS})
-    broken: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in KINDS})
+    invalid: dict[str, list[Definition]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    broken: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in KINDS})  # names in invalid
     diagnostics: list[Diagnostic] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)           # every YAML file read, parsed or not
     documents: list[YamlDocument] = field(default_factory=list)
     data_dir_override: Path | None = None
+    overlay: Overlay | None = None                           # the workspace file, when there is a valid one
+    _prompts: dict[tuple[Path, str], list[Path]] = field(default_factory=dict, repr=False)
 
     # ----------------------------------------------------------------- problems
     def report(self, file: Path, line: int, column: int, severity: Severity, message: str) -> None:
@@ -89,7 +123,8 @@ class Project:
         return [d for d in self.diagnostics if d.severity == "warning"]
 
     def sorted_diagnostics(self) -> list[Diagnostic]:
-        return sorted(self.diagnostics, key=lambda d: (str(d.file), d.line, d.column, d.message))
+        """Diagnostics by file (as shown, relative to the root), line, column, then message."""
+        return sorted(self.diagnostics, key=lambda d: (d.display_file(self.root), d.line, d.column, d.message))
 
     # ----------------------------------------------------------------- views
     @property
@@ -114,21 +149,29 @@ class Project:
 
     @property
     def data_dir(self) -> Path:
-        """This workspace's data directory (WAL, checkpoints, dead letters, applied state)."""
+        """This workspace's data directory (WAL, checkpoints, dead letters, applied state): the explicit
+        override, else ``<runtime.data_dir>/<workspace>`` when configured, else the per-user default."""
         configured = self.settings.runtime.data_dir if self.settings else None
-        override = self.data_dir_override or (self.root / configured if configured else None)
+        override = self.data_dir_override or (
+            self.root / Path(configured).expanduser() / self.workspace if configured else None)
         return workspace_data_dir(self.name or self.root.name, self.workspace, override)
+
+    def prompt_candidates(self, route_file: Path, prompt_file: str) -> list[Path]:
+        """Where ``prompt_file`` of a route in ``route_file`` may live, resolved, in the order tried:
+        beside the route file, then from the project root (cached: many routes share a prompt)."""
+        key = (route_file.parent, prompt_file)
+        found = self._prompts.get(key)
+        if found is None:
+            bases = dict.fromkeys((route_file.parent, self.root))
+            found = self._prompts[key] = [(base / prompt_file).resolve() for base in bases]
+        return found
 
     def prompt_path(self, route: Definition) -> Path | None:
         """Resolve ``with.prompt_file``: beside the route file first, then from the project root."""
         w = route.model.with_
         if w is None or not w.prompt_file:
             return None
-        for base in (route.file.parent, self.root):
-            candidate = (base / w.prompt_file).resolve()
-            if candidate.is_file():
-                return candidate
-        return None
+        return next((c for c in self.prompt_candidates(route.file, w.prompt_file) if c.is_file()), None)
 
     def prompt_text(self, route: Definition) -> str | None:
         path = self.prompt_path(route)
@@ -138,13 +181,16 @@ class Project:
         """The desired state for ``plan``: every definition as written (name keys removed), plus a digest
         of each prompt file and script so that editing one shows up as a change."""
         out: dict[str, dict[str, dict[str, Any]]] = {}
+        digests: dict[Path, str] = {}           # many routes share one prompt file
         for kind in KINDS:
             items: dict[str, dict[str, Any]] = {}
-            key = "id" if kind in ("sources", "actors") else "name"
+            key = _IDENT[kind]
             for name, d in self.definitions[kind].items():
                 entry = {k: v for k, v in d.raw.items() if k != key}
                 if kind == "routes" and (p := self.prompt_path(d)) is not None:
-                    entry["prompt_sha256"] = _digest(p)
+                    if p not in digests:
+                        digests[p] = _digest(p)
+                    entry["prompt_sha256"] = digests[p]
                 if kind == "transforms" and d.model.type == "script":
                     script = (d.file.parent / d.model.script).resolve()
                     if script.is_file():
@@ -168,72 +214,87 @@ def strip_front_matter(text: str) -> str:
     return text
 
 
-def find_project(start: Path | str = ".") -> Path:
-    """The ``orgloop.yaml`` at ``start`` (a file or a directory) or in the nearest parent directory."""
+def find_project(start: Path | str = ".", *, search_parents: bool = True) -> Path:
+    """The ``orgloop.yaml`` at ``start`` (a file or a directory) or, with ``search_parents``, in the nearest
+    parent directory. Raises :class:`ProjectNotFound`."""
     p = Path(start).resolve()
     if p.is_file():
         return p
-    for d in (p, *p.parents):
+    for d in (p, *p.parents) if search_parents else (p,):
         candidate = d / "orgloop.yaml"
         if candidate.is_file():
             return candidate
-    raise ProjectNotFound(f"no orgloop.yaml in {p} or any parent directory (run `orgloop init` to create one)")
+    where = f"{p} or any parent directory" if search_parents else str(p)
+    raise ProjectNotFound(f"no orgloop.yaml in {where} (run `orgloop init` to create one)")
 
 
 def load_project(start: Path | str = ".", *, workspace: str | None = None, env: Mapping[str, str] | None = None,
                  data_dir: Path | None = None) -> Project:
-    """Read and validate a whole project; check ``project.errors`` before using it."""
-    from orgloop.config.workspaces import selected_workspace
+    """Read and validate a whole project; check ``project.errors`` before using it.
 
+    Raises :class:`ProjectNotFound` when there is no readable ``orgloop.yaml`` and
+    :class:`~orgloop.config.workspaces.WorkspaceError` for an invalid workspace name."""
+    with cyclic_gc_paused():
+        return _load(start, workspace, env, data_dir)
+
+
+def _load(start: Path | str, workspace: str | None, env: Mapping[str, str] | None, data_dir: Path | None) -> Project:
     project_file = find_project(start)
     root = project_file.parent
-    ws = workspace or selected_workspace(root)
+    try:
+        text = project_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProjectNotFound(f"cannot read {project_file}: {exc}") from None
+    ws = selected_workspace(root, workspace)
     project = Project(root=root, file=project_file, workspace=ws, data_dir_override=data_dir)
     shell = dict(os.environ if env is None else env)
     try:
         dotenv = read_dotenv(root / ".env")
-    except VariableError as exc:
-        project.report(root / ".env", 1, 1, "error", str(exc))
+    except DotenvError as exc:
+        project.report(root / ".env", exc.line, 1, "error", str(exc))
         dotenv = {}
-    overlay = _load_workspace(project, root, ws, {**dotenv, **shell})
+    overlay, ws_doc, ws_data = _load_workspace(project, ws, {**dotenv, **shell})
+    project.overlay = overlay
     variables = {**dotenv, **{k: str(v).lower() if isinstance(v, bool) else str(v)
-                              for k, v in (overlay.variables if overlay else {}).items()}, **shell}
+                              for k, v in (overlay.model.variables if overlay else {}).items()}, **shell}
     project.variables = variables
 
-    doc = _parse(project, project_file)
+    doc = _parse(project, project_file, text)
     if doc is None:
+        project.name = root.name
         return project
     data = _substitute(project, doc, variables)
+    overridden: dict[tuple[Any, ...], tuple[tuple[Any, ...], dict[str, Any]]] = {}
     if isinstance(data, dict) and overlay is not None:
         for section in ("defaults", "runtime"):
-            if getattr(overlay, section):
-                data[section] = deep_merge(data.get(section) or {}, getattr(overlay, section))
+            override = getattr(overlay.model, section)
+            if override:
+                base = data.get(section)
+                data = {**data, section: deep_merge(base if isinstance(base, dict) else {}, override)}
+                overridden[(section,)] = ((section,), override)
     try:
         project.settings = m.ProjectFile.model_validate(data)
     except ValidationError as exc:
-        project.diagnostics.extend(from_validation_error(exc, m.ProjectFile, doc))
-    name = data.get("metadata", {}).get("name") if isinstance(data, dict) and isinstance(
-        data.get("metadata"), dict) else None
-    project.name = name if isinstance(name, str) else root.name
+        project.diagnostics.extend(from_validation_error(exc, m.ProjectFile, doc, data=data, locate=_locator(
+            doc, overlay, overridden)))
+    metadata = data.get("metadata") if isinstance(data, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    project.name = name if isinstance(name, str) and name else root.name
 
     for path, list_key, index in _listed_files(project, doc, data):
         if not path.is_file():
             line, col = _pos(doc, (list_key, index))
-            project.report(project_file, line, col, "error", f"{list_key} file not found: {path.relative_to(root)}"
-                           if path.is_relative_to(root) else f"{list_key} file not found: {path}")
+            shown = os.path.relpath(path, root) if path.is_relative_to(root.resolve()) else str(path)
+            project.report(project_file, line, col, "error", f"{list_key} file not found: {shown}")
             continue
         _load_group(project, path, variables, overlay)
     routes_dir = root / "routes"
     if routes_dir.is_dir():
         for path in sorted(p for p in routes_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()):
             _load_group(project, path, variables, overlay)
-    if overlay is not None:
-        _check_overlay_targets(project, overlay)
+    if ws_doc is not None:
+        _check_overlay_targets(project, ws_doc, ws_data)
     return project
-
-
-def _workspace_path(root: Path, name: str) -> Path:
-    return root / "workspaces" / f"{name}.yaml"
 
 
 def _pos(doc: YamlDocument, loc: tuple[Any, ...], key: bool = False) -> tuple[int, int]:
@@ -241,9 +302,11 @@ def _pos(doc: YamlDocument, loc: tuple[Any, ...], key: bool = False) -> tuple[in
     return p.line, p.column
 
 
-def _parse(project: Project, path: Path) -> YamlDocument | None:
+def _parse(project: Project, path: Path, text: str | None = None) -> YamlDocument | None:
+    """Parse one file (each file once); problems become diagnostics and the result is None."""
+    project.files.append(path)
     try:
-        doc = load_yaml(path)
+        doc = load_yaml(path, text)
     except YamlSyntaxError as exc:
         project.report(path, exc.position.line, exc.position.column, "error", str(exc))
         return None
@@ -257,6 +320,11 @@ def _parse(project: Project, path: Path) -> YamlDocument | None:
 
 
 def _substitute(project: Project, doc: YamlDocument, variables: Mapping[str, str]) -> Any:
+    """The document's values with ``${VAR}`` substituted (the parsed values themselves when the file holds
+    no ``$`` at all: callers must not modify the result in place)."""
+    if "$" not in doc.text:
+        return doc.data
+
     def on_error(path: tuple[Any, ...], exc: VariableError) -> None:
         line, col = _pos(doc, path)
         project.report(doc.path, line, col, "error", str(exc))
@@ -264,23 +332,51 @@ def _substitute(project: Project, doc: YamlDocument, variables: Mapping[str, str
     return substitute(doc.data, variables, on_error)
 
 
-def _load_workspace(project: Project, root: Path, name: str, variables: Mapping[str, str]) -> m.WorkspaceFile | None:
-    path = _workspace_path(root, name)
+def _locator(doc: YamlDocument, overlay: Overlay | None,
+             overridden: dict[tuple[Any, ...], tuple[tuple[Any, ...], dict[str, Any]]]) -> Locator:
+    """Place a schema error: in the workspace file when the value it concerns came from an override
+    (``overridden`` maps an item's location in ``doc`` to its location in the workspace file and the
+    override itself), else in ``doc``."""
+
+    def locate(loc: tuple[Any, ...], kind: str) -> tuple[YamlDocument, tuple[Any, ...]]:
+        if overlay is not None and kind != "missing":
+            for size in (1, 2):
+                hit = overridden.get(loc[:size])
+                if hit is not None and _has_path(hit[1], loc[size:]):
+                    return overlay.doc, hit[0] + loc[size:]
+        return doc, loc
+
+    return locate
+
+
+def _has_path(data: Any, path: tuple[Any, ...]) -> bool:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def _load_workspace(project: Project, name: str, variables: Mapping[str, str] | None
+                    ) -> tuple[Overlay | None, YamlDocument | None, Any]:
+    """Parse and validate ``workspaces/<name>.yaml`` (``${VAR}`` substituted unless ``variables`` is None):
+    the overlay when valid, and the document and its values whenever the file could be parsed."""
+    path = workspace_file(project.root, name)
     if not path.is_file():
-        if name != "default":
-            project.report(root / "orgloop.yaml", 1, 1, "error",
-                           f"workspace {name!r} does not exist (expected {path.relative_to(root)}; "
+        if name != DEFAULT:
+            project.report(project.file, 1, 1, "error",
+                           f"workspace {name!r} does not exist (expected {path.relative_to(project.root)}; "
                            f"create it with `orgloop workspace new {name}`)")
-        return None
+        return None, None, None
     doc = _parse(project, path)
     if doc is None:
-        return None
-    data = _substitute(project, doc, variables)
+        return None, None, None
+    data = doc.data if variables is None else _substitute(project, doc, variables)
     try:
-        return m.WorkspaceFile.model_validate(data)
+        return Overlay(m.WorkspaceFile.model_validate(data), doc), doc, data
     except ValidationError as exc:
-        project.diagnostics.extend(from_validation_error(exc, m.WorkspaceFile, doc))
-        return None
+        project.diagnostics.extend(from_validation_error(exc, m.WorkspaceFile, doc, data=data))
+        return None, doc, data
 
 
 def _listed_files(project: Project, doc: YamlDocument, data: Any) -> Iterator[tuple[Path, str, int]]:
@@ -311,8 +407,9 @@ def _listed_files(project: Project, doc: YamlDocument, data: Any) -> Iterator[tu
                     yield path, list_key, index
 
 
-def _load_group(project: Project, path: Path, variables: Mapping[str, str],
-                overlay: m.WorkspaceFile | None) -> None:
+def _load_group(project: Project, path: Path, variables: Mapping[str, str], overlay: Overlay | None) -> None:
+    if path in project.files or path.resolve() in project.files:
+        return
     doc = _parse(project, path)
     if doc is None:
         return
@@ -322,24 +419,33 @@ def _load_group(project: Project, path: Path, variables: Mapping[str, str],
         return
     kind = data.get("kind")
     model = m.GROUP_MODELS.get(kind) if isinstance(kind, str) else None
-    if model is None or kind in ("Project", "Workspace"):
+    if model is None or kind not in _GROUP_ITEMS:
         line, col = _pos(doc, ("kind",))
         expected = ", ".join(_GROUP_ITEMS)
-        project.report(path, line, col, "error", f"kind must be one of {expected}, got {kind!r}")
+        hint = did_you_mean(kind, _GROUP_ITEMS) if isinstance(kind, str) else ""
+        project.report(path, line, col, "error", f"kind must be one of {expected}, got {kind!r}{hint}")
         return
     item_keys = _GROUP_ITEMS[kind]
+    overridden: dict[tuple[Any, ...], tuple[tuple[Any, ...], dict[str, Any]]] = {}
     if overlay is not None:
         for key in item_keys:
-            overrides = getattr(overlay, key)
+            overrides = getattr(overlay.model, key)
             items = data.get(key)
-            if overrides and isinstance(items, list):
-                ident = "id" if key in ("sources", "actors") else "name"
-                data[key] = [deep_merge(it, overrides[it[ident]])
-                             if isinstance(it, dict) and it.get(ident) in overrides else it for it in items]
+            if not overrides or not isinstance(items, list):
+                continue
+            ident = _IDENT[key]
+            merged = list(items)
+            for index, item in enumerate(items):
+                name = item.get(ident) if isinstance(item, dict) else None
+                if isinstance(name, str) and name in overrides:
+                    merged[index] = deep_merge(item, overrides[name])
+                    overridden[(key, index)] = ((key, name), overrides[name])
+            data = {**data, key: merged}
     try:
         group: Any = model.model_validate(data)
     except ValidationError as exc:
-        project.diagnostics.extend(from_validation_error(exc, model, doc))
+        project.diagnostics.extend(from_validation_error(exc, model, doc, data=data,
+                                                         locate=_locator(doc, overlay, overridden)))
         group = None
     for key in item_keys:
         items = data.get(key)
@@ -351,42 +457,71 @@ def _add_items(project: Project, doc: YamlDocument, kind: str, items: list[Any],
     """File the items of one group; ``valid`` are their models when the whole file validated, else each item
     is validated on its own (its errors were already reported) so the valid ones still count."""
     item_model = _ITEM_MODELS[kind]
-    ident = "id" if kind in ("sources", "actors") else "name"
+    ident = _IDENT[kind]
     table = project.definitions[kind]
     for index, raw in enumerate(items):
         if not isinstance(raw, dict):
             continue
         name = raw.get(ident)
+        instance = None
         if valid is not None:
             instance = valid[index]
         else:
             try:
                 instance = item_model.model_validate(raw)
             except ValidationError:
-                if isinstance(name, str):
-                    project.broken[kind].add(name)
-                continue
-        if name in table:
-            first = table[name]
+                pass
+        if isinstance(name, str) and (name in table or name in project.broken[kind]):
+            first = table.get(name) or next(d for d in project.invalid[kind] if d.name == name)
             line, col = _pos(doc, (kind, index, ident))
             fl, fc = first.position(ident)
             where = os.path.relpath(first.file, project.root)
             project.report(doc.path, line, col, "error",
                            f"duplicate {_SINGULAR[kind]} {name!r}: already defined at {where}:{fl}:{fc}")
             continue
-        table[name] = Definition(kind, name, instance, raw, doc, (kind, index))
+        definition = Definition(kind, name if isinstance(name, str) else "", instance, raw, doc, (kind, index))
+        if instance is None:
+            project.invalid[kind].append(definition)
+            if isinstance(name, str):
+                project.broken[kind].add(name)
+        else:
+            table[definition.name] = definition
 
 
-def _check_overlay_targets(project: Project, overlay: m.WorkspaceFile) -> None:
-    """A workspace override naming an item that does not exist is almost certainly a typo."""
-    from orgloop.config.diagnostics import did_you_mean
-
-    doc = next((d for d in project.documents if d.path == _workspace_path(project.root, project.workspace)), None)
-    if doc is None:
+def _check_overlay_targets(project: Project, doc: YamlDocument, data: Any) -> None:
+    """A workspace override naming an item that does not exist is almost certainly a typo (checked on the
+    values as written, so even a workspace file with schema errors gets it)."""
+    if not isinstance(data, dict):
         return
     for kind in KINDS:
-        for name in getattr(overlay, kind):
+        section = data.get(kind)
+        for name in section if isinstance(section, dict) else ():
             if name not in project.definitions[kind] and name not in project.broken[kind]:
                 line, col = _pos(doc, (kind, name), key=True)
                 project.report(doc.path, line, col, "error", f"override for unknown {_SINGULAR[kind]} {name!r}"
-                               + did_you_mean(name, project.definitions[kind]))
+                               + did_you_mean(str(name), [*project.definitions[kind], *project.broken[kind]]))
+
+
+_LISTED_DIRS = ("connectors", "transforms", "loggers")
+
+
+def check_every_file(project: Project) -> Project:
+    """What ``orgloop validate`` checks beyond the files the selected workspace loads: every other
+    workspace file (its schema as written, without ``${VAR}`` substitution, and its override targets),
+    and, as warnings, YAML files in connectors/, transforms/ or loggers/ that orgloop.yaml does not list
+    (so they are not loaded). Returns the project for chaining."""
+    for name in list_workspaces(project.root):
+        if name not in (DEFAULT, project.workspace):
+            _, doc, data = _load_workspace(project, name, None)
+            if doc is not None:
+                _check_overlay_targets(project, doc, data)
+    loaded = {p.resolve() for p in project.files}
+    for list_key in _LISTED_DIRS:
+        folder = project.root / list_key
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix in (".yaml", ".yml") and path.is_file() and path.resolve() not in loaded:
+                project.report(path, 1, 1, "warning", f"not listed under {list_key}: in orgloop.yaml, so "
+                               "this file is not loaded")
+    return project

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from orgloop.units import parse_duration, parse_rate
+from orgloop.units import DURATION_PATTERN, RATE_PATTERN, parse_duration, parse_rate
 
 __all__ = ["API_VERSION", "EVENT_TYPES", "ProjectFile", "ConnectorGroup", "RouteGroup", "TransformGroup",
            "LoggerGroup", "WorkspaceFile", "GROUP_MODELS", "Source", "Actor", "Route", "Transform", "Logger"]
@@ -30,8 +30,11 @@ def _rate(text: str) -> str:
     return text
 
 
-Duration = Annotated[str, AfterValidator(_duration), Field(description="a duration: 500ms, 30s, 5m, 1h, 7d")]
-Rate = Annotated[str, AfterValidator(_rate), Field(description="a rate: 100/s, 10/min, 5/h")]
+# The pattern is for the published JSON Schema only; the loader checks with the parser (better messages).
+Duration = Annotated[str, AfterValidator(_duration), Field(description="a duration: 500ms, 30s, 5m, 1h, 7d",
+                                                           json_schema_extra={"pattern": DURATION_PATTERN})]
+Rate = Annotated[str, AfterValidator(_rate), Field(description="a rate: 100/s, 10/min, 5/h",
+                                                   json_schema_extra={"pattern": RATE_PATTERN})]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$",
                             description="an id: letters, digits and _ . : @ / - (max 128)")]
 OnError = Literal["pass", "drop", "halt"]
@@ -68,7 +71,8 @@ class RuntimeSettings(_Model):
 
     bus: str = Field("filewal", description="memory | filewal | an installed bus plugin (nats, redis, kafka)")
     bus_options: dict[str, Any] = Field(default_factory=dict)
-    data_dir: str | None = Field(None, description="default ~/.orgloop/data/<project>/<workspace>")
+    data_dir: str | None = Field(None, description="each workspace keeps its data in <data_dir>/<workspace>; "
+                                                   "default $ORGLOOP_HOME/data/<project>/<workspace>")
     control_port: int | None = Field(None, ge=1, le=65535, description="HTTP control endpoint on 127.0.0.1")
 
 

@@ -1,6 +1,7 @@
 """Turn a loaded, error-free project into the :class:`~orgloop.spec.RuntimeSpec` the runtime runs."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from orgloop import plugins
@@ -19,7 +20,6 @@ def to_runtime_spec(project: Project) -> RuntimeSpec:
         raise ConfigError(f"the project has {len(project.errors)} error(s); run `orgloop validate` to see them")
     settings = project.settings
     default_poll = parse_duration(settings.defaults.poll_interval)
-    checkpoint = settings.defaults.checkpoint.model_dump(exclude_none=True) if settings.defaults.checkpoint else None
     return RuntimeSpec(
         sources=[SourceSpec(d.name, plugins.plugin_name(d.model.connector), dict(d.model.config),
                             poll_interval=parse_duration(d.model.poll.interval) if d.model.poll else default_poll,
@@ -32,9 +32,23 @@ def to_runtime_spec(project: Project) -> RuntimeSpec:
         routes=[_route(project, d) for d in project.routes.values()],
         loggers=[LoggerSpec(d.name, plugins.plugin_name(d.model.type), dict(d.model.config))
                  for d in project.loggers.values()],
-        data_dir=project.data_dir, module_path=project.root, base_dir=project.root,
-        bus=settings.runtime.bus, bus_options=dict(settings.runtime.bus_options), checkpoint=checkpoint,
+        # no module_path: checkpoints default to the workspace's data directory, never the shared project dir
+        data_dir=project.data_dir, module_path=None, base_dir=project.root,
+        bus=settings.runtime.bus, bus_options=dict(settings.runtime.bus_options), checkpoint=_checkpoint(project),
         control_port=settings.runtime.control_port, workspace=project.workspace, name=project.name)
+
+
+def _checkpoint(project: Project) -> dict[str, Any] | None:
+    """``defaults.checkpoint`` with a configured ``dir`` made per workspace (``<project>/<dir>/<workspace>``,
+    or ``<dir>/<workspace>`` when absolute), so two workspaces never share checkpoints."""
+    assert project.settings is not None
+    configured = project.settings.defaults.checkpoint
+    if configured is None:
+        return None
+    checkpoint = configured.model_dump(exclude_none=True)
+    if "dir" in checkpoint:
+        checkpoint["dir"] = str(project.root / Path(checkpoint["dir"]).expanduser() / project.workspace)
+    return checkpoint
 
 
 def _transform(t: Any, base: Any) -> TransformSpec:

@@ -13,13 +13,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["substitute", "read_dotenv", "VariableError"]
+__all__ = ["substitute", "read_dotenv", "VariableError", "DotenvError"]
 
 _REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{([^}]*)\}?")
 
 
 class VariableError(ValueError):
     """A ``${...}`` reference names an unset variable or is malformed."""
+
+
+class DotenvError(VariableError):
+    """A line of ``.env`` is not ``KEY=VALUE``; ``line`` is its 1-based number."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 def _substitute_text(text: str, env: Mapping[str, str]) -> str:
@@ -79,7 +87,7 @@ def read_dotenv(path: Path) -> dict[str, str]:
         key, sep, value = line.partition("=")
         key = key.strip()
         if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise VariableError(f"{path}:{number}: expected KEY=VALUE")
+            raise DotenvError(f"expected KEY=VALUE, got {raw.strip()!r}", number)
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]

@@ -1,23 +1,181 @@
-"""TEMPORARY stand-in until the workspaces branch lands."""
+"""Workspaces: isolated state and configuration for environments of one project.
+
+A workspace named ``NAME`` is the file ``workspaces/NAME.yaml`` (kind ``Workspace``): ``variables`` feed
+``${VAR}`` substitution, ``defaults``/``runtime`` and per-item overrides are deep-merged over the base
+project. ``default`` always exists and needs no file. Which workspace a command uses: ``--workspace``,
+else ``ORGLOOP_WORKSPACE``, else the selection stored in ``<project>/.orgloop/workspace`` (written by
+``orgloop workspace select``), else ``default``. Each workspace has its own data directory, so WAL,
+checkpoints, dead letters and applied state of two workspaces never mix.
+"""
 from __future__ import annotations
+
+import copy
 import os
+import re
 from pathlib import Path
 from typing import Any
 
+from orgloop.errors import ConfigError
+
+__all__ = ["DEFAULT", "WorkspaceError", "deep_merge", "workspace_data_dir", "selected_workspace", "check_name",
+           "workspace_file", "list_workspaces", "select_workspace", "selection_file", "selection", "create_workspace",
+           "check_removable"]
+
+DEFAULT = "default"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class WorkspaceError(ConfigError):
+    """A workspace name is invalid, or the workspace does not exist."""
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a valid workspace name (letters, digits, ``_``, ``-``; max 64), else WorkspaceError."""
+    if not _NAME.match(name):
+        raise WorkspaceError(f"invalid workspace name {name!r}: use letters, digits, '_' and '-' "
+                             "(starting with a letter or digit, at most 64)")
+    return name
+
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in overlay.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    """A new mapping: ``overlay`` over ``base``, merging nested mappings key by key; any other overlay value
+    (lists included) replaces the base value. Neither input is modified or shared with the result."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
     return out
 
 
+def _home() -> Path:
+    return Path(os.environ.get("ORGLOOP_HOME") or Path.home() / ".orgloop").expanduser()
+
+
 def workspace_data_dir(project_name: str, workspace: str, override: Path | None = None) -> Path:
+    """Where a workspace keeps its WAL, checkpoints, dead letters and applied state: ``override`` when
+    given (used as is), else ``$ORGLOOP_HOME/data/<project>/<workspace>`` (``ORGLOOP_HOME`` defaults to
+    ``~/.orgloop``; characters of the project name that are unsafe in a path become ``_``)."""
     if override is not None:
         return Path(override)
-    home = Path(os.environ.get("ORGLOOP_HOME", Path.home() / ".orgloop"))
-    return home / "data" / project_name / workspace
+    safe = _UNSAFE.sub("_", project_name).lstrip(".") or "_"
+    return _home() / "data" / safe / check_name(workspace)
+
+
+def selection_file(project_dir: Path) -> Path:
+    """The file that stores the workspace selected with ``orgloop workspace select``."""
+    return Path(project_dir) / ".orgloop" / "workspace"
 
 
 def selected_workspace(project_dir: Path, override: str | None = None) -> str:
-    return override or os.environ.get("ORGLOOP_WORKSPACE") or "default"
+    """The workspace to use: ``override``, else ``$ORGLOOP_WORKSPACE``, else the stored selection, else
+    ``default``. Raises WorkspaceError when the name found is invalid."""
+    return selection(project_dir, override)[0]
+
+
+def selection(project_dir: Path, override: str | None = None) -> tuple[str, str]:
+    """The workspace to use and what chose it: ``--workspace``, ``ORGLOOP_WORKSPACE``, the selection
+    file (its path relative to the project) or ``default``."""
+    if override:
+        return check_name(override), "--workspace"
+    env = os.environ.get("ORGLOOP_WORKSPACE")
+    if env:
+        return check_name(env), "ORGLOOP_WORKSPACE"
+    path = selection_file(project_dir)
+    try:
+        stored = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        stored = ""
+    if stored:
+        return check_name(stored), str(path.relative_to(project_dir))
+    return DEFAULT, "default"
+
+
+def workspace_file(project_dir: Path, name: str) -> Path:
+    """``<project>/workspaces/<name>.yaml`` (it need not exist; ``default`` usually has none)."""
+    return Path(project_dir) / "workspaces" / f"{check_name(name)}.yaml"
+
+
+def list_workspaces(project_dir: Path) -> list[str]:
+    """``default`` first, then every ``workspaces/*.yaml`` with a valid name, sorted."""
+    found = {p.stem for p in (Path(project_dir) / "workspaces").glob("*.yaml") if p.is_file() and _NAME.match(p.stem)}
+    found.discard(DEFAULT)
+    return [DEFAULT, *sorted(found)]
+
+
+def select_workspace(project_dir: Path, name: str) -> None:
+    """Store ``name`` as the project's selected workspace; WorkspaceError when it does not exist."""
+    if name not in list_workspaces(project_dir):
+        check_name(name)
+        raise WorkspaceError(f"workspace {name!r} does not exist (known: {', '.join(list_workspaces(project_dir))}; "
+                             f"create it with `orgloop workspace new {name}`)")
+    path = selection_file(project_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(name + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+_SKELETON = """\
+apiVersion: orgloop/v1alpha1
+kind: Workspace
+metadata:
+  name: {name}
+  description: The {name} environment of this project.
+# Used when this workspace is selected: `orgloop workspace select {name}`, `-w {name}` or
+# ORGLOOP_WORKSPACE={name}. Everything below is optional and deep-merged over the base project.
+
+# Variables for ${{VAR}} in every project file (the shell environment still wins; .env comes last).
+variables: {{}}
+#   API_URL: https://{name}.example.com
+
+# Project defaults and runtime settings.
+# defaults:
+#   poll_interval: 1m
+# runtime:
+#   bus: filewal
+
+# Overrides by id (sources, actors) or by name (routes, transforms, loggers).
+# sources:
+#   github-prs:
+#     poll:
+#       interval: 30s
+# actors:
+#   reviewer:
+#     config:
+#       channel: "#{name}"
+# routes:
+#   prs-to-reviewer:
+#     then:
+#       delivery:
+#         max_rate: 10/s
+"""
+
+
+def create_workspace(project_dir: Path, name: str) -> Path:
+    """Write a commented skeleton ``workspaces/<name>.yaml``; WorkspaceError if it exists or is ``default``."""
+    if check_name(name) == DEFAULT:
+        raise WorkspaceError("workspace 'default' always exists and has no file to create")
+    path = workspace_file(project_dir, name)
+    if path.exists():
+        raise WorkspaceError(f"workspace {name!r} already exists ({path})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "x", encoding="utf-8") as f:
+        f.write(_SKELETON.format(name=name))
+    return path
+
+
+def check_removable(project_dir: Path, name: str, selected: str) -> Path:
+    """The file to delete to remove workspace ``name``; WorkspaceError for ``default``, the ``selected``
+    workspace and unknown names. (Deleting the file and the data directory is the caller's.)"""
+    if check_name(name) == DEFAULT:
+        raise WorkspaceError("workspace 'default' cannot be deleted")
+    if name == selected:
+        raise WorkspaceError(f"workspace {name!r} is selected; select another one first "
+                             "(`orgloop workspace select default`)")
+    path = workspace_file(project_dir, name)
+    if not path.is_file():
+        raise WorkspaceError(f"workspace {name!r} does not exist (no {path})")
+    return path

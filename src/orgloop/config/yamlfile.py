@@ -1,20 +1,65 @@
-"""Read one YAML file into plain values, keeping its node tree so errors can point at a line and column.
+"""Read one YAML file into plain values, keeping what is needed to point at a line and column later.
 
-Values are built once (PyYAML's libyaml parser when available); positions are looked up only when a
-problem is reported, by walking the node tree along the problem's path. Duplicate keys in a mapping,
-which YAML would silently collapse, are reported as problems.
+Values are built straight from the parser's event stream (PyYAML's libyaml parser when available):
+building a node tree for every file would cost several times more, and positions are only needed when a
+problem is reported. The node tree is therefore composed lazily, the first time a position is asked for,
+and walked along the problem's path.
+
+Plain scalars are resolved by the YAML 1.2 core schema, as OrgLoop's own loader (js-yaml 4) does:
+only ``true``/``false`` are booleans (``yes``, ``on``, ``no``, ``off`` stay strings), ``~``, ``null`` and
+an empty value are null, integers are decimal, ``0o`` octal or ``0x`` hex, ``12:30`` and ``2024-01-02``
+stay strings. Explicit tags (``!!str``, ``!!int``...), anchors, aliases and ``<<`` merge keys work as
+in ``yaml.safe_load``. A file holds at most one document, an alias may not refer to its own enclosing
+node, and duplicate keys in a mapping, which YAML would silently collapse, are recorded so the loader
+can report them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
+from yaml.constructor import ConstructorError
+from yaml.events import (AliasEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent,
+                         SequenceStartEvent, StreamEndEvent)
 
 __all__ = ["Position", "YamlDocument", "YamlSyntaxError", "load_yaml"]
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR = "tag:yaml.org,2002:str"
+_MAP = {None, "!", "tag:yaml.org,2002:map"}
+_SEQ = {None, "!", "tag:yaml.org,2002:seq"}
+_NULL = {"", "~", "null", "Null", "NULL"}
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT = re.compile(r"[-+]?[0-9]+")
+_OCT = re.compile(r"0o[0-7]+")
+_HEX = re.compile(r"0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+_SPECIAL_FLOAT = {".inf": float("inf"), ".Inf": float("inf"), ".INF": float("inf"), "+.inf": float("inf"),
+                  "+.Inf": float("inf"), "+.INF": float("inf"), "-.inf": float("-inf"), "-.Inf": float("-inf"),
+                  "-.INF": float("-inf"), ".nan": float("nan"), ".NaN": float("nan"), ".NAN": float("nan")}
+
+
+def _plain(text: str) -> Any:
+    """The value of an untagged plain scalar under the YAML 1.2 core schema."""
+    if text in _NULL:
+        return None
+    if text[0] not in "0123456789+-.tTfF":
+        return text
+    if text in _BOOL:
+        return _BOOL[text]
+    if _INT.fullmatch(text):
+        return int(text)
+    if _OCT.fullmatch(text):
+        return int(text[2:], 8)
+    if _HEX.fullmatch(text):
+        return int(text[2:], 16)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return _SPECIAL_FLOAT.get(text, text)
 
 
 @dataclass(frozen=True)
@@ -37,35 +82,112 @@ def _position(mark: Any) -> Position:
     return Position(mark.line + 1, mark.column + 1)
 
 
-class _MarkingLoader(_Loader):  # type: ignore[misc, valid-type]
-    """A safe loader that records duplicate mapping keys instead of dropping them silently."""
+class _Builder:
+    """Turns the parser's events into Python values, recording duplicate keys."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+    def __init__(self, text: str) -> None:
+        self.loader = _Loader(text)
+        self.anchors: dict[str, Any] = {}
         self.duplicates: list[tuple[str, Position]] = []
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _value in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                key = key_node.value
-                if key in seen:
-                    self.duplicates.append((str(key), _position(key_node.start_mark)))
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+    def document(self) -> Any:
+        get, check = self.loader.get_event, self.loader.check_event
+        get()                                              # StreamStartEvent
+        if check(StreamEndEvent):
+            return None
+        get()                                              # DocumentStartEvent
+        value = self.value(get())
+        get()                                              # DocumentEndEvent
+        if not check(StreamEndEvent):
+            event = self.loader.peek_event()
+            raise YamlSyntaxError("YAML syntax error: the file holds several YAML documents; "
+                                  "orgloop files hold exactly one", _position(event.start_mark))
+        return value
+
+    def value(self, event: Any) -> Any:
+        """The value of the node that ``event`` starts (reading the rest of the node's events)."""
+        kind = type(event)
+        if kind is ScalarEvent:
+            value = self.scalar(event)
+        elif kind is MappingStartEvent:
+            self._require(event, _MAP, "mapping")
+            value = self.mapping()
+        elif kind is SequenceStartEvent:
+            self._require(event, _SEQ, "sequence")
+            value = []
+            get = self.loader.get_event
+            while type(item := get()) is not SequenceEndEvent:
+                value.append(self.value(item))
+        elif kind is AliasEvent:
+            if event.anchor not in self.anchors:
+                raise ConstructorError(None, None, f"found undefined alias {event.anchor!r} (an alias must "
+                                       "follow its anchor and lie outside it)", event.start_mark)
+            return self.anchors[event.anchor]
+        else:  # pragma: no cover - the parser guarantees a node here
+            raise ConstructorError(None, None, f"unexpected {kind.__name__}", event.start_mark)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = value
+        return value
+
+    def scalar(self, event: ScalarEvent) -> Any:
+        tag, text = event.tag, event.value
+        if tag is None or tag == "!":
+            if not event.implicit[0]:
+                return text                                # quoted: always a string
+            return _plain(text)
+        return text if tag == _STR else self._construct(tag, event)
+
+    def _construct(self, tag: str, event: ScalarEvent) -> Any:
+        constructors = self.loader.yaml_constructors
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        return (constructors.get(tag) or constructors[None])(self.loader, node)
+
+    @staticmethod
+    def _require(event: Any, tags: set[str | None], what: str) -> None:
+        if event.tag not in tags:
+            raise ConstructorError(None, None, f"unsupported tag {event.tag!r} on a {what}", event.start_mark)
+
+    def mapping(self) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        merged: list[tuple[Any, Any]] = []
+        get = self.loader.get_event
+        while type(key_event := get()) is not MappingEndEvent:
+            if (type(key_event) is ScalarEvent and key_event.value == "<<" and key_event.tag is None
+                    and key_event.implicit[0]):
+                merged.append((self.value(get()), key_event.start_mark))
+                continue
+            key = self.value(key_event)
+            try:
+                present = key in out
+            except TypeError:
+                raise ConstructorError(None, None, "found an unhashable key (a mapping or list used as a key)",
+                                       key_event.start_mark) from None
+            if present:
+                self.duplicates.append((str(key), _position(key_event.start_mark)))
+            out[key] = self.value(get())
+        for value, mark in merged:
+            for source in (value if isinstance(value, list) else [value]):
+                if not isinstance(source, dict):
+                    raise ConstructorError(None, None, "a '<<' merge key takes a mapping or a list of mappings",
+                                           mark)
+                for k, v in source.items():
+                    out.setdefault(k, v)
+        return out
 
 
-_MarkingLoader.add_constructor("tag:yaml.org,2002:map", _MarkingLoader.construct_yaml_map)
-
-
-@dataclass
 class YamlDocument:
-    """A parsed file: its values and the node tree to locate any path in it."""
+    """A parsed file: its values, its duplicate keys, and positions of any path in it (on demand)."""
 
-    path: Path
-    data: Any
-    node: yaml.Node | None
-    duplicates: list[tuple[str, Position]]
+    def __init__(self, path: Path, data: Any, text: str, duplicates: list[tuple[str, Position]]) -> None:
+        self.path = path
+        self.data = data
+        self.text = text
+        self.duplicates = duplicates
+
+    @cached_property
+    def node(self) -> yaml.Node | None:
+        """The file's node tree, composed the first time a position is needed."""
+        return yaml.compose(self.text, Loader=_Loader)
 
     def position(self, loc: Sequence[Any], *, key: bool = False) -> Position:
         """Where the value at ``loc`` starts (or its key, with ``key=True``); the deepest existing ancestor
@@ -96,19 +218,21 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDocument:
     """Parse ``path`` (or ``text`` as if read from it). Raises :class:`YamlSyntaxError` with a position."""
     if text is None:
         text = path.read_text(encoding="utf-8")
-    loader = _MarkingLoader(text)
+    builder = _Builder(text)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        data = builder.document()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = _position(mark) if mark is not None else Position(1, 1)
         problem = exc.problem or str(exc)
-        if exc.context and "expected a single document" in exc.context:
-            problem = "the file holds several YAML documents; orgloop files hold exactly one"
+        if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
+            start = _position(exc.context_mark)
+            problem += f" ({exc.context} at line {start.line}, column {start.column})"
         raise YamlSyntaxError(f"YAML syntax error: {problem}", where) from None
+    except RecursionError:
+        raise YamlSyntaxError("YAML syntax error: nested too deeply", Position(1, 1)) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"YAML syntax error: {exc}", Position(1, 1)) from None
     finally:
-        loader.dispose()
-    return YamlDocument(path, data, node, loader.duplicates)
+        builder.loader.dispose()
+    return YamlDocument(path, data, text, builder.duplicates)

@@ -117,7 +117,7 @@ class Router:
             for route in routes:
                 if entries is not None:
                     entries.append(_entry("route.match", event, route=route.name, target=route.spec.actor))
-                out = self._transform(route, seq, event, entries) if route.transforms else (event,)
+                out = self.apply_transforms(route, seq, event, entries) if route.transforms else (event,)
                 if not out:
                     route.dropped += 1
                     finished.append(seq)
@@ -137,8 +137,8 @@ class Router:
         if entries:
             self.emit(entries)
 
-    def _transform(self, route: CompiledRoute, seq: int, event: dict[str, Any],
-                   entries: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    def apply_transforms(self, route: CompiledRoute, seq: int, event: dict[str, Any],
+                         entries: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         """Run the route's transforms in order; [] means dropped (or halted)."""
         current = [event]
         ctx = TransformContext(route=route.name, source=event.get("source", ""), target=route.spec.actor, seq=seq)

@@ -1,0 +1,365 @@
+"""``orgloop start | stop | status | logs``: run a workspace's runtime and look at it.
+
+``start`` validates, plans, prints the plan, then runs the runtime in the foreground (Ctrl-C or SIGTERM
+stops it cleanly), or with ``--daemon`` in the background. When the workspace's runtime already runs,
+``start`` reconciles it in place (``POST /apply`` to its control endpoint) instead of starting another.
+Files in the workspace data directory: ``orgloop.pid``, ``runtime.json`` (pid, control port), ``orgloop.log``
+(daemon output) and ``applied-state.json`` (what ``plan`` compares with).
+
+Exit codes: ``start`` 0 started and stopped cleanly / started in the background / reconciled / nothing to
+change, 1 error (invalid project, failed to start, a change that needs a restart). ``stop`` 0 stopped,
+1 not running, 2 still running after ``--timeout``. ``status`` 0 running and healthy, 1 not running,
+2 running but unhealthy. ``logs`` 0, 1 no file logger configured.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import click
+
+from orgloop.cli._output import echo_json, echo_table, style
+from orgloop.cli._project import project_options
+from orgloop.cli._run_context import load_checked, load_lenient
+from orgloop.config._gc import cyclic_gc_paused
+from orgloop.cli.plan import current_state, render_plan
+from orgloop.config.loader import Project
+from orgloop.instance import (LOG_FILE, ControlError, Instance, clear_instance, pid_alive, read_instance,
+                              running_instance, wait_for_exit, write_instance)
+from orgloop.plan import State, compute_plan, desired_state, write_applied
+from orgloop.units import parse_duration
+
+__all__ = ["start", "stop", "status", "logs"]
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- start
+@click.command()
+@project_options
+@click.option("-d", "--daemon", is_flag=True, help="Run in the background; return once it is up.")
+@click.option("--for", "run_for", metavar="DURATION", callback=_duration, default=None,
+              help="Stop by itself after DURATION (e.g. 5s): for demos and smoke tests.")
+@click.option("--wait", "wait_up", metavar="DURATION", callback=_duration, default="60s", show_default=True,
+              help="--daemon: how long to wait for the daemon to come up.")
+@click.option("--daemon-child", is_flag=True, hidden=True)
+def start(project_dir: Path | None, workspace: str | None, daemon: bool, run_for: float | None, wait_up: float,
+          daemon_child: bool) -> None:
+    """Validate, plan and start the workspace's runtime, or reconcile the running one without a restart."""
+    from orgloop.config.resolve import to_runtime_spec
+
+    with cyclic_gc_paused():
+        project = load_checked(project_dir, workspace)
+        desired = desired_state(project)
+        if not daemon_child:
+            current, base, inst = current_state(project)
+            plan = compute_plan(current, desired, project.workspace)
+    if daemon_child:
+        _run(project, to_runtime_spec(project), desired, run_for)
+        return
+    render_plan(plan, base, project)
+    if inst is not None:
+        _reconcile(project, inst, plan, current, desired)
+        return
+    clear_instance(project.data_dir)          # files of a runtime that is gone
+    if daemon:
+        _spawn_daemon(project, run_for, wait_up)
+    else:
+        _run(project, to_runtime_spec(project), desired, run_for)
+
+
+def _run(project: Project, spec: Any, desired: State, run_for: float | None) -> None:
+    """Run in this process until a signal (or ``run_for`` seconds); record the applied state once up."""
+    from orgloop.runtime import Runtime
+
+    if spec.control_port is None:
+        spec.control_port = 0                 # any free port on 127.0.0.1, recorded in runtime.json
+    runtime = Runtime(spec)
+    try:
+        runtime.start()
+    except Exception as exc:
+        click.echo(f"Error: the runtime failed to start: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+    runtime.applied_state = desired
+    pid = os.getpid()
+    try:
+        write_applied(project.data_dir, desired, project=project.name, workspace=project.workspace)
+        write_instance(project.data_dir, Instance(pid, runtime.control_port, time.time(),
+                                                  str(project.data_dir / LOG_FILE)))
+        click.echo(f"orgloop is running: pid {pid}, control endpoint http://127.0.0.1:{runtime.control_port}, "
+                   f"data in {project.data_dir}" + (f", stopping after {run_for:g}s" if run_for else
+                                                   " (Ctrl-C to stop)"))
+        runtime.run_until_signal(timeout=run_for)
+    finally:
+        runtime.stop()
+        clear_instance(project.data_dir, pid)
+    click.echo("orgloop stopped")
+
+
+def _spawn_daemon(project: Project, run_for: float | None, wait_up: float) -> None:
+    """Start ``orgloop start --daemon-child`` in a new session, output to the log file; wait until it is up."""
+    data_dir = project.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / LOG_FILE
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    argv = [sys.executable, "-m", "orgloop", "start", "-p", str(project.root), "-w", project.workspace,
+            "--daemon-child"] + (["--for", f"{int(run_for * 1000)}ms"] if run_for else [])
+    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+               (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+               (os.POSIX_SPAWN_DUP2, 1, 2)]
+    pid = os.posix_spawn(sys.executable, argv, dict(os.environ), file_actions=actions, setsid=True)
+    deadline = time.monotonic() + wait_up
+    while time.monotonic() < deadline:
+        done, code = os.waitpid(pid, os.WNOHANG)
+        if done:
+            click.echo(f"Error: the daemon exited with code {os.waitstatus_to_exitcode(code)}:", err=True)
+            click.echo(_read_from(log_path, offset).rstrip(), err=True)
+            sys.exit(1)
+        inst = read_instance(data_dir)
+        if inst is not None and inst.pid == pid and running_instance(data_dir) is not None:
+            click.echo(f"orgloop is running in the background: pid {pid}, control endpoint "
+                       f"http://127.0.0.1:{inst.control_port}, log {log_path}")
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGTERM)
+    click.echo(f"Error: the daemon (pid {pid}) did not come up within {wait_up:g}s; stopped it. See {log_path}.",
+               err=True)
+    sys.exit(1)
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read().decode("utf-8", "replace")
+
+
+def _reconcile(project: Project, inst: Instance, plan: Any, current: State, desired: State) -> None:
+    """Send the plan to the running runtime; refuse (exit 1) when part of it needs a restart."""
+    from orgloop.config.resolve import to_runtime_spec
+    from orgloop.reconcile import build_request, restart_reasons
+
+    if not plan.has_changes:
+        click.echo(f"orgloop is already running (pid {inst.pid}); nothing to change.")
+        return
+    reasons = restart_reasons(plan, current, desired)
+    if reasons:
+        click.echo("Error: these changes cannot be applied to the running runtime:", err=True)
+        for r in reasons:
+            click.echo(f"  - {r}", err=True)
+        click.echo(f"Nothing was changed. Restart to apply them: orgloop stop -p {project.root} -w {project.workspace}"
+                   f" && orgloop start -p {project.root} -w {project.workspace}", err=True)
+        sys.exit(1)
+    try:
+        inst.request("POST", "/apply", build_request(plan, to_runtime_spec(project), desired), timeout=60.0)
+    except ControlError as exc:
+        click.echo(f"Error: the running runtime (pid {inst.pid}) refused the changes: {exc}", err=True)
+        sys.exit(1)
+    write_applied(project.data_dir, desired, project=project.name, workspace=project.workspace)
+    click.echo(f"Applied to the running runtime (pid {inst.pid}) without a restart.")
+
+
+# --------------------------------------------------------------------------- stop
+@click.command()
+@project_options
+@click.option("--timeout", metavar="DURATION", callback=_duration, default="30s", show_default=True,
+              help="How long to wait for a clean shutdown.")
+def stop(project_dir: Path | None, workspace: str | None, timeout: float) -> None:
+    """Stop the workspace's runtime (SIGTERM, then wait). Exit 0: stopped, 1: not running, 2: still running."""
+    project = load_lenient(project_dir, workspace)
+    inst = read_instance(project.data_dir)
+    if inst is None or not pid_alive(inst.pid) or not _is_orgloop(inst):
+        if inst is not None:
+            clear_instance(project.data_dir, inst.pid)
+        click.echo(f'orgloop is not running for workspace "{project.workspace}".', err=True)
+        sys.exit(1)
+    os.kill(inst.pid, signal.SIGTERM)
+    if not wait_for_exit(inst.pid, timeout):
+        click.echo(f"Error: orgloop (pid {inst.pid}) is still running after {timeout:g}s.", err=True)
+        sys.exit(2)
+    clear_instance(project.data_dir, inst.pid)
+    click.echo(f"orgloop stopped (pid {inst.pid}).")
+
+
+def _is_orgloop(inst: Instance) -> bool:
+    """The pid is the runtime (control endpoint agrees), not another process that reused the number."""
+    try:
+        return inst.request("GET", "/status", timeout=5.0).get("pid") == inst.pid
+    except (ControlError, AttributeError):
+        try:
+            return b"orgloop" in Path(f"/proc/{inst.pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
+
+# --------------------------------------------------------------------------- status
+@click.command()
+@project_options
+@click.option("--json", "as_json", is_flag=True, help="Print the runtime's status as JSON.")
+def status(project_dir: Path | None, workspace: str | None, as_json: bool) -> None:
+    """Sources, routes, queues, breakers and the WAL of the running runtime. Exit 0 healthy, 1 not running,
+    2 unhealthy."""
+    project = load_lenient(project_dir, workspace)
+    inst = running_instance(project.data_dir)
+    st = None
+    if inst is not None:
+        try:
+            st = inst.request("GET", "/status")
+        except ControlError:
+            st = None
+    if st is None:
+        if as_json:
+            echo_json({"running": False, "workspace": project.workspace})
+        else:
+            click.echo(f'orgloop is not running for workspace "{project.workspace}".')
+        sys.exit(1)
+    if as_json:
+        echo_json({"running": True, **st})
+    else:
+        _render_status(st)
+    sys.exit(0 if st.get("healthy") else 2)
+
+
+def _render_status(st: dict[str, Any]) -> None:
+    up = max(0.0, time.time() - (st.get("started_at") or time.time()))
+    health = style("healthy", fg="green") if st.get("healthy") else style("UNHEALTHY", fg="red", bold=True)
+    click.echo(f'orgloop "{st.get("name")}" workspace "{st.get("workspace")}": running, pid {st.get("pid")}, '
+               f"up {_human_duration(up)}, {health}")
+    for problem in st.get("problems") or []:
+        click.echo(f"  problem: {problem}")
+    wal = st.get("wal")
+    wal_text = (f"WAL {wal['segments']} segments, {_human_bytes(wal['bytes'])}, {wal['unacked']} unacked"
+                if wal else "no WAL")
+    click.echo(f"bus {st.get('bus')}: {wal_text}; events in {st.get('events_published')}, acked "
+               f"{st.get('acked')}, unmatched {st.get('unmatched')}, dead letters {st.get('dead_letters')}")
+    click.echo()
+    echo_table(st.get("sources") or [], ["id", "checkpoint"])
+    click.echo()
+    rows = [{**r, "rate": f"{(r.get('delivered') or 0) / up:.1f}/s" if up > 0 else "-",
+             "max_rate": f"{r['max_rate']:g}/s" if r.get("max_rate") else "-",
+             "breaker": r.get("breaker", "closed")} for r in st.get("routes") or []]
+    echo_table(rows, ["name", "actor", "queue_depth", "breaker", "delivered", "failed", "dead_lettered", "rate",
+                      "max_rate"])
+
+
+def _human_duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+# --------------------------------------------------------------------------- logs
+@click.command()
+@project_options
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new entries (Ctrl-C to stop).")
+@click.option("--route", help="Only entries of this route.")
+@click.option("--type", "--event-type", "event_type", help="Only entries of this event type.")
+@click.option("--source", help="Only entries of this source.")
+@click.option("--since", metavar="DURATION", callback=_duration, default=None,
+              help="Only entries of the last DURATION (e.g. 10m).")
+@click.option("--logger", "logger_name", help="Which file logger to read (default: the first).")
+@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
+def logs(project_dir: Path | None, workspace: str | None, follow: bool, route: str | None, event_type: str | None,
+         source: str | None, since: float | None, logger_name: str | None, fmt: str) -> None:
+    """Print the pipeline log written by the workspace's file logger (JSON lines). Exit 1: no file logger."""
+    path = _log_file(load_lenient(project_dir, workspace), logger_name)
+    cutoff = None if since is None else dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=since)
+    wanted = {k: v for k, v in (("route", route), ("event_type", event_type), ("source", source)) if v}
+    if not path.exists() and not follow:
+        click.echo(f"no log entries yet ({path} does not exist)", err=True)
+        return
+    try:
+        for entry in _entries(path, follow):
+            if any(entry.get(k) != v for k, v in wanted.items()) or (cutoff and not _after(entry, cutoff)):
+                continue
+            click.echo(json.dumps(entry, sort_keys=True) if fmt == "json" else _human_entry(entry))
+    except KeyboardInterrupt:
+        pass
+
+
+def _log_file(project: Project, name: str | None) -> Path:
+    from orgloop.plugins import plugin_name
+
+    files = [d for d in project.loggers.values() if plugin_name(d.model.type) == "file" and "path" in d.model.config]
+    chosen = next((d for d in files if d.name == name), None) if name else (files[0] if files else None)
+    if chosen is None:
+        which = f"no file logger named {name!r}" if name else "no file logger (type @orgloop/logger-file)"
+        click.echo(f"Error: the project has {which}; add one to its loggers to keep a log.", err=True)
+        sys.exit(1)
+    return (project.root / chosen.model.config["path"]).resolve()
+
+
+def _entries(path: Path, follow: bool) -> Iterator[dict[str, Any]]:
+    """Entries of the log file; with ``follow``, new ones as they are written (across rotations)."""
+    handle = None
+    inode = None
+    partial = b""
+    while True:
+        if handle is None and path.exists():
+            handle = open(path, "rb")
+            inode = os.fstat(handle.fileno()).st_ino
+        if handle is not None:
+            for raw in handle:
+                if not raw.endswith(b"\n"):
+                    partial += raw            # a line still being written
+                    continue
+                line, partial = partial + raw, b""
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict):
+                    yield entry
+        if not follow:
+            break
+        time.sleep(0.2)
+        try:
+            rotated = handle is not None and os.stat(path).st_ino != inode
+        except FileNotFoundError:
+            rotated = True
+        if rotated and handle is not None:
+            handle.close()
+            handle = None
+    if handle is not None:
+        handle.close()
+
+
+def _after(entry: dict[str, Any], cutoff: dt.datetime) -> bool:
+    try:
+        when = dt.datetime.fromisoformat(str(entry.get("timestamp")))
+    except ValueError:
+        return False
+    return (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)) >= cutoff
+
+
+_COLOURS = {"deliver.success": "green", "deliver.failure": "red", "deliver.retry": "yellow", "dlq.add": "red",
+            "breaker.open": "red", "transform.error": "yellow", "pipeline.backpressure": "yellow"}
+
+
+def _human_entry(e: dict[str, Any]) -> str:
+    phase = str(e.get("phase", "?"))
+    fields = " ".join(f"{k}={e[k]}" for k in ("route", "source", "target", "event_type", "transform", "result",
+                                               "event_id") if e.get(k) not in (None, ""))
+    took = f" {e['duration_ms']:.1f}ms" if isinstance(e.get("duration_ms"), (int, float)) else ""
+    error = f" error={e['error']}" if e.get("error") else ""
+    shown = style(phase.ljust(18), fg=_COLOURS[phase]) if phase in _COLOURS else phase.ljust(18)
+    return f"{e.get('timestamp', '')} {shown} {fields}{took}{error}".rstrip()

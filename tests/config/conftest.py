@@ -1,0 +1,1 @@
+from support.projects import installed_plugins_only, orgloop_env  # noqa: F401  (fixtures)
