@@ -56,7 +56,7 @@ def dry_run(spec: RuntimeSpec, event: dict[str, Any]) -> list[RouteOutcome]:
             spec_r = route.spec
             outcomes.append(RouteOutcome(spec_r.name, spec_r.actor,
                                          [Delivery(ev, spec_r.prompt, render_config(spec_r.config, ev)) for ev in out],
-                                         steps))
+                                         [s for s in steps if s.get("phase") != "transform.start"]))  # outcomes only
         return outcomes
     finally:
         for instance, _policy in transforms.values():
