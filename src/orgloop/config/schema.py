@@ -32,4 +32,19 @@ def json_schema(kind: str | None = None) -> dict[str, Any]:
         body = GROUP_MODELS[kind].model_json_schema()
         title, description = f"orgloop {kind}", body.pop("description", f"An {API_VERSION} {kind} file.")
     body.pop("title", None)
+    _admit_placeholders(body)
     return {"$schema": DRAFT, "title": title, "description": description, **body}
+
+
+def _admit_placeholders(node: Any) -> None:
+    """Let every patterned string also hold a ``${VAR}`` placeholder: the schema checks files as written,
+    before the loader substitutes variables (a name such as ``${PROJECT_NAME:-starter}`` is valid)."""
+    if isinstance(node, dict):
+        pattern = node.get("pattern")
+        if isinstance(pattern, str):
+            node["pattern"] = f"(?:{pattern})|\\$\\{{"
+        for value in node.values():
+            _admit_placeholders(value)
+    elif isinstance(node, list):
+        for value in node:
+            _admit_placeholders(value)
