@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,8 @@ class Runtime:
             self.actors[a.id] = actor
             self.lanes[a.id] = ActorLane(a.id, actor, depth=depth.get(a.id, 1000),
                                          policy=policy.get(a.id, "drop_oldest"), concurrency=a.concurrency,
-                                         tracker=self.tracker, dead_letter=self._dead_letter, emit=emit)
+                                         tracker=self.tracker, dead_letter=self._dead_letter, emit=emit,
+                                         publish=partial(self.bus.publish_many, wait=False))
         self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit)
         if self.hub:
             self.hub.start()
