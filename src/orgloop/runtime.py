@@ -280,7 +280,7 @@ class Runtime:
         self._stop.set()
         self._subscription.cancel()           # what the router has not taken stays unacked on the bus
         for lane in self.lanes.values():
-            lane.stop(timeout=max(0.1, deadline - time.monotonic()))
+            lane.stop(timeout=max(1.0, deadline - time.monotonic()))   # a delivery in progress may finish
         self.tracker.flush()
         if self._control is not None:
             self._control.stop()
