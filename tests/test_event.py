@@ -1,6 +1,6 @@
 import pytest
 
-from orgloop.event import EventError, follow_up, new_event, validate_event
+from orgloop.event import EventError, adopt, follow_up, new_event, validate_event
 
 
 def test_new_event_is_valid_and_follow_up_keeps_trace():
@@ -27,3 +27,24 @@ def test_validate_fills_missing_fields_and_keeps_unknown_ones():
 def test_invalid_events_name_the_field(bad, msg):
     with pytest.raises(EventError, match=msg):
         validate_event(bad)
+
+
+def test_adopt_puts_a_follow_up_in_its_causes_trace_and_checks_it():
+    cause = new_event("gh", "resource.changed", {"n": 1})
+    out = adopt(cause, {"type": "actor.stopped", "trace_id": "trc_00000000000000ff", "payload": {"ok": 1}},
+                source="agent")
+    assert out["trace_id"] == cause["trace_id"] and out["source"] == "agent" and out["id"] != cause["id"]
+    assert out["provenance"] == {"platform": "agent"} and out["payload"] == {"ok": 1}
+    assert adopt(cause, {"type": "message.received", "source": "bot"}, source="agent")["source"] == "bot"
+    with pytest.raises(EventError, match="not one of"):
+        adopt(cause, {"type": "done"}, source="agent")
+    with pytest.raises(EventError, match="JSON object"):
+        adopt(cause, "text", source="agent")
+
+
+def test_event_module_examples():
+    import doctest
+
+    import orgloop.event
+
+    assert doctest.testmod(orgloop.event).failed == 0

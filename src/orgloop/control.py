@@ -73,6 +73,8 @@ def render_metrics(runtime: Any) -> str:
 
 
 class ControlServer:
+    """The HTTP endpoint on a loopback address; ``port=0`` picks a free port (then read ``.port``)."""
+
     def __init__(self, runtime: Any, port: int, host: str = "127.0.0.1") -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the control endpoint listens on loopback only")

@@ -9,6 +9,8 @@ event (in a delivery token), never inside it.
 True
 >>> follow_up(e, "agent", "actor.stopped")["trace_id"] == e["trace_id"]
 True
+>>> adopt(e, {"type": "actor.stopped", "trace_id": "trc_0000000000000000"}, source="agent")["trace_id"] == e["trace_id"]
+True
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import Any
 from orgloop.errors import OrgloopError
 
 __all__ = ["EVENT_TYPES", "AUTHOR_TYPES", "EventError", "new_event_id", "new_trace_id", "now_iso",
-           "new_event", "follow_up", "validate_event"]
+           "new_event", "follow_up", "adopt", "validate_event"]
 
 EVENT_TYPES = ("resource.changed", "actor.stopped", "message.received")
 AUTHOR_TYPES = ("team_member", "external", "bot", "system", "unknown")
@@ -67,6 +69,22 @@ def follow_up(cause: dict[str, Any], source: str, type: str, payload: dict[str, 
               **kwargs: Any) -> dict[str, Any]:
     """An event caused by ``cause`` (e.g. an actor's output): it keeps the cause's trace id."""
     return new_event(source, type, payload, trace_id=cause.get("trace_id"), **kwargs)
+
+
+def adopt(cause: dict[str, Any], obj: Any, *, source: str) -> dict[str, Any]:
+    """Make ``obj`` (an event an actor produced while handling ``cause``) a valid follow-up of ``cause``.
+
+    It always takes the cause's trace id (so the causal chain can be followed); ``source`` and
+    ``provenance`` default to the producing actor; the rest is filled and checked as by
+    :func:`validate_event`, whose :class:`EventError` it raises.
+    """
+    if not isinstance(obj, dict):
+        raise EventError(f"a follow-up event must be a JSON object, not {type(obj).__name__}")
+    event = dict(obj)
+    event.setdefault("source", source)
+    event.setdefault("provenance", {"platform": source})
+    event["trace_id"] = cause.get("trace_id") or new_trace_id()
+    return validate_event(event)
 
 
 def validate_event(obj: Any, *, fill: bool = True) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,8 @@ class Runtime:
         actor = plugins.load("actors", a.connector)(a.id, a.config, base_dir=self.spec.base_dir)
         self.actors[a.id] = actor
         lane = self.lanes[a.id] = ActorLane(a.id, actor, depth=depth, policy=policy, concurrency=a.concurrency,
-                                            tracker=self.tracker, dead_letter=self._dead_letter, emit=self.emit)
+                                            tracker=self.tracker, dead_letter=self._dead_letter, emit=self.emit,
+                                            publish=partial(self.bus.publish_many, wait=False))
         return lane
 
     def _compile_route(self, r: RouteSpec) -> CompiledRoute:
@@ -331,7 +333,7 @@ class Runtime:
         self._stop.set()
         self._subscription.cancel()           # what the router has not taken stays unacked on the bus
         for lane in self.lanes.values():
-            lane.stop(timeout=max(0.1, deadline - time.monotonic()))
+            lane.stop(timeout=max(1.0, deadline - time.monotonic()))   # a delivery in progress may finish
         self.tracker.flush()
         if self._control is not None:
             self._control.stop()

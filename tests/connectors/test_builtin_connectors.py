@@ -71,3 +71,16 @@ def test_command_actor_exit_codes_prompt_and_timeout(tmp_path):
         slow.deliver(e, None, {})
     with pytest.raises(ValueError, match="argv list"):
         CommandActor("bad", {"command": []}, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize("stdout,expected", [
+    ('{"type": "actor.stopped"}', [{"type": "actor.stopped"}]),
+    ('[{"a": 1}, {"b": 2}]', [{"a": 1}, {"b": 2}]),
+    ('{"a": 1}\n{"b": 2}\n', [{"a": 1}, {"b": 2}]),
+    ("done, nothing to report\n", []),
+    ("", []),
+])
+def test_command_actor_returns_what_it_printed_as_json_as_follow_ups(tmp_path, stdout, expected):
+    code = f"import sys; sys.stdin.read(); sys.stdout.write({stdout!r})"
+    a = CommandActor("cmd", {"command": [sys.executable, "-c", code]}, base_dir=tmp_path)
+    assert a.deliver(new_event("gh", "resource.changed", {}), None, {}) == expected

@@ -1,6 +1,7 @@
 """The BoundedQueue contract, on both twins."""
 from __future__ import annotations
 
+import gc
 import queue
 import signal
 import threading
@@ -223,6 +224,7 @@ class _Reporter:
 
 @pytest.mark.parametrize("batch", [False, True])
 def test_evicted_items_die_after_the_put_is_complete(impl: ModuleType, batch: bool) -> None:
+    gc.collect()            # an earlier case's reporters may still sit in a reference cycle with their queue
     q = impl.BoundedQueue(maxsize=2)
     _Reporter.seen = []
     q.put_many([_Reporter(q), _Reporter(q)])

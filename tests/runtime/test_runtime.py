@@ -1,5 +1,6 @@
 """The runtime end to end, in-process: real WAL, real files, real threads, real HTTP on 127.0.0.1."""
 import json
+import sys
 import threading
 import urllib.error
 
@@ -8,6 +9,7 @@ from support.pipeline import fetch, wait_until
 
 from orgloop import plugins
 from orgloop.connectors import DeliveryError
+from orgloop.connectors.generator import GeneratorSource
 from orgloop.runtime import Runtime
 from orgloop.spec import (ActorSpec, BreakerSpec, DeliverySpec, RetrySpec, RouteSpec, RuntimeSpec, SourceSpec,
                           TransformRef, TransformSpec)
@@ -177,5 +179,46 @@ def test_dedup_drops_republished_copies_but_lets_a_dead_letter_replay_through(tm
         assert rt.dlq.replay(rt.bus.publish_many) == 2                      # dedup released the dead letters
         assert wait_until(lambda: len(a.seen) == 20)
         assert sorted(s["event"]["payload"]["n"] for s in a.seen) == list(range(20))
+    finally:
+        rt.stop()
+
+
+FOLLOW_UP_SCRIPT = """
+import json, os, sys
+e = json.load(sys.stdin)
+n = e["payload"]["n"]
+assert os.environ["ORGLOOP_TRACE_ID"] == e["trace_id"]
+if n == 5:
+    print(json.dumps({"type": "not.a.type"}))                     # an invalid follow-up: the delivery fails
+elif n % 2 == 0:
+    print(json.dumps({"type": "actor.stopped", "payload": {"cause": e["id"]}}))
+else:
+    print("just chatter, not JSON")
+"""
+
+
+def test_an_actors_follow_up_events_keep_the_trace_of_their_cause(tmp_path):
+    script = tmp_path / "agent.py"
+    script.write_text(FOLLOW_UP_SCRIPT)
+    spec = spec_for(tmp_path, count=6, actors=[
+        ActorSpec("agent", "command", {"command": [sys.executable, str(script)], "timeout": "20s"}),
+        ActorSpec("sink", "file", {"path": "follow-ups.jsonl"})])
+    spec.sources = [SourceSpec("gen", "generator", {"count": 6}, poll_interval=0.05)]
+    spec.routes = [RouteSpec("work", "gen", "agent", delivery=DeliverySpec(queue_policy="block",
+                                                                            retry=RetrySpec(max_attempts=1))),
+                   RouteSpec("after", "agent", "sink", events=["actor.stopped"])]
+    rt = Runtime(spec).start()
+    try:
+        assert wait_until(lambda: rt.tracker.acked == 6 + 3)              # 6 causes, 3 follow-ups
+        causes = {}
+        for _s, entry in rt.dlq.entries():
+            causes[entry["event"]["payload"]["n"]] = entry
+        assert list(causes) == [5] and "invalid follow-up event" in causes[5]["error"]
+        sent, _cp = GeneratorSource("gen", {"count": 6}, base_dir=tmp_path).poll(None, 6)   # the same events
+        trace_of = {e["id"]: e["trace_id"] for e in sent if e["payload"]["n"] % 2 == 0}
+        got = [json.loads(line) for line in (tmp_path / "follow-ups.jsonl").read_text().splitlines()]
+        assert sorted(f["payload"]["cause"] for f in got) == sorted(trace_of)
+        assert all(f["trace_id"] == trace_of[f["payload"]["cause"]] and f["source"] == "agent" for f in got)
+        assert rt.lanes["agent"].stats()["follow_ups"] == 3
     finally:
         rt.stop()

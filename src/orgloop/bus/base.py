@@ -83,17 +83,19 @@ class BusBase:
         """Publish one event; returns its sequence number once stored under the bus's guarantee."""
         return self.publish_many([event])[0]
 
-    def publish_many(self, events: list[dict[str, Any]]) -> Sequence[int]:
+    def publish_many(self, events: list[dict[str, Any]], *, wait: bool = True) -> Sequence[int]:
         """Publish events in order; returns their sequence numbers once stored under the bus's guarantee.
 
-        Blocks while more than ``max_inflight`` published events wait for dispatch (backpressure).
+        Blocks while more than ``max_inflight`` published events wait for dispatch (backpressure), unless
+        ``wait`` is false: the pipeline's own follow-up events must not wait for the dispatch thread,
+        which may be waiting for them.
         """
         if not events:
             return []
         with self._cv:
             if self._closed:
                 raise BusClosedError("the bus is closed")
-            while self._inflight >= self._max_inflight and not self._closed:
+            while wait and self._inflight >= self._max_inflight and not self._closed:
                 self._cv.wait()
         seqs = self._store(events)
         with self._cv:

@@ -5,7 +5,10 @@ A source plugin is ``cls(source_id, config, *, base_dir)`` with
 events durably and only then stores the new checkpoint.
 
 An actor plugin is ``cls(actor_id, config, *, base_dir)`` with
-``deliver(event, prompt, config) -> None`` (raising :class:`DeliveryError` on failure) and ``close()``.
+``deliver(event, prompt, config) -> list[dict] | None`` (raising :class:`DeliveryError` on failure) and
+``close()``. Events it returns are its follow-ups: the runtime gives each the trace id of the event that
+caused it (:func:`orgloop.event.adopt`; ``source`` defaults to the actor id) and makes them durable on the
+bus before the cause counts as delivered, so a crash cannot lose them.
 """
 from __future__ import annotations
 
@@ -29,5 +32,6 @@ class Source(Protocol):
 
 class Actor(Protocol):
     def __init__(self, actor_id: str, config: dict[str, Any], *, base_dir: Path) -> None: ...
-    def deliver(self, event: dict[str, Any], prompt: str | None, config: dict[str, Any]) -> None: ...
+    def deliver(self, event: dict[str, Any], prompt: str | None,
+                config: dict[str, Any]) -> list[dict[str, Any]] | None: ...
     def close(self) -> None: ...

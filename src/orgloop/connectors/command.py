@@ -3,8 +3,12 @@
 Config: ``command`` (argv list; a string is split with shlex), ``timeout`` (duration, default 30s),
 ``cwd`` (relative to the project), ``env`` (extra variables). The event JSON goes to stdin; the prompt
 is in a temporary file named by ``ORGLOOP_PROMPT_FILE`` (and ``ORGLOOP_EVENT_ID``, ``ORGLOOP_EVENT_TYPE``,
-``ORGLOOP_SOURCE`` are set). Exit 0 is success; anything else, or the timeout (which kills the whole
-process group), is a delivery failure that retries and the breaker see.
+``ORGLOOP_SOURCE``, ``ORGLOOP_TRACE_ID`` are set). Exit 0 is success; anything else, or the timeout (which
+kills the whole process group), is a delivery failure that retries and the breaker see.
+
+On success, if stdout is JSON (an object, an array of objects, or one object per line), those objects are
+the actor's follow-up events: they keep the trace of the event that caused them (``source`` defaults to the
+actor id). Any other stdout is not part of the protocol and is ignored.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from typing import Any
 from orgloop.connectors import DeliveryError
 from orgloop.units import parse_duration
 
-__all__ = ["CommandActor", "run_program"]
+__all__ = ["CommandActor", "run_program", "json_values"]
 
 
 def run_program(argv: list[str], stdin: bytes, *, timeout: float, cwd: Path | None,
@@ -43,6 +47,21 @@ def run_program(argv: list[str], stdin: bytes, *, timeout: float, cwd: Path | No
     return proc.returncode, out, err
 
 
+def json_values(text: str) -> list[Any]:
+    """The values in ``text``: one JSON document (an array gives its items) or JSON lines.
+
+    Empty text gives ``[]``; raises ValueError when the text is neither.
+    """
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        parsed = json.loads(text)
+        return parsed if isinstance(parsed, list) else [parsed]
+    except ValueError:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 class CommandActor:
     def __init__(self, actor_id: str, config: dict[str, Any], *, base_dir: Path) -> None:
         cmd = config.get("command")
@@ -56,8 +75,10 @@ class CommandActor:
         self.cwd = (base_dir / config["cwd"]) if config.get("cwd") else base_dir
         self.env = {str(k): str(v) for k, v in (config.get("env") or {}).items()}
 
-    def deliver(self, event: dict[str, Any], prompt: str | None, config: dict[str, Any]) -> None:
+    def deliver(self, event: dict[str, Any], prompt: str | None, config: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run the program for ``event``; returns the follow-up events it printed (possibly none)."""
         env = {**os.environ, **self.env, "ORGLOOP_EVENT_ID": str(event.get("id", "")),
+               "ORGLOOP_TRACE_ID": str(event.get("trace_id", "")),
                "ORGLOOP_EVENT_TYPE": str(event.get("type", "")), "ORGLOOP_SOURCE": str(event.get("source", "")),
                "ORGLOOP_TARGET": self.id}
         prompt_file = None
@@ -68,7 +89,7 @@ class CommandActor:
                     f.write(prompt)
                 env["ORGLOOP_PROMPT_FILE"] = prompt_file
             try:
-                code, _out, err = run_program(self.argv, json.dumps(event, default=str).encode(),
+                code, out, err = run_program(self.argv, json.dumps(event, default=str).encode(),
                                               timeout=self.timeout, cwd=self.cwd, env=env)
             except (TimeoutError, OSError) as exc:
                 raise DeliveryError(f"command actor {self.id}: {exc}") from exc
@@ -76,6 +97,10 @@ class CommandActor:
                 tail = err.decode(errors="replace").strip()[-500:]
                 raise DeliveryError(f"command actor {self.id}: {self.argv[0]} exited with {code}"
                                     + (f": {tail}" if tail else ""))
+            try:
+                return json_values(out.decode(errors="replace"))
+            except ValueError:
+                return []                   # ordinary output, not follow-up events
         finally:
             if prompt_file:
                 os.unlink(prompt_file)

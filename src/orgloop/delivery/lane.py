@@ -3,7 +3,9 @@
 Per route, the lane applies the route's delivery policy: token-bucket rate limit, retries with backoff
 and jitter, and a circuit breaker (open after N consecutive failures; after the cooldown one probe).
 An event leaves the lane delivered, dead-lettered (retry budget spent, or pushed out of a full
-drop-oldest queue), and only then is it finished for the ack tracker.
+drop-oldest queue), and only then is it finished for the ack tracker. Follow-up events an actor returns
+are published on the bus (durably, in the trace of their cause) before the cause counts as delivered;
+if that fails, the delivery failed.
 
 Waiting for a rate limit, a backoff or an open breaker holds the lane: failures of one actor usually
 concern all its routes, and the bounded queue (drop-oldest to the dead-letter store) keeps memory flat.
@@ -20,6 +22,7 @@ from orgloop.connectors import DeliveryError
 from orgloop.delivery.breaker import BreakerState, CircuitBreaker
 from orgloop.delivery.ratelimit import TokenBucket
 from orgloop.delivery.retry import RetryPolicy
+from orgloop.event import EventError, adopt
 from orgloop.queues import BoundedQueue, QueueClosed
 from orgloop.router.acks import AckTracker
 from orgloop.spec import DeliverySpec
@@ -106,6 +109,7 @@ class ActorLane:
     def __init__(self, actor_id: str, actor: Any, *, depth: int, policy: str, concurrency: int,
                  tracker: AckTracker, dead_letter: Callable[[list[dict[str, Any]]], None],
                  emit: Callable[[list[dict[str, Any]]], None] | None = None,
+                 publish: Callable[[list[dict[str, Any]]], Any] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.actor_id = actor_id
         self.actor = actor
@@ -114,7 +118,9 @@ class ActorLane:
         self.tracker = tracker
         self.dead_letter = dead_letter
         self.emit = emit
+        self.publish = publish        # where actors' follow-up events go (the bus)
         self.clock = clock
+        self.follow_ups = 0
         self.policies: dict[str, RoutePolicy] = {}
         self._stop = threading.Event()
         self._stopping = False        # read per event by the workers (cheaper than Event.is_set)
@@ -222,7 +228,9 @@ class ActorLane:
                     # Fast path: no rate limit, no templating, no loggers, breaker closed -> one call.
                     if pol.fast and pol.closed:
                         try:
-                            deliver(event, pol.prompt, pol.config)
+                            out = deliver(event, pol.prompt, pol.config)
+                            if out:
+                                self._follow_up(event, out)
                         except Exception as exc:  # the slow path records it, retries, dead-letters
                             if not self._deliver(seq, event, route, first_error=_describe(exc)):
                                 return
@@ -275,7 +283,9 @@ class ActorLane:
                              metadata={"attempt": attempt})])
             t0 = time.perf_counter()
             try:
-                self.actor.deliver(event, pol.prompt, config)
+                out = self.actor.deliver(event, pol.prompt, config)
+                if out:
+                    self._follow_up(event, out)
             except Exception as exc:  # any actor failure is a delivery failure
                 error = _describe(exc)
                 pol.record_failure()
@@ -302,6 +312,16 @@ class ActorLane:
             return True
         return self._give_up(seq, event, route, pol, error, attempt)
 
+    def _follow_up(self, cause: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        """Publish an actor's follow-up events durably, each in the trace of its cause."""
+        if self.publish is None:
+            raise DeliveryError(f"actor {self.actor_id} returned follow-up events, but this lane cannot publish")
+        try:
+            self.publish([adopt(cause, e, source=self.actor_id) for e in events])
+        except EventError as exc:
+            raise DeliveryError(f"actor {self.actor_id} returned an invalid follow-up event: {exc}") from None
+        self.follow_ups += len(events)
+
     def _give_up(self, seq: int, event: dict[str, Any], route: Any, pol: "RoutePolicy", error: str,
                  attempt: int) -> bool:
         pol.dead_lettered += 1
@@ -315,7 +335,7 @@ class ActorLane:
 
     def stats(self) -> dict[str, Any]:
         return {"actor": self.actor_id, "queue_depth": len(self.queue), "queue_max": self.queue.maxsize,
-                "dropped": self.dropped, "routes": {
+                "dropped": self.dropped, "follow_ups": self.follow_ups, "routes": {
                     name: {"delivered": p.delivered, "failed": p.failed, "retried": p.retried,
                            "dead_lettered": p.dead_lettered, "breaker": p.breaker.state}
                     for name, p in self.policies.items()}}

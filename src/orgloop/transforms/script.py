@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from orgloop.connectors.command import run_program
+from orgloop.connectors.command import json_values, run_program
 from orgloop.event import EventError, validate_event
 from orgloop.transforms import TransformContext, TransformError
 
@@ -52,17 +52,10 @@ class ScriptTransform:
         if code != 0:
             tail = err.decode(errors="replace").strip()[-300:]
             raise TransformError(f"script {self.name} exited with {code}" + (f": {tail}" if tail else ""))
-        text = out.decode(errors="replace").strip()
-        if not text:
-            return []
         try:
-            parsed = json.loads(text)
-            items = parsed if isinstance(parsed, list) else [parsed]
+            items = json_values(out.decode(errors="replace"))
         except ValueError:
-            try:
-                items = [json.loads(line) for line in text.splitlines() if line.strip()]
-            except ValueError:
-                raise TransformError(f"script {self.name} printed output that is not JSON") from None
+            raise TransformError(f"script {self.name} printed output that is not JSON") from None
         try:
             return [validate_event(item) for item in items]
         except EventError as exc:
