@@ -219,8 +219,11 @@ def _check_loops(project: Project) -> None:
             continue
         first = min(route_nodes, key=lambda n: order[n[1]])
         cycle = _cycle_through(first, set(component), successors)
-        d = routes[first[1]]
-        _error(project, d, ("then", "actor"), "possible event loop (agent ping-pong): " + _describe_cycle(cycle)
+        others = len(route_nodes) - 1
+        more = f" (and {others} more route{'s' if others > 1 else ''} in loops through the same actors)" \
+            if others else ""
+        _error(project, routes[first[1]], ("then", "actor"), "possible event loop (agent ping-pong): "
+               + _describe_cycle(cycle) + more
                + "; add a filter (e.g. on provenance.author_type) or a dedup transform to break it", "warning")
 
 
