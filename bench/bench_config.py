@@ -30,12 +30,14 @@ SIZES = (1_000, 10_000)
 
 _ONE_RUN = """
 import json, sys, time
+from orgloop.config._gc import cyclic_gc_paused
 from orgloop.config.checks import check_project
 from orgloop.config.loader import load_project
 c0, t0 = time.process_time(), time.perf_counter()
-project = load_project(sys.argv[1], workspace="default", env={})
-t1 = time.perf_counter()
-check_project(project)
+with cyclic_gc_paused(freeze=True):          # as cli/_project.load_for_command does
+    project = load_project(sys.argv[1], workspace="default", env={})
+    t1 = time.perf_counter()
+    check_project(project)
 c2, t2 = time.process_time(), time.perf_counter()
 print(json.dumps([t1 - t0, t2 - t1, c2 - c0, len(project.errors)]))
 """
