@@ -51,7 +51,7 @@ class Runtime:
         self._stop = threading.Event()
         self._source_threads: dict[str, tuple[threading.Thread, threading.Event, Any]] = {}
         self._started = False
-        self._control = None
+        self._control: Any = None   # ControlServer while the endpoint is on
         self.started_at: float | None = None
         self.events_published = 0
         self.source_errors = 0
@@ -148,7 +148,7 @@ class Runtime:
         self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit)
         if self.hub:
             self.hub.start()
-            emit([{"phase": "runtime.start", "metadata": {"routes": len(spec.routes), "bus": spec.bus}}])
+            self.hub.emit([{"phase": "runtime.start", "metadata": {"routes": len(spec.routes), "bus": spec.bus}}])
         for lane in self.lanes.values():
             lane.start()
         self._subscription = self.bus.subscribe(None, self.router.handle)

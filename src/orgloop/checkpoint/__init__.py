@@ -61,9 +61,12 @@ def resolve_checkpoint_store(config: dict[str, Any] | None, *, module_path: Path
         return InMemoryCheckpointStore()
     if store == "file":
         if d is None:
-            if module_path is None and data_dir is None:
+            if module_path is not None:
+                d = module_path / ".orgloop" / "checkpoints"
+            elif data_dir is not None:
+                d = data_dir / "checkpoints-json"
+            else:
                 raise ValueError("the file checkpoint store needs a directory")
-            d = (module_path / ".orgloop" / "checkpoints") if module_path else data_dir / "checkpoints-json"
         return FileCheckpointStore(d)
     if d is None:
         if data_dir is None:

@@ -43,7 +43,7 @@ class _WalErrorsExit2(click.Group):
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(2)
         except click.ClickException as exc:
-            exc.exit_code = 2
+            exc.exit_code = 2  # type: ignore[misc]  # click declares it per class; ours are all 2
             raise
 
 

@@ -50,7 +50,8 @@ class CompiledRoute:
         self.direct = not self.filters and not transforms
         self.lane = lane
         self.policy = policy             # the lane's RoutePolicy for this route
-        self.inbox = lane.inbox if lane is not None else None   # the router fills it, then flushes per batch
+        # the router fills the lane's inbox, then flushes it per batch (a dry run has no lane, and no inbox)
+        self.inbox: list[tuple[int, dict[str, Any], CompiledRoute]] = lane.inbox if lane is not None else []
         self.dropped = 0
         hooks = [t.settle for _n, t, _p in transforms if hasattr(t, "settle")]
         # settle(seq, delivered): tells stateful transforms how this route finished with an event (None: none care)
@@ -68,7 +69,7 @@ class Router:
                  emit: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         self.tracker = tracker
         self.emit = emit                  # log entries sink (None = no loggers configured)
-        self.index = RouteIndex()
+        self.index: RouteIndex[CompiledRoute] = RouteIndex()
         self.routes: dict[str, CompiledRoute] = {}
         self.lanes: list[Any] = []
         for r in routes:
@@ -90,7 +91,7 @@ class Router:
         return route
 
     def match(self, event: dict[str, Any]) -> list[CompiledRoute]:
-        candidates = self.index.match(event.get("source"), event.get("type"))
+        candidates = self.index.match(event.get("source", ""), event.get("type", ""))
         return [r for r in candidates if not r.filters or r.accepts(event)]
 
     def handle(self, seqs: Sequence[int], events: list[dict[str, Any]]) -> None:
@@ -102,7 +103,7 @@ class Router:
         self.events_in += len(events)
         direct_ok = entries is None                   # log entries take the full path
         for seq, event in zip(seqs, events):
-            routes = match(event.get("source"), event.get("type"))
+            routes: Sequence[CompiledRoute] = match(event.get("source", ""), event.get("type", ""))
             if direct_ok and len(routes) == 1:        # the common case: one route, no filter, no transforms
                 route = routes[0]
                 if route.direct:
@@ -138,7 +139,7 @@ class Router:
                 lane.flush_inbox()
         if finished:
             tracker.done_many(finished)
-        if entries:
+        if entries and self.emit is not None:
             self.emit(entries)
 
     def apply_transforms(self, route: CompiledRoute, seq: int, event: dict[str, Any],

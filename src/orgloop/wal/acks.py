@@ -122,7 +122,7 @@ class AckState:
 
     def to_bytes(self) -> bytes:
         with self._lock:
-            ranges = []
+            ranges: list[list[int]] = []
             for s in sorted(self.above):
                 if ranges and ranges[-1][1] == s - 1:
                     ranges[-1][1] = s

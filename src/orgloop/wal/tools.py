@@ -10,7 +10,7 @@ import base64
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, Callable, Iterator, Literal, TextIO, overload
 
 import lmdb
 import msgpack
@@ -101,9 +101,18 @@ def _damage_dict(d: Damage) -> dict[str, Any]:
             "last_seq": d.last_seq, "bytes": d.extent}
 
 
+@overload
+def iter_segment(view: LogView, seg: SegmentInfo, *, collect: Literal[True],
+                 on_damage: Callable[[Damage], None]) -> Iterator[tuple[int, list[bytes]]]: ...
+@overload
+def iter_segment(view: LogView, seg: SegmentInfo, *, collect: Literal[False],
+                 on_damage: Callable[[Damage], None]) -> Iterator[tuple[int, int]]: ...
+
+
 def iter_segment(view: LogView, seg: SegmentInfo, *, collect: bool,
-                 on_damage: Callable[[Damage], None]) -> Iterator[tuple[int, list | int]]:
-    """Runs of readable records in one segment, read-only (damage reported, nothing repaired)."""
+                 on_damage: Callable[[Damage], None]) -> Iterator[tuple[int, Any]]:
+    """Runs of readable records in one segment, read-only (damage reported, nothing repaired): the
+    records themselves with ``collect``, else how many."""
     walker = walk_segment(twins.active, seg, seg.header.capacity, collect=collect, at_open=seg.last_seq is None,
                           on_damage=on_damage)
     yield from walker
