@@ -64,6 +64,11 @@ def _has_placeholders(config: Any) -> bool:
 class RoutePolicy:
     """The delivery state of one route: rate limiter, retry policy, breaker, counters."""
 
+    # Slots keep the fields the delivery loop reads per event in the object itself (with 10,000 routes,
+    # one more memory fetch per attribute through an instance dict is measurable).
+    __slots__ = ("route", "prompt", "config", "templated", "bucket", "retry", "breaker", "fast", "closed",
+                 "unsettled", "delivered", "failed", "retried", "dead_lettered")
+
     def __init__(self, route: str, actor: str, spec: DeliverySpec, config: dict[str, Any], prompt: str | None,
                  emit: Callable[[list[dict[str, Any]]], None] | None, clock: Callable[[], float]) -> None:
         self.route = route
