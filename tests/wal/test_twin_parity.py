@@ -31,6 +31,24 @@ def test_known_crc32c_vectors():
 
 
 @needs_compiled
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=60_000), cut=st.integers(min_value=0), offset=st.integers(min_value=0, max_value=7))
+def test_crc32c_agrees_across_block_sizes_alignments_and_continuations(data, cut, offset):
+    """The compiled CRC runs three interleaved streams over 8 KiB and 256 B blocks and joins them."""
+    view = memoryview(bytes(offset) + data)[offset:]
+    cut %= len(data) + 1
+    assert C.crc32c(view) == PY.crc32c(data)
+    assert C.crc32c(view[cut:], C.crc32c(view[:cut])) == PY.crc32c(data)
+
+
+@needs_compiled
+@pytest.mark.parametrize("n", [767, 768, 769, 24_575, 24_576, 24_577, 3 * 24_576 + 3 * 768 + 11])
+def test_crc32c_at_the_interleaving_boundaries(n):
+    data = bytes(range(256)) * (n // 256 + 1)
+    assert C.crc32c(data[:n]) == PY.crc32c(data[:n])
+
+
+@needs_compiled
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                 HealthCheck.function_scoped_fixture])
 @given(batches=st.lists(records_st, min_size=1, max_size=4), enc=st.sampled_from([ENC_MSGPACK, ENC_JSONL]),
