@@ -2,8 +2,11 @@
 restart (the runtime runs in this process, so its pid is ours), refusals, and the not-running exit codes."""
 import json
 import os
+import queue
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -193,3 +196,29 @@ def test_a_first_route_to_an_idle_actor_that_needs_a_bigger_queue_is_refused(dem
     r = cli("start", "-p", demo)
     assert r.exit_code == 1
     assert "actor idle: its queue would change from 1000 events (drop_oldest) to 5000 (drop_oldest)" in r.stderr
+
+
+def test_logs_follow_prints_entries_appended_later(demo, home):
+    """`orgloop logs -f` as a child process: it prints what is appended after it started; it is then
+    stopped by its pid (SIGINT, as Ctrl-C) and exits 0."""
+    _write_log(demo, [{"timestamp": "2026-01-01T00:00:00.000Z", "phase": "runtime.start"}])
+    env = {**os.environ, "ORGLOOP_HOME": str(home)}
+    child = subprocess.Popen([sys.executable, "-m", "orgloop", "logs", "-p", str(demo), "-f", "--format", "json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in child.stdout], daemon=True).start()
+    try:
+        assert json.loads(lines.get(timeout=60))["phase"] == "runtime.start"
+        with open(demo / "out" / "pipeline.jsonl", "a") as f:
+            f.write('ccess", "route": "r"}\n')              # completes the partial line _write_log left
+            f.write(json.dumps({"phase": "runtime.stop"}) + "\n")
+        assert json.loads(lines.get(timeout=60)) == {"phase": "deliver.success", "route": "r"}
+        assert json.loads(lines.get(timeout=60))["phase"] == "runtime.stop"
+    finally:
+        child.send_signal(signal.SIGINT)
+        try:
+            err = child.communicate(timeout=30)[1]
+        except subprocess.TimeoutExpired:
+            child.kill()
+            err = child.communicate()[1]
+    assert child.returncode == 0, err
