@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
-__all__ = ["KINDS", "State", "Action", "FieldChange", "ItemChange", "Plan", "compute_plan", "desired_state",
+__all__ = ["KINDS", "SINGULAR", "ACTIONS", "ABSENT", "MASK", "State", "Action", "FieldChange", "ItemChange", "Plan", "compute_plan", "desired_state",
            "empty_state", "Masker", "looks_secret", "read_applied", "write_applied", "atomic_write_json",
            "APPLIED_STATE_FILE"]
 
@@ -240,7 +240,7 @@ class Plan:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """``{kind: {action: n}}`` with every kind and action present."""
-        out = {kind: {a: 0 for a in ACTIONS} for kind in KINDS}
+        out: dict[str, dict[str, int]] = {kind: {a: 0 for a in ACTIONS} for kind in KINDS}
         for i in self.items:
             out[i.kind][i.action] += 1
         return out
@@ -268,7 +268,7 @@ class Plan:
         for i in self.items:
             table = out[i.kind]
             if i.action == "added":
-                table[i.name] = copy.deepcopy(i.new)
+                table[i.name] = copy.deepcopy(i.new or {})
             elif i.action == "removed":
                 table.pop(i.name, None)
             elif i.action == "changed":

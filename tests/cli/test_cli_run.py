@@ -222,3 +222,44 @@ def test_logs_follow_prints_entries_appended_later(demo, home):
             child.kill()
             err = child.communicate()[1]
     assert child.returncode == 0, err
+
+
+def test_status_of_an_unhealthy_runtime_exits_2(demo, cli, live, monkeypatch):
+    monkeypatch.setattr(live, "healthy", lambda: (False, ["route heartbeat-to-inbox: circuit breaker open"]))
+    r = cli("status", "-p", demo)
+    assert r.exit_code == 2
+    assert "UNHEALTHY" in r.stdout and "problem: route heartbeat-to-inbox: circuit breaker open" in r.stdout
+
+
+def _fake_runtime(home, ignore_term: bool) -> subprocess.Popen:
+    """A child whose command line names orgloop, recorded as the demo's runtime (no control endpoint)."""
+    code = ("import signal, sys, time\n"
+            + ("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if ignore_term else "")
+            + "print('ready', flush=True)\ntime.sleep(120)\n")
+    child = subprocess.Popen([sys.executable, "-c", code, "orgloop-fake-runtime"], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"          # its signal handling is in place
+    write_instance(home / "data" / "demo" / "default", Instance(child.pid, 9, time.time()))
+    return child
+
+
+@pytest.mark.parametrize("ignore_term, code, message", [(False, 0, "orgloop stopped"),
+                                                        (True, 2, "still running after 0.3s")])
+def test_stop_sends_sigterm_and_waits(demo, cli, home, ignore_term, code, message):
+    child = _fake_runtime(home, ignore_term)
+    try:
+        r = cli("stop", "-p", demo, "--timeout", "300ms")
+        assert r.exit_code == code
+        assert message in r.output
+        assert (child.poll() is None) is ignore_term
+    finally:
+        child.kill()
+        child.communicate()
+
+
+def test_start_refuses_an_invalid_project(cli, tmp_path, home):
+    from support.projects import BROKEN
+
+    r = cli("start", "-p", BROKEN)
+    assert r.exit_code == 1
+    assert r.stdout == "" and "error:" in r.stderr and "nothing was done" in r.stderr
+    assert not (home / "data").exists()
