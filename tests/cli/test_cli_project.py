@@ -48,3 +48,14 @@ def test_no_project_and_a_bad_stored_selection_exit_1(project, tmp_path):
     write(project, ".orgloop/workspace", "../../x\n")
     result = CliRunner().invoke(probe, ["-p", str(project)])
     assert result.exit_code == 1 and "invalid workspace name '../../x'" in result.stderr
+
+
+def test_loading_for_a_command_leaves_the_collector_on_and_the_project_frozen(project):
+    import gc
+
+    gc.unfreeze()
+    try:
+        assert CliRunner().invoke(probe, ["-p", str(project)]).exit_code == 0
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -38,7 +38,10 @@ def test_broken_project_human_output_is_exactly_the_golden_file():
 def test_broken_project_json_output_is_exactly_the_golden_file():
     result = run("validate", "-p", str(BROKEN), "--format", "json")
     assert result.exit_code == 2
-    assert json.loads(result.stdout) == json.loads(golden("validate_broken.json", result.stdout))
+    assert result.stdout == golden("validate_broken.json", result.stdout)
+    report = json.loads(result.stdout)
+    assert report["summary"]["errors"] == sum(d["severity"] == "error" for d in report["diagnostics"])
+    assert report["summary"]["valid"] is False and report["summary"]["files"] == 10
 
 
 @pytest.mark.usefixtures("orgloop_env")

@@ -74,3 +74,16 @@ def test_event_types_declared_by_a_source_are_known(starter):
     assert problems(starter) == [
         "routes/heartbeat.yaml:8:27: error: unknown event type 'pr.opend' (did you mean 'pr.opened'?); known types: "
         "actor.stopped, message.received, pr.opened, resource.changed"]
+
+
+def test_a_name_misspelt_by_many_routes_is_looked_up_once(starter, monkeypatch):
+    from orgloop.config import checks
+
+    calls = []
+    real = checks.did_you_mean
+    monkeypatch.setattr(checks, "did_you_mean", lambda word, names: calls.append(word) or real(word, names))
+    routes = "".join(f"  - name: r{i}\n    when: {{source: hartbeat}}\n    then: {{actor: inbox}}\n" for i in range(5))
+    write(starter, "routes/many.yaml", f"apiVersion: orgloop/v1alpha1\nkind: RouteGroup\nroutes:\n{routes}")
+    found = problems(starter)
+    assert len(found) == 5 and all("unknown source 'hartbeat' (did you mean 'heartbeat'?)" in p for p in found)
+    assert calls == ["hartbeat"]

@@ -203,7 +203,8 @@ actors:
           + ROUTE.format(name="no-loop", source="a-in", actor="elsewhere").split("routes:\n", 1)[1])
     assert lines(check_project(load_project(starter))) == [
         "routes/loop.yaml:8:14: warning: possible event loop (agent ping-pong): route a-to-b -> actor a-out -> "
-        "source b-in -> route b-to-a -> actor b-out -> source a-in -> route a-to-b; add a filter (e.g. on "
+        "source b-in -> route b-to-a -> actor b-out -> source a-in -> route a-to-b (and 1 more route in loops "
+        "through the same actors); add a filter (e.g. on "
         "provenance.author_type) or a dedup transform to break it"]
 
 
@@ -264,3 +265,22 @@ def test_workspaces_never_share_checkpoints(starter, orgloop_env, checkpoint):
         assert dirs == [starter / ".orgloop" / "checkpoints" / w for w in ("default", "staging")]
     else:
         assert dirs == [orgloop_env / "data" / "starter" / w / "checkpoints" for w in ("default", "staging")]
+
+
+@pytest.mark.usefixtures("installed_plugins_only")
+def test_an_actor_posting_to_the_platform_a_source_reads_loops(starter):
+    from orgloop import plugins
+
+    plugins.register("sources", "chat", object)
+    plugins.register("actors", "chat", object)
+    write(starter, "connectors/chat.yaml", "apiVersion: orgloop/v1alpha1\nkind: ConnectorGroup\n"
+          "sources:\n  - id: chat-in\n    connector: \"@orgloop/connector-chat\"\n"
+          "actors:\n  - id: chat-bot\n    connector: chat\n")
+    path = starter / "orgloop.yaml"
+    path.write_text(path.read_text().replace("  - connectors/connectors.yaml\n",
+                                             "  - connectors/connectors.yaml\n  - connectors/chat.yaml\n"))
+    write(starter, "routes/chat.yaml", ROUTE.format(name="answer", source="chat-in", actor="chat-bot"))
+    assert lines(check_project(load_project(starter))) == [
+        "routes/chat.yaml:8:14: warning: possible event loop (agent ping-pong): route answer -> actor chat-bot -> "
+        "source chat-in -> route answer; add a filter (e.g. on provenance.author_type) or a dedup transform to "
+        "break it"]

@@ -77,3 +77,10 @@ def test_syntax_errors_carry_a_position(text, position, words):
         load_yaml(Path("f.yaml"), text)
     assert info.value.position == position
     assert words in str(info.value) and str(info.value).startswith("YAML syntax error: ")
+
+
+def test_the_context_of_a_syntax_error_is_named_only_when_it_is_elsewhere():
+    with pytest.raises(YamlSyntaxError) as info:
+        load_yaml(Path("f.yaml"), "a:\n\t- x\n")
+    assert str(info.value) == "YAML syntax error: found character that cannot start any token"
+    assert info.value.position == Position(2, 1)

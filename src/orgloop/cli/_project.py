@@ -21,6 +21,7 @@ from typing import Any, Callable, TypeVar
 import click
 
 from orgloop.cli._output import style
+from orgloop.config._gc import cyclic_gc_paused
 from orgloop.config.checks import check_project
 from orgloop.config.diagnostics import Diagnostic
 from orgloop.config.loader import Project, ProjectNotFound, find_project, load_project
@@ -82,14 +83,16 @@ def resolve_workspace(root: Path, workspace: str | None) -> str:
 
 def load_for_command(project_dir: Path | None, workspace: str | None, *, check: bool = True) -> Project:
     """Load the project in its workspace, with the cross-file checks unless ``check=False``. The caller
-    decides what to do with ``project.errors``; a project that cannot be read at all exits 1."""
+    decides what to do with ``project.errors``; a project that cannot be read at all exits 1. What was
+    loaded is frozen for the garbage collector (see :func:`orgloop.config._gc.cyclic_gc_paused`)."""
     file = _project_file(project_dir)
     ws = resolve_workspace(file.parent, workspace)
-    try:
-        project = load_project(file, workspace=ws)
-    except ProjectNotFound as exc:
-        raise click.ClickException(str(exc)) from None
-    return check_project(project) if check else project
+    with cyclic_gc_paused(freeze=True):      # the project lives as long as the command
+        try:
+            project = load_project(file, workspace=ws)
+        except ProjectNotFound as exc:
+            raise click.ClickException(str(exc)) from None
+        return check_project(project) if check else project
 
 
 _SEVERITY_COLOUR = {"error": "red", "warning": "yellow"}

@@ -225,8 +225,8 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDocument:
         mark = exc.problem_mark or exc.context_mark
         where = _position(mark) if mark is not None else Position(1, 1)
         problem = exc.problem or str(exc)
-        if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
-            start = _position(exc.context_mark)
+        start = _position(exc.context_mark) if exc.context_mark is not None else where
+        if exc.context and start != where:
             problem += f" ({exc.context} at line {start.line}, column {start.column})"
         raise YamlSyntaxError(f"YAML syntax error: {problem}", where) from None
     except RecursionError:
