@@ -82,6 +82,7 @@ def test_start_on_a_running_runtime_reconciles_routes_actors_sources_without_a_r
     assert r.exit_code == 0, r.output
     assert "Plan: 1 source changed, 1 actor removed, 1 route removed." in r.stdout
     assert "audit" not in live.lanes and "audit-all" not in live.router.routes
+    assert [lane.actor_id for lane in live.router.lanes] == ["inbox"]
     assert [s.config for s in live.spec.sources if s.id == "ticks"] == [{"rate": 3}]
     assert cli("plan", "-p", demo).exit_code == 0
 
