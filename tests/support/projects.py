@@ -11,7 +11,7 @@ from orgloop import plugins
 
 STARTER = Path(orgloop.__file__).parent / "templates" / "starter"
 BROKEN = Path(__file__).parent.parent / "config" / "projects" / "broken"
-_PROJECT_VARIABLES = ("ORGLOOP_WORKSPACE", "GITHUB_TOKEN", "INBOX_PATH", "PROJECT_NAME", "API_TOKEN", "RATE")
+_PROJECT_VARIABLES = ("ORGLOOP_WORKSPACE", "GITHUB_TOKEN", "INBOX_PATH", "PROJECT_NAME", "API_TOKEN")
 
 
 @pytest.fixture
