@@ -32,7 +32,7 @@ class RouteOutcome:
     route: str
     actor: str
     deliveries: list[Delivery] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)   # transform log entries, in order
+    steps: list[dict[str, Any]] = field(default_factory=list)   # transform outcomes (log entries), in order
 
     @property
     def dropped(self) -> bool:
@@ -56,7 +56,7 @@ def dry_run(spec: RuntimeSpec, event: dict[str, Any]) -> list[RouteOutcome]:
             spec_r = route.spec
             outcomes.append(RouteOutcome(spec_r.name, spec_r.actor,
                                          [Delivery(ev, spec_r.prompt, render_config(spec_r.config, ev)) for ev in out],
-                                         [s for s in steps if s.get("phase") != "transform.start"]))  # outcomes only
+                                         [s for s in steps if s.get("phase") != "transform.start"]))
         return outcomes
     finally:
         for instance, _policy in transforms.values():

@@ -108,7 +108,7 @@ def control_request(port: int, method: str, path: str, body: Any = None, timeout
             payload = None
         finally:
             exc.close()
-        message = payload.get("error") if isinstance(payload, dict) and payload.get("error") else str(exc)
+        message = str(payload["error"]) if isinstance(payload, dict) and payload.get("error") else str(exc)
         raise ControlError(message, exc.code, payload) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ControlError(f"control endpoint on 127.0.0.1:{port} did not answer: {exc}") from None

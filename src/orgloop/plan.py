@@ -18,15 +18,14 @@ import copy
 import hashlib
 import json
 import os
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
-__all__ = ["KINDS", "State", "Action", "FieldChange", "ItemChange", "Plan", "compute_plan", "desired_state",
-           "empty_state", "Masker", "looks_secret", "read_applied", "write_applied", "atomic_write_json",
-           "APPLIED_STATE_FILE"]
+__all__ = ["KINDS", "SINGULAR", "ACTIONS", "ABSENT", "MASK", "State", "Action", "FieldChange", "ItemChange",
+           "Plan", "compute_plan", "desired_state", "empty_state", "Masker", "looks_secret", "read_applied",
+           "write_applied", "atomic_write_json", "APPLIED_STATE_FILE"]
 
 KINDS = ("sources", "actors", "routes", "transforms", "loggers")
 SINGULAR = {"sources": "source", "actors": "actor", "routes": "route", "transforms": "transform",
@@ -37,8 +36,7 @@ ACTIONS: tuple[Action, ...] = ("added", "changed", "removed", "unchanged")
 APPLIED_STATE_FILE = "applied-state.json"
 STATE_VERSION = 1
 
-_SECRET_WORD_LIST = ("token", "secret", "password", "key", "credential")
-_SECRET_WORDS = re.compile("|".join(_SECRET_WORD_LIST), re.IGNORECASE)
+_SECRET_WORDS = ("token", "secret", "password", "key", "credential")
 SECRET_PREFIX = "***sha256:"
 MASK = "***"
 
@@ -55,7 +53,8 @@ ABSENT: Any = _Absent()
 
 def looks_secret(name: str) -> bool:
     """True for a key or variable name containing token, secret, password, key or credential."""
-    return _SECRET_WORDS.search(name) is not None
+    lowered = name.lower()
+    return any(w in lowered for w in _SECRET_WORDS)
 
 
 def empty_state() -> State:
@@ -92,7 +91,7 @@ class Masker:
         it holds nothing to hide: one scan of its JSON text tells, which is much cheaper than a walk)."""
         text = json.dumps(value, ensure_ascii=False, default=str)
         lowered = text.lower()
-        if not any(w in lowered for w in _SECRET_WORD_LIST) and not any(v in text for v in self._in_json):
+        if not any(w in lowered for w in _SECRET_WORDS) and not any(v in text for v in self._in_json):
             return value
         return self._hide(value, False)
 
@@ -240,7 +239,7 @@ class Plan:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """``{kind: {action: n}}`` with every kind and action present."""
-        out = {kind: {a: 0 for a in ACTIONS} for kind in KINDS}
+        out: dict[str, dict[str, int]] = {kind: {a: 0 for a in ACTIONS} for kind in KINDS}
         for i in self.items:
             out[i.kind][i.action] += 1
         return out
@@ -268,7 +267,7 @@ class Plan:
         for i in self.items:
             table = out[i.kind]
             if i.action == "added":
-                table[i.name] = copy.deepcopy(i.new)
+                table[i.name] = copy.deepcopy(i.new or {})
             elif i.action == "removed":
                 table.pop(i.name, None)
             elif i.action == "changed":

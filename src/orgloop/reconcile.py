@@ -30,7 +30,7 @@ class ReconcileError(RuntimeError):
     """The change cannot be applied to the running runtime (a restart is needed), or the request is wrong."""
 
 
-_DEFAULT_LANE = (1000, ("drop_oldest",))
+_DEFAULT_LANE: tuple[int, tuple[str, ...]] = (1000, ("drop_oldest",))
 _COSMETIC = frozenset({"description", "labels"})   # fields the runtime never reads
 
 
@@ -68,8 +68,10 @@ def restart_reasons(plan: Plan, current: State, desired: State) -> list[str]:
 def build_request(plan: Plan, spec: RuntimeSpec, desired: State) -> dict[str, Any]:
     """The JSON body of ``POST /apply``: per kind, full specs to add and names to remove (a changed
     item is removed and added again), plus the state the runtime runs afterwards."""
-    by_name = {"sources": {s.id: s for s in spec.sources}, "actors": {a.id: a for a in spec.actors},
-               "routes": {r.name: r for r in spec.routes}, "transforms": {t.name: t for t in spec.transforms}}
+    by_name: dict[str, dict[str, Any]] = {"sources": {s.id: s for s in spec.sources},
+                                          "actors": {a.id: a for a in spec.actors},
+                                          "routes": {r.name: r for r in spec.routes},
+                                          "transforms": {t.name: t for t in spec.transforms}}
     body: dict[str, Any] = {"state": desired}
     for kind, specs in by_name.items():
         items = [i for i in plan.of(kind, "added", "changed", "removed") if kind in ("routes", "sources")

@@ -254,12 +254,12 @@ class Runtime:
         """Retire an actor no route uses any more: its queue gets ``drain_timeout`` seconds to empty; what is
         left stays unacked in the bus (delivered to whatever routes match after the next start)."""
         lane = self.lanes.pop(actor_id)
+        # A new list, not an in-place removal: the dispatch thread may be iterating the old one.
+        self.router.lanes = [other for other in self.router.lanes if other is not lane]
         deadline = time.monotonic() + drain_timeout
         while time.monotonic() < deadline and (len(lane.queue) or lane.busy):
             time.sleep(0.01)
         lane.stop(timeout=max(0.1, deadline - time.monotonic()))
-        if lane in self.router.lanes:
-            self.router.lanes.remove(lane)
         self.actors.pop(actor_id).close()
         self.spec.actors = [a for a in self.spec.actors if a.id != actor_id]
 

@@ -32,8 +32,11 @@ def test_init_plan_daemon_status_reconcile_stop(tmp_path):
     try:
         r = run("start", "-p", project, "--daemon", env=env)
         assert r.returncode == 0, r.stdout + r.stderr
-        info = json.loads((tmp_path / "home" / "data" / "demo" / "default" / "runtime.json").read_text())
+        data_dir = tmp_path / "home" / "data" / "demo" / "default"
+        info = json.loads((data_dir / "runtime.json").read_text())
         daemon_pid = info["pid"]
+        assert (data_dir / "orgloop.pid").read_text().strip() == str(daemon_pid)
+        assert (data_dir / "orgloop.log").is_file() and (data_dir / "applied-state.json").is_file()
         assert f"running in the background: pid {daemon_pid}" in r.stdout
         r = run("status", "-p", project, "--json", env=env)
         assert r.returncode == 0, r.stdout + r.stderr

@@ -2,8 +2,11 @@
 restart (the runtime runs in this process, so its pid is ours), refusals, and the not-running exit codes."""
 import json
 import os
+import queue
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -79,6 +82,7 @@ def test_start_on_a_running_runtime_reconciles_routes_actors_sources_without_a_r
     assert r.exit_code == 0, r.output
     assert "Plan: 1 source changed, 1 actor removed, 1 route removed." in r.stdout
     assert "audit" not in live.lanes and "audit-all" not in live.router.routes
+    assert [lane.actor_id for lane in live.router.lanes] == ["inbox"]
     assert [s.config for s in live.spec.sources if s.id == "ticks"] == [{"rate": 3}]
     assert cli("plan", "-p", demo).exit_code == 0
 
@@ -193,3 +197,70 @@ def test_a_first_route_to_an_idle_actor_that_needs_a_bigger_queue_is_refused(dem
     r = cli("start", "-p", demo)
     assert r.exit_code == 1
     assert "actor idle: its queue would change from 1000 events (drop_oldest) to 5000 (drop_oldest)" in r.stderr
+
+
+def test_logs_follow_prints_entries_appended_later(demo, home):
+    """`orgloop logs -f` as a child process: it prints what is appended after it started; it is then
+    stopped by its pid (SIGINT, as Ctrl-C) and exits 0."""
+    _write_log(demo, [{"timestamp": "2026-01-01T00:00:00.000Z", "phase": "runtime.start"}])
+    env = {**os.environ, "ORGLOOP_HOME": str(home)}
+    child = subprocess.Popen([sys.executable, "-m", "orgloop", "logs", "-p", str(demo), "-f", "--format", "json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in child.stdout], daemon=True).start()
+    try:
+        assert json.loads(lines.get(timeout=60))["phase"] == "runtime.start"
+        with open(demo / "out" / "pipeline.jsonl", "a") as f:
+            f.write('ccess", "route": "r"}\n')              # completes the partial line _write_log left
+            f.write(json.dumps({"phase": "runtime.stop"}) + "\n")
+        assert json.loads(lines.get(timeout=60)) == {"phase": "deliver.success", "route": "r"}
+        assert json.loads(lines.get(timeout=60))["phase"] == "runtime.stop"
+    finally:
+        child.send_signal(signal.SIGINT)
+        try:
+            err = child.communicate(timeout=30)[1]
+        except subprocess.TimeoutExpired:
+            child.kill()
+            err = child.communicate()[1]
+    assert child.returncode == 0, err
+
+
+def test_status_of_an_unhealthy_runtime_exits_2(demo, cli, live, monkeypatch):
+    monkeypatch.setattr(live, "healthy", lambda: (False, ["route heartbeat-to-inbox: circuit breaker open"]))
+    r = cli("status", "-p", demo)
+    assert r.exit_code == 2
+    assert "UNHEALTHY" in r.stdout and "problem: route heartbeat-to-inbox: circuit breaker open" in r.stdout
+
+
+def _fake_runtime(home, ignore_term: bool) -> subprocess.Popen:
+    """A child whose command line names orgloop, recorded as the demo's runtime (no control endpoint)."""
+    code = ("import signal, sys, time\n"
+            + ("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if ignore_term else "")
+            + "print('ready', flush=True)\ntime.sleep(120)\n")
+    child = subprocess.Popen([sys.executable, "-c", code, "orgloop-fake-runtime"], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"          # its signal handling is in place
+    write_instance(home / "data" / "demo" / "default", Instance(child.pid, 9, time.time()))
+    return child
+
+
+@pytest.mark.parametrize("ignore_term, code, message", [(False, 0, "orgloop stopped"),
+                                                        (True, 2, "still running after 0.3s")])
+def test_stop_sends_sigterm_and_waits(demo, cli, home, ignore_term, code, message):
+    child = _fake_runtime(home, ignore_term)
+    try:
+        r = cli("stop", "-p", demo, "--timeout", "300ms")
+        assert r.exit_code == code
+        assert message in r.output
+        assert (child.poll() is None) is ignore_term
+    finally:
+        child.kill()
+        child.communicate()
+
+
+def test_start_refuses_an_invalid_project(cli, tmp_path, home):
+    from support.projects import BROKEN
+
+    r = cli("start", "-p", BROKEN)
+    assert r.exit_code == 1
+    assert r.stdout == "" and "error:" in r.stderr and "nothing was done" in r.stderr
+    assert not (home / "data").exists()

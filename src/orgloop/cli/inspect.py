@@ -61,7 +61,7 @@ def test_cmd(project_dir: Path | None, workspace: str | None, event_file: TextIO
     def shown(value: Any) -> Any:
         return Masker.display(masker.hide(value))
 
-    result = [{"route": o.route, "actor": o.actor, "delivered": not o.dropped,
+    result: list[dict[str, Any]] = [{"route": o.route, "actor": o.actor, "delivered": not o.dropped,
                "transforms": [{"transform": s.get("transform"), "phase": s.get("phase"), "error": s.get("error")}
                               for s in o.steps],
                "deliveries": [{"event": d.event, "prompt": d.prompt, "config": shown(d.config)}

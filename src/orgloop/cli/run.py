@@ -94,12 +94,12 @@ def _run(project: Project, spec: Any, desired: State, run_for: float | None) -> 
         click.echo(f"Error: the runtime failed to start: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
     runtime.applied_state = desired
-    pid = os.getpid()
+    pid, port = os.getpid(), runtime.control_port
+    assert port is not None                   # the control endpoint is always on (port 0 = any free one)
     try:
         write_applied(project.data_dir, desired, project=project.name, workspace=project.workspace)
-        write_instance(project.data_dir, Instance(pid, runtime.control_port, time.time(),
-                                                  str(project.data_dir / LOG_FILE)))
-        click.echo(f"orgloop is running: pid {pid}, control endpoint http://127.0.0.1:{runtime.control_port}, "
+        write_instance(project.data_dir, Instance(pid, port, time.time(), str(project.data_dir / LOG_FILE)))
+        click.echo(f"orgloop is running: pid {pid}, control endpoint http://127.0.0.1:{port}, "
                    f"data in {project.data_dir}" + (f", stopping after {run_for:g}s" if run_for else
                                                    " (Ctrl-C to stop)"))
         runtime.run_until_signal(timeout=run_for)
@@ -259,7 +259,7 @@ def _human_duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-def _human_bytes(n: int) -> str:
+def _human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
