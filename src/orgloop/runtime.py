@@ -285,8 +285,8 @@ class Runtime:
         wal = getattr(self.bus, "wal", None)
         if wal is not None and wal.failed:
             problems.append(f"wal: {wal.failed}")
-        for lane in self.lanes.values():
-            for route, pol in lane.policies.items():
+        for lane in list(self.lanes.values()):          # snapshots: a reconcile may change them meanwhile
+            for route, pol in list(lane.policies.items()):
                 if pol.breaker.state != "closed":
                     problems.append(f"route {route}: circuit breaker {pol.breaker.state}")
         if self.dlq is not None and self.dlq.wal.failed:
@@ -305,8 +305,8 @@ class Runtime:
             "routes": [{"name": name, "actor": r.spec.actor, "dropped_by_transform": r.dropped,
                         **{k: v for k, v in r.lane.stats()["routes"].get(name, {}).items()},
                         "queue_depth": len(r.lane.queue), "max_rate": r.spec.delivery.max_rate}
-                       for name, r in self.router.routes.items()],
-            "actors": [lane.stats() for lane in self.lanes.values()],
+                       for name, r in list(self.router.routes.items())],   # a snapshot: reconcile may change them
+            "actors": [lane.stats() for lane in list(self.lanes.values())],
             "wal": None if wal is None else {k: wal[k] for k in ("segments", "bytes", "first_seq", "last_seq",
                                                                 "acked_watermark", "unacked", "lost_records",
                                                                 "syncs", "failed")},

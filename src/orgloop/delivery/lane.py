@@ -343,7 +343,7 @@ class ActorLane:
                 "dropped": self.dropped, "follow_ups": self.follow_ups, "routes": {
                     name: {"delivered": p.delivered, "failed": p.failed, "retried": p.retried,
                            "dead_lettered": p.dead_lettered, "breaker": p.breaker.state}
-                    for name, p in self.policies.items()}}
+                    for name, p in list(self.policies.items())}}   # a snapshot: reconcile may add routes
 
 
 def _describe(exc: Exception) -> str:
