@@ -17,11 +17,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
+
+from orgloop.atomicfile import atomic_write
 
 __all__ = ["KINDS", "SINGULAR", "ACTIONS", "ABSENT", "MASK", "State", "Action", "FieldChange", "ItemChange",
            "Plan", "compute_plan", "desired_state", "empty_state", "Masker", "looks_secret", "read_applied",
@@ -337,22 +338,8 @@ def _same_types(a: Any, b: Any) -> bool:
 
 # --------------------------------------------------------------------------- the applied-state record
 def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write JSON so that a crash leaves the old file or the new one: temp file, fsync, rename, dir fsync."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    """Write ``obj`` as JSON so that a crash leaves the old file or the new one (see :mod:`orgloop.atomicfile`)."""
+    atomic_write(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode(), 0o600)
 
 
 def write_applied(data_dir: Path, state: State, *, project: str, workspace: str) -> None:

@@ -8,6 +8,7 @@ import urllib.request
 from dataclasses import asdict
 
 import pytest
+from support.pipeline import wait_until
 
 from orgloop import plugins
 from orgloop.reconcile import ReconcileError, apply_request
@@ -32,15 +33,6 @@ class GatedActor:
 
     def close(self):
         pass
-
-
-def wait_until(pred, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture

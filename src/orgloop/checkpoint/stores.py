@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Callable
 
 import lmdb
+
+from orgloop.atomicfile import atomic_write
 
 __all__ = ["InMemoryCheckpointStore", "FileCheckpointStore", "LmdbCheckpointStore"]
 
@@ -63,21 +64,7 @@ class FileCheckpointStore:
         return value if isinstance(value, str) else None
 
     def set(self, source_id: str, checkpoint: str) -> None:
-        target = self._path(source_id)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        data = json.dumps({"source": source_id, "checkpoint": checkpoint}).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-        dfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        atomic_write(self._path(source_id), json.dumps({"source": source_id, "checkpoint": checkpoint}).encode())
 
     def set_many(self, checkpoints: dict[str, str]) -> None:
         for k, v in checkpoints.items():
