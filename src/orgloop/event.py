@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import os
 import re
+import xxhash
 from datetime import datetime, timezone
 from typing import Any
 
 from orgloop.errors import OrgloopError
 
-__all__ = ["EVENT_TYPES", "AUTHOR_TYPES", "EventError", "new_event_id", "new_trace_id", "now_iso",
+__all__ = ["EVENT_TYPES", "AUTHOR_TYPES", "EventError", "new_event_id", "natural_event_id", "new_trace_id", "now_iso",
            "new_event", "follow_up", "adopt", "validate_event"]
 
 EVENT_TYPES = ("resource.changed", "actor.stopped", "message.received")
@@ -36,6 +37,25 @@ class EventError(OrgloopError, ValueError):
 
 def new_event_id() -> str:
     return "evt_" + os.urandom(8).hex()
+
+
+def natural_event_id(source_id: str, *key: str | int | bytes) -> str:
+    """A deterministic id: ``evt_`` + xxh3_64 over the source id and the event's natural key.
+
+    Reading the same thing twice (a file line after a crash, a webhook redelivery, a cron fire) gives the
+    same id, so dedup can recognise it. Key parts are joined unambiguously (length-prefixed).
+
+    >>> natural_event_id("gh", "delivery-1") == natural_event_id("gh", "delivery-1")
+    True
+    >>> natural_event_id("gh", "a", "bc") != natural_event_id("gh", "ab", "c")
+    True
+    """
+    h = xxhash.xxh3_64()
+    for part in (source_id, *key):
+        raw = part if isinstance(part, bytes) else str(part).encode("utf-8", "surrogatepass")
+        h.update(len(raw).to_bytes(8, "little"))
+        h.update(raw)
+    return "evt_" + h.hexdigest()
 
 
 def new_trace_id() -> str:

@@ -11,7 +11,10 @@ from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-__all__ = ["KINDS", "PluginError", "plugin_name", "available", "load", "register"]
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["KINDS", "PluginError", "PluginConfig", "config_model", "plugin_name", "available", "load",
+           "register"]
 
 KINDS = ("sources", "actors", "transforms", "loggers", "buses")
 _PREFIXES = ("connector-", "transform-", "logger-", "bus-")
@@ -20,6 +23,23 @@ _registered: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
 
 class PluginError(LookupError):
     """No plugin of that kind and name is installed, or two claim the same name."""
+
+
+class PluginConfig(BaseModel):
+    """Base of every plugin's config model (the plugin class names it as ``config_model``).
+
+    Unknown keys are errors, so ``orgloop validate`` catches a misspelt setting at file:line:col.
+    A field typed :class:`pydantic.SecretStr` is a secret: it is masked in ``plan``, logs and
+    ``status``, and only the plugin reads its value (``.get_secret_value()``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def config_model(plugin_class: Any) -> type[BaseModel] | None:
+    """The pydantic model a plugin class declares for its ``config`` (None: it takes any mapping)."""
+    model = getattr(plugin_class, "config_model", None)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
 def plugin_name(name: str) -> str:
