@@ -334,6 +334,11 @@ class Runtime:
         self._subscription.cancel()           # what the router has not taken stays unacked on the bus
         for lane in self.lanes.values():
             lane.stop(timeout=max(1.0, deadline - time.monotonic()))   # a delivery in progress may finish
+        for lane in self.lanes.values():
+            if lane.running() and hasattr(lane.actor, "interrupt"):
+                # Past the drain deadline: end what still runs (no orphans); it stays unacked.
+                lane.actor.interrupt()
+                lane.stop(timeout=2.0)
         self.tracker.flush()
         if self._control is not None:
             self._control.stop()

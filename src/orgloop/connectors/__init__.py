@@ -6,8 +6,9 @@ events durably and only then stores the new checkpoint.
 
 An actor plugin is ``cls(actor_id, config, *, base_dir)`` with
 ``deliver(event, prompt, config) -> list[dict] | None`` (raising :class:`DeliveryError` on failure) and
-``close()``. Events it returns are its follow-ups: the runtime gives each the trace id of the event that
-caused it (:func:`orgloop.event.adopt`; ``source`` defaults to the actor id) and makes them durable on the
+``close()``; optionally ``interrupt()``, which ends deliveries still running when the shutdown's drain
+deadline passes (they raise :class:`DeliveryInterrupted`). Events it returns are its follow-ups: the
+runtime gives each the trace id of the event that caused it (:func:`orgloop.event.adopt`; ``source`` defaults to the actor id) and makes them durable on the
 bus before the cause counts as delivered, so a crash cannot lose them.
 """
 from __future__ import annotations
@@ -17,11 +18,16 @@ from typing import Any, Protocol
 
 from orgloop.errors import OrgloopError
 
-__all__ = ["DeliveryError", "Source", "Actor"]
+__all__ = ["DeliveryError", "DeliveryInterrupted", "Source", "Actor"]
 
 
 class DeliveryError(OrgloopError):
     """An actor could not take an event; delivery policy (retry, breaker, dead letters) decides next."""
+
+
+class DeliveryInterrupted(DeliveryError):
+    """The runtime ended a delivery in progress (``Actor.interrupt`` at shutdown). It is neither a failure
+    nor a success: the event stays unacked and is delivered again after the next start."""
 
 
 class Source(Protocol):
