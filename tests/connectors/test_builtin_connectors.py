@@ -31,7 +31,7 @@ def test_generator_counts_checkpoints_and_rate(tmp_path):
 
 def test_file_source_tails_with_offsets_partial_lines_and_bad_lines(tmp_path):
     log = tmp_path / "in.jsonl"
-    full = new_event("gh", "message.received", {"a": 1})
+    full = new_event("files", "message.received", {"a": 1})
     log.write_text(json.dumps(full) + "\n" + '{"bare": 2}\n' + "not json\n" + '{"partial": ')
     src = FileSource("files", {"path": "in.jsonl"}, base_dir=tmp_path)
     events, cp = src.poll(None, 100)
