@@ -333,6 +333,7 @@ class Runtime:
                                                                 "acked_watermark", "unacked", "lost_records",
                                                                 "syncs", "failed")},
             "dead_letters": self.dlq.count() if self.dlq is not None else len(self._memory_dead_letters),
+            "log_entries_dropped": self.hub.dropped if self.hub else 0,
         }
 
     # ------------------------------------------------------------------ shutdown

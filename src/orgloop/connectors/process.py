@@ -33,7 +33,7 @@ class RunInterrupted(Exception):
 def _processes_with_token(token: str) -> list[int]:
     needle = f"{TOKEN_VAR}={token}".encode()
     me = os.getpid()
-    found = []
+    found: list[int] = []
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -90,8 +90,10 @@ class ProgramRun:
                 chunks.append(chunk)
 
     def _write(self, data: bytes) -> None:
+        pipe = self.proc.stdin
+        assert pipe is not None
         try:
-            with self.proc.stdin as pipe:
+            with pipe:
                 pipe.write(data)
         except (BrokenPipeError, OSError):    # it exited without reading all of stdin: its business
             pass
