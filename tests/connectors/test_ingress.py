@@ -85,6 +85,11 @@ def test_oversize_body_is_refused_before_it_is_sent(run_pipeline):
                   b"Content-Length: 1000000000\r\n\r\n")
         answer = s.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413") and b"Connection: close" in answer
+    with socket.create_connection(("127.0.0.1", rt.ingress_port), timeout=5) as s:
+        s.sendall(b"POST /webhook/open HTTP/1.1\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n")
+        answer = s.recv(4096)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431") and json.loads(body)["ok"] is False   # http.server's own refusals too
 
 
 class _Blocking(PushSourceBase):
