@@ -98,7 +98,7 @@ def stats(directory: Path, as_json: bool) -> None:
         "bytes": sum(s.header.capacity for s in view.segments + view.spares),
         "first_seq": first, "last_sealed_seq": last_sealed,
         "acked_watermark": acks.watermark if acks else None,
-        "acked_above_watermark": len(acks.above) if acks else None,
+        "acked_above_watermark": acks.held if acks else None,
         "lost_records": acks.lost if acks else None,
         "quarantined_segments": sorted(acks.quarantined) if acks else [],
     }
