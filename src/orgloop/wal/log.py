@@ -26,6 +26,7 @@ import msgpack
 from orgloop.errors import WalClosedError, WalError, WalFormatError, WalFullError, WalRecordTooLargeError
 from orgloop.wal import segments as seglib
 from orgloop.wal.acks import DEFAULT_FLUSH_BATCH, DEFAULT_FLUSH_INTERVAL, AckState, AckStore, AckStoreDamaged
+from orgloop.wal.codec import decode_json_many, encode_json_many, json_record_error
 from orgloop.wal.format import (ENCODING_NAMES, ENCODINGS, ENC_JSONL, FORMAT_VERSION, SegmentHeader, data_start,
                                 frame_size, pack_header, parse_segment_name, segment_name)
 from orgloop.wal.reader import Damage, walk_segment
@@ -499,9 +500,20 @@ class Wal:
     def append_many(self, records: Sequence[bytes]) -> range:
         """Append records in order; returns their sequence numbers once durable under the sync policy.
 
-        If the byte cap or a disk error stops a batch part-way, the exception's ``appended`` attribute
-        holds the sequence numbers that were appended (and made durable) before it.
+        In a JSONL log each record must be one UTF-8 JSON value on one line (``ValueError`` otherwise,
+        and nothing of the batch is appended). If the byte cap or a disk error stops a batch part-way,
+        the exception's ``appended`` attribute holds the sequence numbers that were appended (and made
+        durable) before it.
         """
+        if self._enc == ENC_JSONL:
+            self._check_open()
+            for i, r in enumerate(records):
+                why = json_record_error(bytes(r)) if isinstance(r, (bytes, bytearray, memoryview)) else None
+                if why:
+                    raise ValueError(f"JSONL records must be one UTF-8 JSON value: record {i} {why}")
+        return self._append(records)
+
+    def _append(self, records: Sequence[bytes]) -> range:
         n = len(records)
         with self._lock:
             self._check_open()
@@ -552,24 +564,20 @@ class Wal:
 
     def append_event(self, event: Any) -> int:
         """Encode one event (msgpack or JSON, as the log's encoding) and append it."""
-        return self.append_many(self.encode_events([event]))[0]
+        return self._append(self.encode_events([event]))[0]
 
     def append_events(self, events: Iterable[Any]) -> range:
         """Encode events and append them in one batch."""
-        return self.append_many(self.encode_events(events))
+        return self._append(self.encode_events(events))
 
     def encode_events(self, events: Iterable[Any]) -> list[bytes]:
         if self._enc == ENC_JSONL:
-            from orgloop.wal.codec import encode_json_many
-
             return encode_json_many(events)
         pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
         return [pack(e) for e in events]
 
     def decode_records(self, records: list[bytes]) -> list[Any]:
         if self._enc == ENC_JSONL:
-            from orgloop.wal.codec import decode_json_many
-
             return decode_json_many(records)
         unpackb = msgpack.unpackb
         return [unpackb(r) for r in records]
