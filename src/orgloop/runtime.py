@@ -207,7 +207,8 @@ class Runtime:
                 self.checkpoints.set(s.id, new_cp)
                 checkpoint = new_cp
             if not events:
-                stop.wait(s.poll_interval)
+                pace = getattr(source, "poll_delay", None)    # optional: a source may set its own pace
+                stop.wait(pace(s.poll_interval) if pace else s.poll_interval)
 
     def _flush_loop(self) -> None:
         """Every 50 ms: ack what is finished, report backpressure, persist checkpoints and transform state."""
