@@ -3,7 +3,7 @@
 Source config: ``path`` (a JSONL file, relative to the project), ``type`` (for lines that are bare
 payloads, default ``resource.changed``). The checkpoint names the file (device and inode), the byte offset
 after the last complete line consumed and a fingerprint of the bytes before it; a partial last line waits
-for its newline; an invalid line is skipped and counted (``invalid_lines``), never retried forever.
+for its newline.
 
 Rotation and truncation lose and double no line:
 
@@ -11,10 +11,18 @@ Rotation and truncation lose and double no line:
   the renamed file to its end (across a restart too: it finds it beside the path, as ``<name>.1``,
   ``<name>-<date>``, …, by inode), then reads the new file from its start. A partial last line left in the
   renamed file is dropped with a warning. If the renamed file is gone (deleted, compressed) before it was
-  read to its end, what was not read is lost: a warning says so.
+  read to its end, what was not read is lost: a warning says so. (No descriptor is held between polls.)
 - **copy-and-truncate**: a file smaller than the offset, or whose bytes before the offset changed (it was
   truncated and written past the old offset between two polls), is read from its start again
   (``restarts`` counts both cases).
+
+A line is either a whole event envelope (it has ``type``; its ``source``, if given, must be this source's
+id) or a bare payload that becomes one. A line that cannot be an event is refused, logged with its reason
+and byte offset, counted in ``invalid_lines``, and the source moves on: invalid JSON or UTF-8, NaN or
+Infinity, nesting deeper than :data:`orgloop.event.MAX_DEPTH`, integers beyond 64 bits, a line longer
+than 1 MiB, an invalid envelope, or an envelope that claims another source. Lines without an ``id`` get a
+deterministic one from (source, device, inode, byte offset, a hash of the line), so reading the same line
+again after a crash gives the same id and dedup recognises it.
 
 Actor config: ``path`` (JSONL file to append to), ``fsync`` (default false), ``include_prompt``.
 """
@@ -30,7 +38,8 @@ from typing import Any, BinaryIO
 import xxhash
 
 from orgloop.connectors import DeliveryError
-from orgloop.event import EventError, new_event, validate_event
+
+from orgloop.event import EventError, loads_strict, natural_event_id, new_event, validate_event
 
 __all__ = ["FileSource", "FileActor"]
 
@@ -48,9 +57,16 @@ class FileSource:
         self.type = config.get("type", "resource.changed")
         self.invalid_lines = 0
         self.restarts = 0
-        self._file: tuple[BinaryIO, tuple[int, int]] | None = None   # open file and its (device, inode)
+        self._file_key = (0, 0)                                       # (device, inode) being read
+        self._file: tuple[BinaryIO, tuple[int, int]] | None = None   # that file, open during a poll
 
     def poll(self, checkpoint: str | None, max_events: int) -> tuple[list[dict[str, Any]], str | None]:
+        try:
+            return self._poll(checkpoint, max_events)
+        finally:
+            self._close_file()      # no descriptor is held between polls; a rotated file is found by inode
+
+    def _poll(self, checkpoint: str | None, max_events: int) -> tuple[list[dict[str, Any]], str | None]:
         pos = self._follow(checkpoint)
         if pos is None:
             return [], checkpoint
@@ -142,6 +158,7 @@ class FileSource:
                 return None
             self._file = opened
         f, ident = self._file
+        self._file_key = ident
         if offset > self._size(f) or (tail is not None and offset and self._tail(f, offset) != tail):
             log.warning("file source %s: %s was truncated or rewritten, reading it from the start", self.id, self.path)
             self.restarts += 1
@@ -169,9 +186,10 @@ class FileSource:
             lines = chunk[:end].split(b"\n")
             used = 0
             for line in lines:
+                start = offset + used
                 used += len(line) + 1
                 if line.strip():
-                    ev = self._parse(line, offset + used)
+                    ev = self._parse(line, start)
                     if ev is not None:
                         events.append(ev)
                 if len(events) >= max_events:
@@ -190,27 +208,35 @@ class FileSource:
             i = chunk.find(b"\n")
             if i >= 0:
                 self.invalid_lines += 1
-                log.warning("file source %s: skipped a line longer than %d bytes ending at byte %d",
-                            self.id, _READ, pos + i + 1)
+                log.warning("file source %s: refused a line longer than %d bytes ending at byte %d of %s",
+                            self.id, _READ, pos + i + 1, self.path)
                 return pos + i + 1
             pos += len(chunk)
 
-    def _parse(self, line: bytes, where: int) -> dict[str, Any] | None:
+    def _parse(self, line: bytes, start: int) -> dict[str, Any] | None:
+        """The event on the line that starts at byte ``start``, or None (refused, logged, counted)."""
         try:
-            obj = json.loads(line)
-        except ValueError:
-            self.invalid_lines += 1
-            log.warning("file source %s: skipping an invalid JSON line ending at byte %d", self.id, where)
-            return None
-        if isinstance(obj, dict) and "type" in obj and "source" in obj:
-            try:
+            obj = loads_strict(line)
+            if isinstance(obj, dict) and "type" in obj:
+                claimed = obj.setdefault("source", self.id)
+                if claimed != self.id:
+                    raise EventError(f"the envelope claims source {claimed!r}; this source is {self.id!r}")
+                obj.setdefault("provenance", {"platform": "file"})
+                if "id" not in obj:
+                    obj["id"] = self._line_id(line, start)
                 return validate_event(obj)
-            except EventError as exc:
-                self.invalid_lines += 1
-                log.warning("file source %s: skipping an invalid event ending at byte %d: %s", self.id, where, exc)
-                return None
-        return new_event(self.id, self.type, obj if isinstance(obj, dict) else {"value": obj},
-                         provenance={"platform": "file"})
+        except EventError as exc:
+            self.invalid_lines += 1
+            log.warning("file source %s: refused the line at byte %d of %s: %s", self.id, start, self.path, exc)
+            return None
+        event = new_event(self.id, self.type, obj if isinstance(obj, dict) else {"value": obj},
+                          provenance={"platform": "file"})
+        event["id"] = self._line_id(line, start)
+        return event
+
+    def _line_id(self, line: bytes, start: int) -> str:
+        dev, ino = self._file_key
+        return natural_event_id(self.id, dev, ino, start, xxhash.xxh3_64_hexdigest(line))
 
     def close(self) -> None:
         self._close_file()
