@@ -1,7 +1,7 @@
 """A small JSON-over-HTTP client shared by the polling sources (``github``, ``linear``).
 
-One keep-alive connection per client (``http.client``), a timeout on every request, and answers read
-into :class:`Response`. Nothing here retries: the caller decides what a status means (a rate limit, a
+Requests go over :class:`~orgloop.connectors.httpclient.HttpTarget` (the actors' keep-alive connection
+with timeouts); answers are read into :class:`Response`. Nothing here retries: the caller decides what a status means (a rate limit, a
 transient failure) and gates its next poll with :class:`orgloop.connectors._pollbase.PollGate`.
 Request headers are never logged, so a token cannot leak through this module.
 """
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
+
+from orgloop.connectors.httpclient import HttpTarget
 
 __all__ = ["ApiError", "Response", "JsonClient"]
 
@@ -54,27 +55,18 @@ class Response:
 
 
 class JsonClient:
-    """Requests against one base URL over a reused connection (reopened after any failure)."""
+    """JSON requests against one base URL over :class:`~orgloop.connectors.httpclient.HttpTarget`'s
+    keep-alive connection (reopened after a failure)."""
 
     def __init__(self, base_url: str, *, timeout: float = 30.0, user_agent: str = "orgloop") -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
         self.base_url = base_url.rstrip("/")
-        self._scheme = parts.scheme
-        self._host = parts.hostname
-        self._port = parts.port
+        self._host, self._port = parts.hostname, parts.port
         self._prefix = parts.path.rstrip("/")
-        self.timeout = timeout
         self.user_agent = user_agent
-        self._conn: http.client.HTTPConnection | None = None
-        self._lock = threading.Lock()
-
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
-            cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
-            self._conn = cls(self._host, self._port, timeout=self.timeout)
-        return self._conn
+        self._target = HttpTarget(f"{parts.scheme}://{parts.netloc}/", timeout=timeout, name=user_agent)
 
     def path_of(self, url: str) -> str:
         """The request target for ``url``: an absolute URL (from a ``Link`` header) must be on this host."""
@@ -91,24 +83,15 @@ class JsonClient:
         target = self.path_of(url)
         hdrs = {"User-Agent": self.user_agent, "Accept": "application/json"}
         hdrs.update(headers or {})
-        payload = None
+        payload = b""
         if body is not None:
             payload = json.dumps(body).encode()
             hdrs["Content-Type"] = "application/json"
-        with self._lock:
-            try:
-                conn = self._connection()
-                conn.request(method, target, body=payload, headers=hdrs)
-                resp = conn.getresponse()
-                data = resp.read()
-            except (OSError, http.client.HTTPException) as exc:
-                self.close()
-                raise ApiError(f"{method} {self._host}{target.split('?')[0]}: {type(exc).__name__}: {exc}") from None
-            if resp.getheader("connection", "").lower() == "close":
-                self.close()
-        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+        try:
+            status, resp, data = self._target.request(method, payload, hdrs, target)
+        except (OSError, http.client.HTTPException) as exc:
+            raise ApiError(f"{method} {self._host}{target.split('?')[0]}: {type(exc).__name__}: {exc}") from None
+        return Response(status, {k.lower(): v for k, v in resp.getheaders()}, data)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._target.close()
