@@ -28,14 +28,14 @@ def test_verify_inspect_stats_export_on_a_clean_log(tmp_path):
     stats = json.loads(r.output)
     assert stats["acked_watermark"] == 10 and stats["encoding"] == "msgpack"
     out = tmp_path / "export.jsonl"
-    r = runner.invoke(main, ["wal", "export", str(tmp_path), "-o", str(out), "--unacked-only"])
+    r = runner.invoke(main, ["wal", "export", str(tmp_path), "--out", str(out), "--unacked-only"])
     assert r.exit_code == 0, r.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [x["seq"] for x in lines] == list(range(11, 601))
     assert lines[0]["event"] == {"n": 10, "blob": {"$base64": "AAE="}}
 
 
-def test_verify_exits_1_on_damage_and_repair_records_it(tmp_path):
+def test_verify_exits_4_on_damage_and_repair_records_it(tmp_path):
     segs = _make_log(tmp_path)
     with open(segs[0], "r+b") as f:      # flip a byte inside a record of the first (sealed) segment
         f.seek(2000)
@@ -44,7 +44,7 @@ def test_verify_exits_1_on_damage_and_repair_records_it(tmp_path):
         f.write(bytes([b[0] ^ 0x5A]))
     runner = CliRunner()
     r = runner.invoke(main, ["wal", "verify", str(tmp_path), "--json"])
-    assert r.exit_code == 1
+    assert r.exit_code == 4
     report = json.loads(r.output)
     assert not report["ok"] and report["damage"][0]["kind"] == "lost_range"
     r = runner.invoke(main, ["wal", "repair", str(tmp_path), "--json"])
@@ -54,9 +54,9 @@ def test_verify_exits_1_on_damage_and_repair_records_it(tmp_path):
     assert (tmp_path / "quarantine" / (segs[0].name + ".json")).exists()
 
 
-def test_not_a_wal_directory_exits_2(tmp_path):
+def test_not_a_wal_directory_exits_1(tmp_path):
     r = CliRunner().invoke(main, ["wal", "verify", str(tmp_path)])
-    assert r.exit_code == 2 and "does not look like an orgloop WAL" in r.output
+    assert r.exit_code == 1 and "does not look like an orgloop WAL" in r.output
 
 
 def test_demo_kills_a_child_and_recovers(tmp_path):
