@@ -27,7 +27,7 @@ import click
 
 from orgloop.cli._exit import EXIT_ATTENTION, EXIT_ERROR, EXIT_NOT_RUNNING, EXIT_OK
 from orgloop.cli._output import echo_json, echo_table, output_option, style
-from orgloop.cli._project import project_options
+from orgloop.cli._project import format_diagnostic, load_for_command, project_options
 from orgloop.cli._run_context import load_checked, load_lenient
 from orgloop.cli.plan import current_state, render_plan
 from orgloop.units import parse_duration
@@ -113,11 +113,56 @@ def _run(project: Project, spec: Any, desired: State, run_for: float | None) -> 
         click.echo(f"orgloop is running: pid {pid}, control endpoint http://127.0.0.1:{port}, "
                    f"data in {project.data_dir}" + (f", stopping after {run_for:g}s" if run_for else
                                                    " (Ctrl-C to stop)"))
-        runtime.run_until_signal(timeout=run_for)
+        runtime.run_until_signal(timeout=run_for, on_reload=lambda: _reload(project, runtime))
     finally:
         runtime.stop()
         clear_instance(project.data_dir, pid)
     click.echo("orgloop stopped")
+
+
+def _say(message: str) -> None:
+    """A timestamped line on stderr (the daemon's log file)."""
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    click.echo(f"{stamp} orgloop: {message}", err=True)
+
+
+def _reload(loaded: Project, runtime: Any) -> None:
+    """SIGHUP: read the project again, validate, plan against what runs, and reconcile in this process, as
+    ``orgloop start`` does against a running runtime. On any problem the running configuration stays and
+    the reason is logged."""
+    from orgloop.config.resolve import to_runtime_spec
+    from orgloop.plan import compute_plan, desired_state, write_applied
+    from orgloop.reconcile import ReconcileError, apply_request, build_request, restart_reasons
+
+    _say("SIGHUP: reloading the project")
+    try:
+        project = load_for_command(loaded.root, loaded.workspace)
+    except click.ClickException as exc:
+        _say(f"reload failed, the previous configuration keeps running: {exc.message}")
+        return
+    if project.errors:
+        for d in project.sorted_diagnostics():
+            _say(format_diagnostic(d, project.root))
+        _say(f"reload failed: the project has {len(project.errors)} error(s); the previous configuration "
+             "keeps running")
+        return
+    current, desired = runtime.applied_state or {}, desired_state(project)
+    plan = compute_plan(current, desired, project.workspace)
+    if not plan.has_changes:
+        _say("reload: nothing to change")
+        return
+    reasons = restart_reasons(plan, current, desired)
+    if reasons:
+        _say("reload failed, these changes need a restart (the previous configuration keeps running): "
+             + "; ".join(reasons))
+        return
+    try:
+        apply_request(runtime, build_request(plan, to_runtime_spec(project), desired))
+    except (ReconcileError, ValueError) as exc:
+        _say(f"reload failed, the previous configuration keeps running: {exc}")
+        return
+    write_applied(project.data_dir, desired, project=project.name, workspace=project.workspace)
+    _say(f"reload applied: {plan.summary()}")
 
 
 def _spawn_daemon(project: Project, run_for: float | None, wait_up: float) -> None:
