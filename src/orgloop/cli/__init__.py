@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "wal": ("wal", "wal", "Inspect and maintain a write-ahead-log directory."),
     "schema": ("schema", "schema", "Print the JSON Schema (draft 2020-12) of orgloop project files."),
     "demo": ("demo", "demo", "Append durably from several threads in a child process, SIGKILL it..."),
+    "hook": ("hook", "hook", "Bridge an agent's lifecycle hooks to the running runtime."),
     "completion": ("completion", "completion", "Print the shell completion script for bash, zsh or fish."),
     "version": ("completion", "version_cmd", "Print the version and which implementations (compiled or..."),
 }
