@@ -1,6 +1,7 @@
 """``orgloop start | stop | status | logs`` in-process: a foreground run, reconciling a live runtime without a
 restart (the runtime runs in this process, so its pid is ours), refusals, and the not-running exit codes."""
 import json
+import re
 import os
 import queue
 import signal
@@ -36,7 +37,10 @@ def live(demo, home):
 def test_foreground_start_records_the_state_and_cleans_up_after_itself(demo, cli, home):
     r = cli("start", "-p", demo, "--for", "300ms")
     assert r.exit_code == 0, r.output
-    assert "Plan: 1 source added" in r.stdout and r.stdout.rstrip().endswith("orgloop stopped")
+    assert "Plan: 1 source added" in r.stdout
+    last = r.stdout.rstrip().splitlines()[-1]
+    assert re.fullmatch(r"orgloop stopped: (\d+) received, (\d+) delivered, (\d+) dropped, (\d+) deduplicated, "
+                        r"0 dead-lettered", last), last
     data = workspace_data_dir("demo", demo, "default")
     assert (data / "applied-state.json").is_file()
     assert not (data / INFO_FILE).exists() and not (data / PID_FILE).exists()
@@ -90,7 +94,7 @@ def test_start_on_a_running_runtime_reconciles_routes_actors_sources_without_a_r
 
 @pytest.mark.parametrize("change, reason", [
     (("loggers/loggers.yaml", "max_size: 10MB", "max_size: 20MB"), "logger pipeline-log changed"),
-    (("transforms/transforms.yaml", "window: 10m", "window: 20m"), "transform once changed"),
+    (("transforms/transforms.yaml", "window: 2s", "window: 3s"), "transform once changed"),
     (("connectors/connectors.yaml", "include_prompt: true", "include_prompt: false"), "actor inbox changed"),
     (("routes/heartbeat.yaml", "queue_depth: 1000", "queue_depth: 50"),
      "actor inbox: its queue would change from 1000 events (drop_oldest) to 50 (drop_oldest)"),
@@ -265,3 +269,17 @@ def test_start_refuses_an_invalid_project(cli, tmp_path, home):
     assert r.exit_code == 1
     assert r.stdout == "" and "error:" in r.stderr and "Nothing was done" in r.stderr
     assert not (home / "data").exists()
+
+
+def test_the_starter_shows_its_filter_and_dedup_at_work_in_the_summary(demo, cli):
+    r = cli("start", "-p", demo, "--for", "3s")
+    assert r.exit_code == 0, r.output
+    last = r.stdout.rstrip().splitlines()[-1]
+    m = re.fullmatch(r"orgloop stopped: (\d+) received, (\d+) delivered, (\d+) dropped, (\d+) deduplicated, "
+                     r"(\d+) dead-lettered", last)
+    assert m, last
+    received, delivered, dropped, deduplicated, dead = map(int, m.groups())
+    assert dropped == 5 and deduplicated >= 1 and delivered >= 1 and dead == 0      # the warm-up, the repeats
+    assert delivered + dropped + deduplicated <= received
+    inbox = [json.loads(line) for line in (demo / "out" / "inbox.jsonl").read_text().splitlines()]
+    assert len(inbox) == delivered

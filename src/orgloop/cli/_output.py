@@ -6,7 +6,6 @@ Colour is used only when standard output is a terminal, ``NO_COLOR`` is unset (o
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from typing import Any, Callable, Sequence, TypeVar
@@ -48,6 +47,8 @@ def style(text: str, **kwargs: Any) -> str:
 
 
 def echo_json(obj: Any) -> None:
+    import json                      # here, not at the top: `orgloop --help` does not need it
+
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 

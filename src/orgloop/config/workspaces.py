@@ -15,8 +15,6 @@ names another project is refused with both named (:func:`check_owner`).
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import os
 import re
 from pathlib import Path
@@ -73,6 +71,8 @@ def _safe(project_name: str) -> str:
 def project_key(project_name: str, project_root: Path) -> str:
     """``<name>-<hash8>``: the project's name (unsafe characters as ``_``) and the first 8 hex digits of the
     SHA-256 of its absolute path. Two checkouts with one name get two keys."""
+    import hashlib
+
     digest = hashlib.sha256(str(Path(project_root).absolute()).encode()).hexdigest()[:8]
     return f"{_safe(project_name)}-{digest}"
 
@@ -130,6 +130,8 @@ OWNER_FILE = "owner.json"
 
 def read_owner(data_dir: Path) -> dict[str, Any] | None:
     """The owner recorded in ``data_dir`` (``{"name", "root"}``), or None when there is no readable record."""
+    import json
+
     try:
         owner = json.loads((Path(data_dir) / OWNER_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -157,6 +159,8 @@ def claim_data_dir(data_dir: Path, project_name: str, project_root: Path) -> Non
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if read_owner(data_dir) is None:
+        import json
+
         tmp = data_dir / f".{OWNER_FILE}.tmp"
         tmp.write_text(json.dumps({"name": project_name, "root": str(Path(project_root).absolute())}) + "\n",
                        encoding="utf-8")
