@@ -28,7 +28,7 @@ from orgloop.wal import segments as seglib
 from orgloop.wal.acks import AckState, AckStore
 from orgloop.wal.format import (ENCODING_NAMES, ENCODINGS, ENC_JSONL, FORMAT_VERSION, SegmentHeader, data_start,
                                 frame_size, pack_header, parse_segment_name, segment_name)
-from orgloop.wal.reader import Damage, walk_segment
+from orgloop.wal.reader import READ_CHUNK, Damage, walk_segment
 from orgloop.wal.segments import QUARANTINE_DIR, RECYCLE_SUFFIX, SegmentInfo
 
 __all__ = ["Wal", "ReplayBatch", "RecoveryReport", "SYNC_POLICIES", "FULL_POLICIES"]
@@ -279,9 +279,10 @@ class Wal:
                 return stop.value
 
     # ------------------------------------------------------------------ reading segments
-    def _walk(self, seg: SegmentInfo, end: int, *, collect: bool, at_open: bool = False):
+    def _walk(self, seg: SegmentInfo, end: int, *, collect: bool, at_open: bool = False, chunk: int = READ_CHUNK):
         """Runs of valid frames of ``seg`` (see :func:`orgloop.wal.reader.walk_segment`), repairing as it goes."""
-        return walk_segment(self._core, seg, end, collect=collect, at_open=at_open, on_damage=self._on_damage)
+        return walk_segment(self._core, seg, end, collect=collect, at_open=at_open, on_damage=self._on_damage,
+                            chunk=chunk)
 
     def _on_damage(self, d: Damage) -> None:
         if d.kind == "torn_tail":
@@ -597,10 +598,11 @@ class Wal:
 
     # ------------------------------------------------------------------ reading
     def replay(self, from_seq: int | None = None, *, unacked_only: bool = True,
-               decode: bool = False) -> Iterator[ReplayBatch]:
+               decode: bool = False, read_chunk: int = READ_CHUNK) -> Iterator[ReplayBatch]:
         """Stream records in order as batches, from ``from_seq`` (default: the oldest kept record).
 
         With ``unacked_only`` acked records are skipped. With ``decode`` records are decoded events.
+        ``read_chunk`` bounds the bytes read (and the records in one batch) at a time.
         Records appended after the call started are not included (use :meth:`follow`).
         """
         with self._lock:
@@ -619,7 +621,7 @@ class Wal:
             is_tail = idx == len(segs) - 1 and seg is self._segments[-1] and seg.last_seq is None
             view = SegmentInfo(seg.id, seg.path, seg.header, last if not is_tail else None)
             end = tail_offset if is_tail else seg.header.capacity
-            for first, records in self._walk(view, end, collect=True):
+            for first, records in self._walk(view, end, collect=True, chunk=read_chunk):
                 n = len(records)
                 if first + n <= start:
                     continue
