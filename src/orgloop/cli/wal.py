@@ -1,25 +1,31 @@
 """``orgloop wal``: verify, inspect, stats, repair and export a WAL directory.
 
-Exit codes: 0 success (verify: no damage), 4 damage found (verify), 1 the directory is not a readable WAL
-or repair could not finish, 64 usage error (a bad flag, or a directory that does not exist).
+Exit codes (as everywhere): 0 success, 1 error (the message names the file and what to do), 4 damage
+found (``verify``, and ``export`` when it had to skip damaged records), 64 usage error. No command
+prints a traceback for a damaged, odd or unreadable directory.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
+import lmdb
 
 from orgloop.cli._exit import EXIT_DAMAGE, EXIT_ERROR, EXIT_OK
 from orgloop.cli._output import echo_json, echo_table, output_option, style
 from orgloop.errors import WalError
+
+if TYPE_CHECKING:
+    from orgloop.wal.tools import VerifyReport
+
 
 def _tools():
     """:mod:`orgloop.wal.tools`, imported when a command runs (``--help`` stays fast)."""
     from orgloop.wal import tools
 
     return tools
-
 
 WAL_DIR = click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 
@@ -31,31 +37,37 @@ def _progress(view_segments: int, label: str):
 
 
 def _run_with_progress(fn, directory: Path, label: str, **kwargs):
-    try:
-        count = len(_tools().open_view(directory).segments)
-    except WalError as exc:
-        raise click.ClickException(str(exc)) from exc
-    bar = _progress(count, label)
+    bar = _progress(len(_tools().open_view(directory).segments), label)
     if bar is None:
         return fn(directory, **kwargs)
     with bar:
         return fn(directory, progress=lambda seg: bar.update(1), **kwargs)
 
 
-class _WalErrorsExit1(click.Group):
-    """A :class:`WalError` (not a WAL directory, unreadable, locked) is an error: message, exit 1."""
+class _WalErrors(click.Group):
+    """Turns every expected failure into one ``Error: …`` line and exit 1 (usage errors exit 64, as for
+    every command: see :class:`orgloop.cli.LazyGroup`)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except WalError as exc:
+        except (WalError, OSError, lmdb.Error) as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(EXIT_ERROR)
 
 
-@click.group(cls=_WalErrorsExit1)
+@click.group(cls=_WalErrors)
 def wal() -> None:
     """Inspect and maintain a write-ahead-log directory."""
+
+
+def _echo_damage(report: VerifyReport) -> None:
+    for d in report.damage:
+        where = f" at offset {d['offset']}" if d.get("offset") is not None else ""
+        why = f": {d['error']}" if d.get("error") else ""
+        click.echo(f"{d['segment']}: {d['kind']}{where} (seqs {d['first_seq']}..{d['last_seq']}){why}", err=True)
+    for u in report.unreadable:
+        click.echo(f"{u['segment']}: unreadable: {u['error']}", err=True)
 
 
 @wal.command()
@@ -67,10 +79,7 @@ def verify(directory: Path, output: str) -> None:
     if output == "json":
         echo_json(report.to_dict())
     else:
-        for d in report.damage:
-            click.echo(f"{d['segment']}: {d['kind']} at offset {d['offset']} (seqs {d['first_seq']}..{d['last_seq']})")
-        for u in report.unreadable:
-            click.echo(f"{u['segment']}: unreadable: {u['error']}")
+        _echo_damage(report)
         verdict = style("OK", fg="green") if report.ok else style("DAMAGED", fg="red", bold=True)
         click.echo(f"{verdict}: {report.segments} segments, {report.records} readable records, "
                    f"{len(report.damage) + len(report.unreadable)} problems")
@@ -95,19 +104,26 @@ def inspect(directory: Path, output: str) -> None:
 def stats(directory: Path, output: str) -> None:
     """Sizes, sequence range and the persisted ack state (read without locking)."""
     view = _tools().open_view(directory)
-    acks = _tools().read_checkpoint(directory)
+    checkpoint_error = None
+    try:
+        acks = _tools().read_checkpoint(directory)
+    except WalError as exc:
+        acks, checkpoint_error = None, str(exc)
     first = view.segments[0].first_seq if view.segments else None
     last_sealed = view.segments[-2].last_seq if len(view.segments) > 1 else None
-    data = {
+    data: dict[str, Any] = {
         "path": str(directory), "encoding": view.encoding, "segments": len(view.segments),
         "spares": len(view.spares), "unreadable_segments": len(view.unreadable),
         "bytes": sum(s.header.capacity for s in view.segments + view.spares),
         "first_seq": first, "last_sealed_seq": last_sealed,
         "acked_watermark": acks.watermark if acks else None,
-        "acked_above_watermark": len(acks.above) if acks else None,
+        "acked_above_watermark": acks.held if acks else None,
+        "ack_ranges": acks.range_count if acks else None,
         "lost_records": acks.lost if acks else None,
         "quarantined_segments": sorted(acks.quarantined) if acks else [],
     }
+    if checkpoint_error:
+        data["checkpoint_error"] = checkpoint_error
     if output == "json":
         echo_json(data)
     else:
@@ -138,7 +154,14 @@ def repair(directory: Path, output: str) -> None:
 @click.option("--from-seq", type=click.IntRange(min=1), default=1, help="First sequence number to export.")
 @click.option("--unacked-only", is_flag=True, help="Only records not yet acknowledged.")
 def export(directory: Path, out, from_seq: int, unacked_only: bool) -> None:
-    """Write every readable record as plain JSONL: {"seq": N, "event": ...}."""
-    n = _run_with_progress(_tools().export, directory, "exporting", out=out, from_seq=from_seq,
-                           unacked_only=unacked_only)
-    click.echo(f"exported {n} records", err=True)
+    """Write every readable record as plain JSONL: {"seq": N, "event": ...}.
+
+    Damaged ranges are named by seq on stderr, and the exit code is then 4.
+    """
+    n, report = _run_with_progress(_tools().export, directory, "exporting", out=out, from_seq=from_seq,
+                                   unacked_only=unacked_only)
+    _echo_damage(report)
+    problems = len(report.damage) + len(report.unreadable)
+    click.echo(f"exported {n} records" + (f"; {problems} damaged ranges or segments (see above)" if problems else ""),
+               err=True)
+    sys.exit(EXIT_OK if report.ok else EXIT_DAMAGE)
