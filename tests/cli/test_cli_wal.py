@@ -48,7 +48,7 @@ def test_verify_inspect_stats_export_on_a_clean_log(tmp_path, live):
     stats = json.loads(r.output)
     assert stats["acked_watermark"] == 10 and stats["encoding"] == "msgpack"
     out = tmp_path / "export.jsonl"
-    r = runner.invoke(main, ["wal", "export", str(tmp_path), "-o", str(out), "--unacked-only"])
+    r = runner.invoke(main, ["wal", "export", str(tmp_path), "--out", str(out), "--unacked-only"])
     assert r.exit_code == 0, r.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [x["seq"] for x in lines] == list(range(11, 601))
