@@ -348,6 +348,11 @@ def _render_status(st: dict[str, Any]) -> None:
                 if wal else "no WAL")
     click.echo(f"bus {st.get('bus')}: {wal_text}; events in {st.get('events_published')}, acked "
                f"{st.get('acked')}, unmatched {st.get('unmatched')}, dead letters {st.get('dead_letters')}")
+    ingress = st.get("ingress")
+    if ingress:
+        answers = ", ".join(f"{code}: {n}" for code, n in sorted(ingress["answers"].items())) or "none yet"
+        click.echo(f"webhooks on http://{ingress['host']}:{ingress['port']} "
+                   f"({len(set(ingress['mounts'].values()))} sources); answers by status: {answers}")
     click.echo()
     echo_table(st.get("sources") or [], ["id", "checkpoint"])
     click.echo()
