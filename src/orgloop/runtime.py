@@ -6,7 +6,7 @@
         ^ checkpoint after durable                          | index match, transforms
                                                             v
                                        ActorLane queues --> delivery workers --> actor.deliver
-                                                            | done -> AckTracker -> bus.ack_many
+                                                            | each done -> AckTracker -> bus.ack_many
 
 Use it as a library (``Runtime(spec).start()`` ... ``stop()``) or through ``orgloop start``.
 """
@@ -19,14 +19,18 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from orgloop import plugins
 from orgloop.bus import open_bus
 from orgloop.delivery.lane import ActorLane
+from orgloop.event import EventError, check_encodable
 from orgloop.router.acks import AckTracker
 from orgloop.router.router import CompiledRoute, Router
 from orgloop.spec import ActorSpec, RouteSpec, RuntimeSpec, SourceSpec, TransformSpec
+
+if TYPE_CHECKING:
+    from orgloop.delivery.dlq import DeadLetterStore
 
 __all__ = ["Runtime", "make_transform"]
 
@@ -52,10 +56,13 @@ class Runtime:
         self._source_threads: dict[str, tuple[threading.Thread, threading.Event, Any]] = {}
         self._started = False
         self._control: Any = None   # ControlServer while the endpoint is on
+        self._ingress: Any = None   # the shared webhook listener, once a push source is mounted
+        self._push_sources: dict[str, Any] = {}
         self.started_at: float | None = None
         self.events_published = 0
         self.source_errors = 0
         self._memory_dead_letters: list[dict[str, Any]] = []
+        self.dlq: DeadLetterStore | None = None
         self.applied_state: dict[str, Any] | None = None   # the plan state this runtime runs (orgloop start)
 
     # ------------------------------------------------------------------ wiring
@@ -85,10 +92,34 @@ class Runtime:
         return DeadLetterStore(path)
 
     def _dead_letter(self, entries: list[dict[str, Any]]) -> None:
-        if self.dlq is not None:
-            self.dlq.add_many(entries)
-        else:
+        """Store dead letters durably; raises if they cannot be written (the lane retries, health is red).
+        A store whose log failed refuses writes until reopened, so it is reopened first."""
+        if self.dlq is None:
             self._memory_dead_letters.extend(entries)
+            return
+        with self._dlq_lock:
+            if self.dlq.wal.failed:
+                self._reopen_dead_letters()
+            self.dlq.add_many(entries)
+
+    def _reopen_dead_letters(self) -> None:
+        from orgloop.delivery.dlq import DeadLetterStore
+
+        assert self.dlq is not None
+        path = self.dlq.path
+        try:
+            self.dlq.close()
+        except Exception as exc:   # it failed already; what matters is opening it again
+            log.debug("closing the failed dead-letter store: %s", exc)
+        self.dlq = DeadLetterStore(path)
+
+    def replay_dead_letters(self, ids: list[int] | None = None) -> int:
+        """Replay dead letters (all, or ``ids``) on the running pipeline: each goes to its route only, as it
+        was recorded (no transforms). For the control socket; returns how many were replayed."""
+        if self.dlq is None:
+            raise RuntimeError("this runtime has no data directory, so no dead-letter store")
+        with self._dlq_lock:
+            return self.dlq.replay(self.bus.publish_many, ids)
 
     def _make_transforms(self) -> dict[str, tuple[Any, str]]:
         return {t.name: self._make_transform(t) for t in self.spec.transforms}
@@ -96,12 +127,19 @@ class Runtime:
     def _make_transform(self, t: TransformSpec) -> tuple[Any, str]:
         return make_transform(t, self.spec.base_dir, self._data("state", "transforms", t.name)), t.on_error
 
-    def _make_lane(self, a: ActorSpec, depth: int, policy: str) -> ActorLane:
+    def _queue_policy(self, policy: str | None) -> str:
+        """A route's queue policy; unset means ``block`` on a durable bus (the log is the buffer) and
+        ``drop_oldest`` on the memory bus."""
+        return policy or ("block" if self.bus.durable else "drop_oldest")
+
+    def _make_lane(self, a: ActorSpec, depth: int, policy: str | None) -> ActorLane:
         actor = plugins.load("actors", a.connector)(a.id, a.config, base_dir=self.spec.base_dir)
         self.actors[a.id] = actor
-        lane = self.lanes[a.id] = ActorLane(a.id, actor, depth=depth, policy=policy, concurrency=a.concurrency,
-                                            tracker=self.tracker, dead_letter=self._dead_letter, emit=self.emit,
+        lane = self.lanes[a.id] = ActorLane(a.id, actor, depth=depth, policy=self._queue_policy(policy),
+                                            concurrency=a.concurrency, tracker=self.tracker,
+                                            dead_letter=self._dead_letter, emit=self.emit,
                                             publish=partial(self.bus.publish_many, wait=False))
+        lane.on_room = self.bus.credit_available
         return lane
 
     def _compile_route(self, r: RouteSpec) -> CompiledRoute:
@@ -134,24 +172,25 @@ class Runtime:
                                                     data_dir=spec.data_dir)
         self.bus = self._open_bus()
         self.dlq = self._open_dead_letters()
+        self._dlq_lock = threading.Lock()
         self.tracker = AckTracker(self.bus.ack_many)
         self.transforms = self._make_transforms()
         depth: dict[str, int] = {}
-        policy: dict[str, str] = {}
+        policy: dict[str, str | None] = {}
         for r in spec.routes:
             depth[r.actor] = max(depth.get(r.actor, 0), r.delivery.queue_depth)
             policy.setdefault(r.actor, r.delivery.queue_policy)
         self.actors: dict[str, Any] = {}
         self.lanes: dict[str, ActorLane] = {}
         for a in spec.actors:
-            self._make_lane(a, depth.get(a.id, 1000), policy.get(a.id, "drop_oldest"))
-        self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit)
+            self._make_lane(a, depth.get(a.id, 1000), policy.get(a.id))
+        self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit, self._dead_letter)
         if self.hub:
             self.hub.start()
             self.hub.emit([{"phase": "runtime.start", "metadata": {"routes": len(spec.routes), "bus": spec.bus}}])
         for lane in self.lanes.values():
             lane.start()
-        self._subscription = self.bus.subscribe(None, self.router.handle)
+        self._subscription = self.bus.subscribe(None, self.router.handle, credit=self.router.credit)
         for s in spec.sources:
             self._start_source(s)
         self._flusher = threading.Thread(target=self._flush_loop, name="orgloop-ack-flusher", daemon=True)
@@ -170,11 +209,31 @@ class Runtime:
     # ------------------------------------------------------------------ sources
     def _start_source(self, s: SourceSpec) -> None:
         source = plugins.load("sources", s.connector)(s.id, s.config, base_dir=self.spec.base_dir)
+        if getattr(source, "push", False):     # webhook-style: mounted on the shared ingress listener
+            self._ingress_listener().mount(source)
+            self._push_sources[s.id] = source
+            return
         stop = threading.Event()
         t = threading.Thread(target=self._source_loop, args=(s, source, stop), name=f"orgloop-source-{s.id}",
                              daemon=True)
         self._source_threads[s.id] = (t, stop, source)
         t.start()
+
+    def _ingress_listener(self) -> Any:
+        if self._ingress is None:
+            from orgloop.connectors.ingress import Ingress, ingress_address
+
+            host, port = ingress_address(self.spec.ingress_host, self.spec.ingress_port)
+            self._ingress = Ingress(self._publish_pushed, host=host, port=port).start()
+        return self._ingress
+
+    def _publish_pushed(self, source_id: str, events: list[dict[str, Any]]) -> None:
+        """Called on an ingress request thread: returns once the events are durable (then the sender gets 200)."""
+        self.bus.publish_many(events)
+        self.events_published += len(events)
+        if self.emit:
+            self.emit([{"phase": "source.emit", "source": source_id, "event_id": e.get("id"),
+                        "trace_id": e.get("trace_id"), "event_type": e.get("type")} for e in events])
 
     def _source_loop(self, s: SourceSpec, source: Any, stop: threading.Event) -> None:
         checkpoint = self.checkpoints.get(s.id)
@@ -195,10 +254,17 @@ class Runtime:
                 try:
                     self.bus.publish_many(events)          # durable before the checkpoint moves
                 except Exception as exc:
-                    log.error("source %s: publishing failed, its checkpoint stays at %r: %s", s.id, checkpoint, exc)
-                    self.source_errors += 1
-                    stop.wait(backoff)
-                    continue
+                    events = self._without_poison(s.id, events)
+                    try:
+                        if events is None:
+                            raise exc
+                        self.bus.publish_many(events)
+                    except Exception as exc2:
+                        log.error("source %s: publishing failed, its checkpoint stays at %r: %s", s.id, checkpoint,
+                                  exc2)
+                        self.source_errors += 1
+                        stop.wait(backoff)
+                        continue
                 self.events_published += len(events)
                 if self.emit:
                     self.emit([{"phase": "source.emit", "source": s.id, "event_id": e.get("id"),
@@ -207,14 +273,29 @@ class Runtime:
                 self.checkpoints.set(s.id, new_cp)
                 checkpoint = new_cp
             if not events:
-                stop.wait(s.poll_interval)
+                pace = getattr(source, "poll_delay", None)    # optional: a source may set its own pace
+                stop.wait(pace(s.poll_interval) if pace else s.poll_interval)
+
+    def _without_poison(self, source_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """After a failed publish: the events that can be stored, or None when none could not (the failure
+        was elsewhere). Refused events are logged with the reason and counted; the source moves on."""
+        kept = []
+        for event in events:
+            try:
+                check_encodable(event)
+            except EventError as exc:
+                self.source_errors += 1
+                log.warning("source %s: refused event %s: %s", source_id, event.get("id"), exc)
+            else:
+                kept.append(event)
+        return kept if len(kept) < len(events) else None
 
     def _flush_loop(self) -> None:
-        """Every 50 ms: ack what is finished, report backpressure, persist checkpoints and transform state."""
+        """Every 50 ms: restart dead workers, report backpressure, persist checkpoints and transform state."""
         committers = [inst.commit for inst, _p in self.transforms.values() if hasattr(inst, "commit")]
         while not self._stop.wait(0.05):
-            self.tracker.flush()
-            for lane in self.lanes.values():
+            for lane in list(self.lanes.values()):
+                lane.supervise()
                 lane.report_backpressure()
             try:
                 self.checkpoints.flush()
@@ -236,6 +317,10 @@ class Runtime:
     def apply_sources(self, add: list[SourceSpec], remove: list[str], join_timeout: float = 10.0) -> None:
         """Stop removed sources (their checkpoints are kept) and start added ones; a changed source is in both."""
         for sid in remove:
+            if sid in self._push_sources:
+                self._ingress.unmount(sid)
+                self._push_sources.pop(sid).close()
+                continue
             thread, stop, source = self._source_threads.pop(sid)
             stop.set()
             thread.join(join_timeout)
@@ -245,8 +330,8 @@ class Runtime:
         gone = set(remove)
         self.spec.sources = [s for s in self.spec.sources if s.id not in gone] + list(add)
 
-    def add_actor(self, a: ActorSpec, depth: int = 1000, policy: str = "drop_oldest") -> None:
-        """Start the lane of a new actor (before routes to it are added)."""
+    def add_actor(self, a: ActorSpec, depth: int = 1000, policy: str | None = None) -> None:
+        """Start the lane of a new actor (before routes to it are added); ``policy`` None: the bus's default."""
         self._make_lane(a, depth, policy).start()
         self.spec.actors.append(a)
 
@@ -275,6 +360,11 @@ class Runtime:
 
     # ------------------------------------------------------------------ introspection
     @property
+    def ingress_port(self) -> int | None:
+        """The port the webhook listener is bound to (None: no push source, so no listener)."""
+        return self._ingress.port if self._ingress is not None else None
+
+    @property
     def control_port(self) -> int | None:
         """The port the control endpoint listens on (the one picked when the spec asked for port 0)."""
         return self._control.port if self._control is not None else None
@@ -291,6 +381,8 @@ class Runtime:
                     problems.append(f"route {route}: circuit breaker {pol.breaker.state}")
         if self.dlq is not None and self.dlq.wal.failed:
             problems.append(f"dead letters: {self.dlq.wal.failed}")
+        for lane in list(self.lanes.values()):
+            problems.extend(lane.problems())
         return not problems, problems
 
     def status(self) -> dict[str, Any]:
@@ -311,6 +403,8 @@ class Runtime:
                                                                 "acked_watermark", "unacked", "lost_records",
                                                                 "syncs", "failed")},
             "dead_letters": self.dlq.count() if self.dlq is not None else len(self._memory_dead_letters),
+            "log_entries_dropped": self.hub.dropped if self.hub else 0,
+            "ingress": self._ingress.stats() if self._ingress is not None else None,
         }
 
     # ------------------------------------------------------------------ shutdown
@@ -326,6 +420,8 @@ class Runtime:
             stop.set()
         for t, _stop, _src in self._source_threads.values():
             t.join(timeout=max(drain_timeout, 1.0))
+        if self._ingress is not None:
+            self._ingress.stop()             # no new webhook posts; ones being stored finish or get 503
         deadline = time.monotonic() + drain_timeout
         self.bus.drain(timeout=max(0.0, deadline - time.monotonic()))
         while time.monotonic() < deadline and any(len(l.queue) or l.busy for l in self.lanes.values()):
@@ -334,7 +430,11 @@ class Runtime:
         self._subscription.cancel()           # what the router has not taken stays unacked on the bus
         for lane in self.lanes.values():
             lane.stop(timeout=max(1.0, deadline - time.monotonic()))   # a delivery in progress may finish
-        self.tracker.flush()
+        for lane in self.lanes.values():
+            if lane.running() and hasattr(lane.actor, "interrupt"):
+                # Past the drain deadline: end what still runs (no orphans); it stays unacked.
+                lane.actor.interrupt()
+                lane.stop(timeout=2.0)
         if self._control is not None:
             self._control.stop()
         self.bus.close()
@@ -344,6 +444,8 @@ class Runtime:
             inst.close()
         for _t, _stop, src in self._source_threads.values():
             src.close()
+        for src in self._push_sources.values():
+            src.close()
         for actor in self.actors.values():
             actor.close()
         self.checkpoints.close()
@@ -352,19 +454,36 @@ class Runtime:
             self.hub.close()
         log.info("runtime stopped")
 
-    def run_until_signal(self, drain_timeout: float = 5.0, timeout: float | None = None) -> None:
-        """Block until SIGINT/SIGTERM (or ``timeout`` seconds), then stop cleanly; a second signal exits at once."""
-        got = threading.Event()
+    def run_until_signal(self, drain_timeout: float = 5.0, timeout: float | None = None,
+                         on_reload: Callable[[], None] | None = None) -> None:
+        """Block until SIGINT/SIGTERM (or ``timeout`` seconds), then stop cleanly; a second signal exits at once.
+
+        SIGHUP calls ``on_reload`` in this thread (not in the signal handler), as often as it arrives; an
+        exception from it is logged and the runtime keeps running. Without ``on_reload``, SIGHUP stops
+        cleanly like SIGTERM (it never kills the process with its files left behind)."""
+        stopping, reload, wake = threading.Event(), threading.Event(), threading.Event()
         deadline = None if timeout is None else time.monotonic() + timeout
 
         def handler(signum, frame):
-            if got.is_set():
+            if signum == signal.SIGHUP and on_reload is not None:
+                reload.set()
+            elif stopping.is_set():
                 os._exit(130)
-            got.set()
+            else:
+                stopping.set()
+            wake.set()
 
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
-            while not got.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))):
+            while not stopping.is_set():
+                wake.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
+                wake.clear()
+                if reload.is_set() and not stopping.is_set() and on_reload is not None:
+                    reload.clear()
+                    try:
+                        on_reload()
+                    except Exception:
+                        log.exception("reload failed; the previous configuration keeps running")
                 if deadline is not None and time.monotonic() >= deadline:
                     break
             self.stop(drain_timeout)

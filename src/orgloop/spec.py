@@ -65,7 +65,7 @@ class BreakerSpec:
 class DeliverySpec:
     max_rate: float | None = None            # events per second
     queue_depth: int = 1000
-    queue_policy: str = "drop_oldest"        # or "block"
+    queue_policy: str | None = None          # "block" | "drop_oldest"; None: block on a durable bus
     retry: RetrySpec = field(default_factory=RetrySpec)
     circuit_breaker: BreakerSpec = field(default_factory=BreakerSpec)
 
@@ -104,5 +104,7 @@ class RuntimeSpec:
     bus_options: dict[str, Any] = field(default_factory=dict)
     checkpoint: dict[str, Any] | None = None  # {store: lmdb|file|memory, dir}
     control_port: int | None = None           # HTTP control endpoint on 127.0.0.1 (off when None)
+    ingress_port: int | None = None           # webhook listener; None: ORGLOOP_PORT or 4800 (0: any free port)
+    ingress_host: str = "127.0.0.1"
     workspace: str = "default"
     name: str = "orgloop"

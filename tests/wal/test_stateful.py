@@ -40,7 +40,7 @@ class WalMachine(RuleBasedStateMachine):
         return self.root / f"log{next(self.counter)}"
 
     def _open(self, path=None) -> Wal:
-        return Wal(path or self.path, segment_size=SEGMENT, sync="always", ack_flush_interval=1e9,
+        return Wal(path or self.path, segment_size=SEGMENT, sync="always", ack_flush_interval=1e9, ack_flush_batch=1 << 62,
                    implementation=self.implementation)
 
     def _compacted(self, before: int) -> None:

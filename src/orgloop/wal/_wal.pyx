@@ -25,6 +25,7 @@ cdef extern from "_crc32c.h" nogil:
 
 cdef extern from "<unistd.h>" nogil:
     ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
+    ssize_t write(int fd, const void *buf, size_t count)
     int fdatasync(int fd)
     int getpid()
 
@@ -623,6 +624,7 @@ cdef class Committer:
         if self.crash_after_write > 0:
             self.crash_after_write -= 1
             if self.crash_after_write == 0:
+                write(2, b"ORGLOOP-WAL-FAULT after_write\n", 30)    # the crash tests check it was reached
                 kill(getpid(), SIGKILL)
         if sync:
             for i in range(self.ndirty):

@@ -382,6 +382,7 @@ class Committer:
             if self._crash_after_write > 0:
                 self._crash_after_write -= 1
                 if self._crash_after_write == 0:
+                    os.write(2, b"ORGLOOP-WAL-FAULT after_write\n")    # the crash tests check it was reached
                     os.kill(os.getpid(), signal.SIGKILL)
             if sync:
                 for fd in dirty:

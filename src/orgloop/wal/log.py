@@ -28,10 +28,11 @@ from orgloop.errors import (WalClosedError, WalCorruptionError, WalError, WalFor
                             WalNewerFormatError, WalRecordTooLargeError)
 from orgloop.wal import fileio, seqhwm
 from orgloop.wal import segments as seglib
-from orgloop.wal.acks import AckState, AckStore
+from orgloop.wal.acks import DEFAULT_FLUSH_BATCH, DEFAULT_FLUSH_INTERVAL, AckState, AckStore, AckStoreDamaged
+from orgloop.wal.codec import decode_json_many, encode_json_many, json_record_error
 from orgloop.wal.format import (ENC_MSGPACK, ENCODING_NAMES, ENCODINGS, ENC_JSONL, FORMAT_VERSION, SegmentHeader,
                                 data_start, frame_size, mark_size, pack_header, parse_segment_name, segment_name)
-from orgloop.wal.reader import Damage, WalkEnd, recover_header, walk_segment
+from orgloop.wal.reader import READ_CHUNK, Damage, WalkEnd, recover_header, walk_segment
 from orgloop.wal.segments import QUARANTINE_DIR, RECYCLE_SUFFIX, SegmentInfo
 
 __all__ = ["Wal", "ReplayBatch", "RecoveryReport", "SYNC_POLICIES", "FULL_POLICIES"]
@@ -90,11 +91,13 @@ class RecoveryReport:
     quarantined: list[str] = field(default_factory=list)
     removed_files: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    acks_rebuilt: bool = False
     seconds: float = 0.0
 
     @property
     def clean(self) -> bool:
-        return not (self.truncated_bytes or self.lost_records or self.torn_records or self.quarantined)
+        return not (self.truncated_bytes or self.lost_records or self.torn_records or self.quarantined
+                    or self.acks_rebuilt)
 
 
 @dataclass
@@ -149,7 +152,8 @@ class Wal:
                  sync_interval_ms: float = 10.0, segment_size: int = DEFAULT_SEGMENT_SIZE,
                  max_segment_age: float | None = None, max_bytes: int | None = None,
                  full_policy: str = "error", sync_window: int = DEFAULT_SYNC_WINDOW,
-                 ack_flush_interval: float = 0.1, implementation: str | None = None, strict: bool = False) -> None:
+                 ack_flush_interval: float = DEFAULT_FLUSH_INTERVAL, ack_flush_batch: int = DEFAULT_FLUSH_BATCH,
+                 implementation: str | None = None, strict: bool = False) -> None:
         if sync not in SYNC_POLICIES:
             raise ValueError(f"sync must be one of {', '.join(SYNC_POLICIES)}, not {sync!r}")
         if full_policy not in FULL_POLICIES:
@@ -189,17 +193,23 @@ class Wal:
         except OSError as exc:
             raise WalError(f"cannot create WAL directory {self.path}: {exc.strerror or exc}") from exc
         self._lockfile = self._take_lock()
+        self._acks_store: AckStore | None = None
+        self._ack_flush = (ack_flush_interval, ack_flush_batch)
         self._jump_from: int | None = None
         try:
-            self._acks_store = AckStore(self.path / CHECKPOINT_DIR, flush_interval=ack_flush_interval)
             try:
                 self.recovery = self._open(encoding, sync_window)
+            except OSError as exc:
+                raise WalError(f"cannot open the WAL in {self.path}: {exc.strerror or exc}"
+                               f"{f' ({exc.filename})' if exc.filename else ''}; check the directory's "
+                               f"permissions and free space") from exc
             except BaseException:
                 if hasattr(self, "_fd"):
                     os.close(self._fd)
-                self._acks_store.close()
                 raise
         except BaseException:
+            if self._acks_store is not None:
+                self._acks_store.close(None)
             self._release_lock()
             raise
         self._committer = self._core.Committer()
@@ -210,6 +220,7 @@ class Wal:
         if sync == "interval":
             self._committer.start_syncer(sync_interval_ms / 1000.0)
         self._start_preparer()
+        self._store().start(self.acks)
 
     def _fault(self, point: str) -> None:
         """Crash-test hook: SIGKILL ourselves at the configured hit of ``point`` (no-op normally)."""
@@ -217,6 +228,7 @@ class Wal:
         if left is not None:
             self._faults[point] = left - 1
             if left == 1:
+                os.write(2, b"ORGLOOP-WAL-FAULT %s\n" % point.encode())    # the crash tests check it was reached
                 os.kill(os.getpid(), signal.SIGKILL)
 
     # ------------------------------------------------------------------ opening and recovery
@@ -246,15 +258,26 @@ class Wal:
         t0 = time.perf_counter()
         report = RecoveryReport()
         self._report = report
-        plan = _Plan(tmp_files=[Path(e.path) for e in os.scandir(self.path) if e.name.endswith(".tmp")])
-        self._recycle_pool = sorted(Path(e.path) for e in os.scandir(self.path) if e.name.endswith(RECYCLE_SUFFIX))
-        state = self._acks_store.load() or AckState()
+        plan = _Plan()
+        for name in (CHECKPOINT_DIR, QUARANTINE_DIR):
+            if os.path.lexists(self.path / name) and not (self.path / name).is_dir():
+                raise WalError(f"{self.path / name} is not a directory, but the WAL keeps its "
+                               f"{'acknowledgements' if name == CHECKPOINT_DIR else 'damaged copies'} in a directory "
+                               f"of that name: move that file out of {self.path} and open the log again")
+        plan.tmp_files = [Path(e.path) for e in os.scandir(self.path)
+                          if e.name.endswith(".tmp") and e.is_file(follow_symlinks=False)]   # spares cut short
+        self._recycle_pool = sorted(Path(e.path) for e in os.scandir(self.path)
+                                    if e.name.endswith(RECYCLE_SUFFIX) and e.is_file(follow_symlinks=False))
+        state, acks_trusted = self._load_acks(report)
         self.acks = state
-        plan.hwm = seqhwm.load(self._acks_store.env)
+        # A rebuilt ack store lost the high-water mark kept beside it: assume the worst (skip a block).
+        plan.hwm = (-1, False) if report.acks_rebuilt else seqhwm.load(self._store().env)
         infos = self._read_headers(plan, encoding, sync_window)
         seglib.link_segments(infos)
         while len(infos) > 1 and infos[0].last_seq is not None and infos[0].last_seq <= state.watermark:
             plan.compacted.append(infos.pop(0))     # an interrupted compaction: finish it
+        if not acks_trusted and infos and infos[0].header.last_seq_before > 0:
+            state.ack_range(1, infos[0].header.last_seq_before)    # those records are gone: nothing to deliver
         if infos and infos[0].header.last_seq_before > state.watermark:
             plan.missing = (state.watermark + 1, infos[0].header.last_seq_before)
         if infos:
@@ -281,19 +304,19 @@ class Wal:
             self._unsynced = 0
             self._jump(next_seq)
         else:
-            self._next_seq = self._highest_known(state) + 1
+            self._next_seq = state.highest + 1
             self._jump(next_seq)
             self._activate_new_segment(prewrite=True)   # a new log: nothing to compete with yet
         self._opened_offset = self._offset
         try:
-            seqhwm.store(self._acks_store.env, self._next_seq + seqhwm.BLOCK)
+            seqhwm.store(self._store().env, self._next_seq + seqhwm.BLOCK)
             self._seq_reserved = self._next_seq + seqhwm.BLOCK
         except WalError as exc:     # readable anyway; the first append retries (and fails clearly until then)
             self._seq_reserved = self._next_seq
             report.messages.append(str(exc))
-        if report.lost_records or report.torn_records or report.quarantined or report.skipped_seqs:
+        if report.lost_records or report.torn_records or report.quarantined or report.skipped_seqs or not acks_trusted:
             try:
-                self._acks_store.flush(state, durable=True)
+                self._store().flush(state, durable=True)
             except (WalError, lmdb.Error) as exc:    # e.g. a full disk: the next open finds the same again
                 report.messages.append(f"cannot record what recovery found in {CHECKPOINT_DIR}/: {exc}")
         report.segments = len(self._segments)
@@ -417,13 +440,10 @@ class Wal:
         if plan.unreadable or plan.compacted or plan.damaged_spares:
             seglib.fsync_dir(self.path)
 
-    def _highest_known(self, state: AckState) -> int:
-        return max([state.watermark, *state.above])
-
     def _next_seq_after(self, plan: _Plan) -> int:
         """The first seq this session may issue: above every seq ever issued (see :mod:`orgloop.wal.seqhwm`)."""
         recovered = plan.tail.next_seq if plan.tail is not None else 1
-        nxt = max(recovered, self._highest_known(self.acks) + 1)
+        nxt = max(recovered, self.acks.highest + 1)
         if plan.hwm is not None:
             reserved, _clean = plan.hwm
             nxt = max(nxt, reserved if reserved >= 0 else recovered + seqhwm.BLOCK)
@@ -475,6 +495,34 @@ class Wal:
             self._report.messages.append(f"damaged header of {path.name} ({why}): {what}; the header bytes are in "
                                          f"{QUARANTINE_DIR}/{copy.name}")
 
+    def _load_acks(self, report: RecoveryReport) -> tuple[AckState, bool]:
+        """Open the ack store and load its state; returns ``(state, trusted)``.
+
+        A damaged store is moved to ``quarantine/`` and rebuilt conservatively: every record still in
+        the log counts as unacknowledged, so events are delivered again, never lost.
+        """
+        cp = self.path / CHECKPOINT_DIR
+        interval, batch = self._ack_flush
+        try:
+            self._acks_store = AckStore(cp, flush_interval=interval, flush_batch=batch)
+            state = self._acks_store.load()
+            return (state, True) if state is not None else (AckState(), False)
+        except AckStoreDamaged as exc:
+            if self._acks_store is not None:
+                self._acks_store.close(None)
+                self._acks_store = None
+            qdir = self.path / QUARANTINE_DIR
+            qdir.mkdir(exist_ok=True)
+            target = qdir / f"{CHECKPOINT_DIR}-{time.time_ns()}"
+            os.replace(cp, target)
+            seglib.fsync_dir(self.path)
+            msg = (f"{exc}; moved it to {QUARANTINE_DIR}/{target.name} and started a new one: every record still "
+                   f"in the log counts as unacknowledged and will be delivered again")
+            report.messages.append(msg)
+            report.acks_rebuilt = True
+            self._acks_store = AckStore(cp, flush_interval=interval, flush_batch=batch)
+            return AckState(), False
+
     def _quarantine_file(self, path: Path, reason: str, report: RecoveryReport) -> None:
         qdir = self.path / QUARANTINE_DIR
         qdir.mkdir(exist_ok=True)
@@ -485,9 +533,10 @@ class Wal:
                                f"(no record of it could be read)")
 
     # ------------------------------------------------------------------ reading segments
-    def _walk(self, seg: SegmentInfo, end: int, *, collect: bool):
+    def _walk(self, seg: SegmentInfo, end: int, *, collect: bool, chunk: int = READ_CHUNK):
         """Runs of valid frames of ``seg`` (see :func:`orgloop.wal.reader.walk_segment`), recording damage."""
-        return walk_segment(self._core, seg, end, collect=collect, at_open=False, on_damage=self._on_damage)
+        return walk_segment(self._core, seg, end, collect=collect, at_open=False, on_damage=self._on_damage,
+                            chunk=chunk)
 
     def _on_damage(self, d: Damage, durable: bool = True) -> None:
         """Record damage found by a walk. After open every byte before the append offset is durable."""
@@ -539,7 +588,7 @@ class Wal:
             report.messages.append(msg)
             if hasattr(self, "_committer"):
                 log.error("%s: %s", self.path, msg)
-                self._acks_store.flush(state, durable=True)
+                self._store().flush(state, durable=True)
 
     # ------------------------------------------------------------------ segments
     def _activate_new_segment(self, prewrite: bool = False) -> None:
@@ -658,7 +707,7 @@ class Wal:
         dropped = self.acks.unacked_in(seg.first_seq, seg.last_seq or seg.first_seq)
         self.acks.ack_range(seg.first_seq, seg.last_seq or seg.first_seq)
         self.counters["dropped_records"] += dropped
-        self._acks_store.flush(self.acks, durable=True)
+        self._store().flush(self.acks, durable=True)
         seg.path.unlink(missing_ok=True)
         seglib.fsync_dir(self.path)
         log.error("%s: byte cap reached; dropped segment %s with %d unacknowledged records (full_policy=drop_oldest)",
@@ -676,9 +725,20 @@ class Wal:
     def append_many(self, records: Sequence[bytes]) -> range:
         """Append records in order; returns their sequence numbers once durable under the sync policy.
 
-        If the byte cap or a disk error stops a batch part-way, the exception's ``appended`` attribute
-        holds the sequence numbers that were appended (and made durable) before it.
+        In a JSONL log each record must be one UTF-8 JSON value on one line (``ValueError`` otherwise,
+        and nothing of the batch is appended). If the byte cap or a disk error stops a batch part-way,
+        the exception's ``appended`` attribute holds the sequence numbers that were appended (and made
+        durable) before it.
         """
+        if self._enc == ENC_JSONL:
+            self._check_open()
+            for i, r in enumerate(records):
+                why = json_record_error(bytes(r)) if isinstance(r, (bytes, bytearray, memoryview)) else None
+                if why:
+                    raise ValueError(f"JSONL records must be one UTF-8 JSON value: record {i} {why}")
+        return self._append(records)
+
+    def _append(self, records: Sequence[bytes]) -> range:
         n = len(records)
         with self._lock:
             self._check_open()
@@ -726,7 +786,7 @@ class Wal:
     def _reserve_seqs(self, upto: int) -> None:
         """Durably reserve seqs below ``upto + BLOCK`` before issuing any of them (one LMDB commit per block)."""
         reserved = upto + seqhwm.BLOCK
-        seqhwm.store(self._acks_store.env, reserved)
+        seqhwm.store(self._store().env, reserved)
         self._seq_reserved = reserved
 
     def _finish(self, last: int) -> None:
@@ -737,24 +797,20 @@ class Wal:
 
     def append_event(self, event: Any) -> int:
         """Encode one event (msgpack or JSON, as the log's encoding) and append it."""
-        return self.append_many(self.encode_events([event]))[0]
+        return self._append(self.encode_events([event]))[0]
 
     def append_events(self, events: Iterable[Any]) -> range:
         """Encode events and append them in one batch."""
-        return self.append_many(self.encode_events(events))
+        return self._append(self.encode_events(events))
 
     def encode_events(self, events: Iterable[Any]) -> list[bytes]:
         if self._enc == ENC_JSONL:
-            from orgloop.wal.codec import encode_json_many
-
             return encode_json_many(events)
         pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
         return [pack(e) for e in events]
 
     def decode_records(self, records: list[bytes]) -> list[Any]:
         if self._enc == ENC_JSONL:
-            from orgloop.wal.codec import decode_json_many
-
             return decode_json_many(records)
         unpackb = msgpack.unpackb
         return [unpackb(r) for r in records]
@@ -777,30 +833,42 @@ class Wal:
             raise ValueError(f"cannot ack seq {seq}: the log holds seqs 1..{self._next_seq - 1}")
 
     def ack(self, seq: int) -> None:
-        """Mark one record processed. Persisted in batches; compaction frees fully acked segments."""
+        """Mark one record processed. Saved in batches (see ``ack_flush_interval``/``ack_flush_batch``);
+        compaction frees fully acked segments."""
+        self._check_open()
         self._check_seq(seq)
         self.acks.ack(seq)
-        self._acks_store.maybe_flush(self.acks)
+        self._store().note()
 
     def ack_many(self, seqs: Iterable[int]) -> None:
+        """Ack seqs given in any order."""
+        self._check_open()
         seqs = list(seqs)
         if seqs:
             self._check_seq(min(seqs))
             self._check_seq(max(seqs))
             self.acks.ack_many(seqs)
-            self._acks_store.maybe_flush(self.acks)
+            self._store().note()
 
     def ack_range(self, lo: int, hi: int) -> None:
         """Ack every seq in ``[lo, hi]``."""
+        self._check_open()
         if hi >= lo:
             self._check_seq(lo)
             self._check_seq(hi)
             self.acks.ack_range(lo, hi)
-            self._acks_store.maybe_flush(self.acks)
+            self._store().note()
 
     def flush_acks(self) -> None:
-        """Persist the ack state now (it is otherwise committed at most every ``ack_flush_interval``)."""
-        self._acks_store.flush(self.acks, durable=True)
+        """Save the ack state durably now (it is otherwise saved by a background thread at most
+        ``ack_flush_interval`` after the first unsaved ack, or once ``ack_flush_batch`` acks wait)."""
+        self._check_open()
+        self._store().flush(self.acks, durable=True)
+
+    def _store(self) -> AckStore:
+        store = self._acks_store
+        assert store is not None
+        return store
 
     def compact(self) -> int:
         """Remove (or keep for recycling) sealed segments whose every record is acked; returns how many."""
@@ -813,7 +881,7 @@ class Wal:
         done = [s for s in self._segments[:-1] if s.last_seq is not None and s.last_seq <= w]
         if not done:
             return 0
-        self._acks_store.flush(self.acks, durable=True)   # checkpoint first, delete after
+        self._store().flush(self.acks, durable=True)   # checkpoint first, delete after
         self._fault("after_checkpoint")
         del self._segments[: len(done)]
         for seg in done:
@@ -829,10 +897,11 @@ class Wal:
 
     # ------------------------------------------------------------------ reading
     def replay(self, from_seq: int | None = None, *, unacked_only: bool = True,
-               decode: bool = False) -> Iterator[ReplayBatch]:
+               decode: bool = False, read_chunk: int = READ_CHUNK) -> Iterator[ReplayBatch]:
         """Stream records in order as batches, from ``from_seq`` (default: the oldest kept record).
 
         With ``unacked_only`` acked records are skipped. With ``decode`` records are decoded events.
+        ``read_chunk`` bounds the bytes read (and the records in one batch) at a time.
         Records appended after the call started are not included (use :meth:`follow`).
         """
         with self._lock:
@@ -851,7 +920,7 @@ class Wal:
             is_tail = idx == len(segs) - 1 and seg is self._segments[-1] and seg.last_seq is None
             view = SegmentInfo(seg.id, seg.path, seg.header, last if not is_tail else None)
             end = tail_offset if is_tail else seg.header.capacity
-            for first, records in self._walk(view, end, collect=True):
+            for first, records in self._walk(view, end, collect=True, chunk=read_chunk):
                 n = len(records)
                 if first + n <= start:
                     continue
@@ -863,11 +932,11 @@ class Wal:
                 if not records:
                     continue
                 seqs: Sequence[int] = range(first, first + len(records))
-                if unacked_only and (self.acks.above or first <= self.acks.watermark):
-                    keep = [k for k, s in enumerate(seqs) if not self.acks.is_acked(s)]
-                    if len(keep) != len(records):
-                        seqs = [seqs[k] for k in keep]
-                        records = [records[k] for k in keep]
+                if unacked_only and (self.acks.held or first <= self.acks.watermark):
+                    runs = self.acks.unacked_runs(first, first + len(records) - 1)
+                    if runs != [(first, first + len(records) - 1)]:
+                        seqs = [s for lo, hi in runs for s in range(lo, hi + 1)]
+                        records = [r for lo, hi in runs for r in records[lo - first: hi - first + 1]]
                 if records:
                     yield ReplayBatch(seqs, self.decode_records(records) if decode else records)
 
@@ -933,44 +1002,56 @@ class Wal:
                 "acked_watermark": self.acks.watermark, "unacked": self.acks.unacked_in(first, last),
                 "lost_records": self.acks.lost, "torn_records": self.recovery.torn_records,
                 "quarantined_segments": len(self.acks.quarantined),
-                "ack_commits": self._acks_store.commits, "ack_commit_seconds": self._acks_store.commit_seconds,
+                "acked_above_watermark": self.acks.held, "ack_ranges": self.acks.range_count,
+                "ack_commits": self._store().commits, "ack_commit_seconds": self._store().commit_seconds,
+                "ack_save_error": str(self._store().error) if self._store().error else None,
                 "failed": self._committer.failed, **self.counters, **self._committer.stats(),
             }
 
     def close(self) -> None:
-        """Make everything durable, persist acks, and release the directory."""
+        """Make everything durable, save the acks, and release the directory.
+
+        Every step runs even if an earlier one fails (a full disk, say): the directory's lock is always
+        released, so the log can be opened again. The first failure is raised afterwards as a WalError.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            clean = False
-            try:
-                self._committer.stop_syncer()
-                if not self._committer.failed:
-                    self._committer.commit(self._next_seq - 1, True)
-                    self._close_mark()
-                    clean = True
-            finally:
-                if self._preparer is not None:
-                    self._cancel_prewrite.set()
-                    self._preparer.join()
-                os.close(self._fd)
+            errors: list[BaseException] = []
+
+            def step(fn: Callable[[], object]) -> None:
                 try:
-                    self._acks_store.flush(self.acks, durable=True)
-                    if clean:       # exact: the next open skips nothing
-                        self._store_clean_mark()
-                except lmdb.Error as exc:
-                    raise WalError(f"closing WAL {self.path}: cannot record the last acks in {CHECKPOINT_DIR}/ "
-                                   f"({exc}); they will be delivered again") from exc
-                finally:
-                    self._acks_store.close()
-                    self._release_lock()
+                    fn()
+                except Exception as exc:   # noqa: BLE001  (collected, raised below)
+                    errors.append(exc)
+
+            step(self._committer.stop_syncer)
+            if not self._committer.failed:
+                step(lambda: self._committer.commit(self._next_seq - 1, True))
+                if not errors:
+                    step(self._close_mark)
+            clean = not errors and not self._committer.failed
+            if self._preparer is not None:
+                self._cancel_prewrite.set()
+                step(self._preparer.join)
+            step(lambda: os.close(self._fd))
+            if clean:
+                self._store_clean_mark()
+            step(lambda: self._store().close(self.acks))
+            step(self._release_lock)
         with self._follow_cv:
             self._follow_cv.notify_all()
+        if errors:
+            first = errors[0]
+            if isinstance(first, WalError):
+                raise first
+            raise WalError(f"closing the WAL in {self.path} failed: {first}; the directory was released "
+                           f"and can be opened again") from first
 
     def _store_clean_mark(self) -> None:
         try:
-            seqhwm.store(self._acks_store.env, self._next_seq, clean=True)
+            seqhwm.store(self._store().env, self._next_seq, clean=True)
         except WalError as exc:      # the next open treats this close as a crash: it skips seqs, safely
             log.warning("%s: %s", self.path, exc)
 
