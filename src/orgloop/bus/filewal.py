@@ -7,16 +7,38 @@ events that were published but not acked before a crash or restart are redeliver
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Literal, Sequence
+
+from pydantic import Field
 
 from orgloop.bus.base import BusBase
+from orgloop.plugins import Duration, PluginConfig, Size
 from orgloop.wal import Wal
 
-__all__ = ["FileWalBus"]
+__all__ = ["FileWalBus", "FileWalOptions"]
+
+
+class FileWalOptions(PluginConfig):
+    """``runtime.bus_options`` of the ``filewal`` bus (the WAL's settings; see docs/wal-format.md)."""
+
+    path: Path | None = Field(None, description="the WAL directory (default: <data dir>/wal)")
+    max_inflight: int = Field(100_000, ge=1, description="events handed to dispatch and not yet acked")
+    compact_every: int = Field(50_000, ge=1, description="compact the ack index after this many acks")
+    encoding: Literal["msgpack", "jsonl"] | None = None
+    sync: Literal["always", "interval", "none"] = "always"
+    sync_interval_ms: float = Field(10.0, gt=0)
+    segment_size: Size = 64 << 20
+    max_segment_age: Duration | None = None
+    max_bytes: Size | None = None
+    full_policy: Literal["error", "drop_oldest"] = "error"
+    sync_window: Size = 8 << 20
+    ack_flush_interval: float = Field(0.1, gt=0, description="seconds between ack commits")
+    implementation: Literal["compiled", "pure"] | None = None
 
 
 class FileWalBus(BusBase):
     durable = True
+    config_model = FileWalOptions
 
     def __init__(self, path: str | Path, *, max_inflight: int = 100_000, compact_every: int = 50_000,
                  **wal_options: Any) -> None:

@@ -5,15 +5,25 @@ import itertools
 import threading
 from typing import Any, Iterator, Sequence
 
-from orgloop.bus.base import BusBase
+from pydantic import Field
 
-__all__ = ["InMemoryBus"]
+from orgloop.bus.base import BusBase
+from orgloop.plugins import PluginConfig
+
+__all__ = ["InMemoryBus", "MemoryBusOptions"]
+
+
+class MemoryBusOptions(PluginConfig):
+    """``runtime.bus_options`` of the ``memory`` bus."""
+
+    max_inflight: int = Field(100_000, ge=1, description="events handed to dispatch and not yet acked")
 
 
 class InMemoryBus(BusBase):
     """Events live in a dict until acked; ``publish`` returns at once (no durability)."""
 
     durable = False
+    config_model = MemoryBusOptions
 
     def __init__(self, max_inflight: int = 100_000) -> None:
         super().__init__(max_inflight)
