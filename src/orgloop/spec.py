@@ -104,5 +104,7 @@ class RuntimeSpec:
     bus_options: dict[str, Any] = field(default_factory=dict)
     checkpoint: dict[str, Any] | None = None  # {store: lmdb|file|memory, dir}
     control_port: int | None = None           # HTTP control endpoint on 127.0.0.1 (off when None)
+    ingress_port: int | None = None           # webhook listener; None: ORGLOOP_PORT or 4800 (0: any free port)
+    ingress_host: str = "127.0.0.1"
     workspace: str = "default"
     name: str = "orgloop"

@@ -74,6 +74,10 @@ class RuntimeSettings(_Model):
     data_dir: str | None = Field(None, description="each workspace keeps its data in <data_dir>/<workspace>; "
                                                    "default $ORGLOOP_HOME/data/<project>/<workspace>")
     control_port: int | None = Field(None, ge=1, le=65535, description="HTTP control endpoint on 127.0.0.1")
+    ingress_port: int | None = Field(None, ge=1, le=65535, description="webhook listener port (default 4800; "
+                                                                       "ORGLOOP_PORT wins when set)")
+    ingress_host: str = Field("127.0.0.1", description="webhook listener address; beyond loopback every "
+                                                       "webhook source needs a secret")
 
 
 class Poll(_Model):
