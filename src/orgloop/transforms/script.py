@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from orgloop.connectors.command import json_values, run_program
+from orgloop.connectors.command import json_values
+from orgloop.connectors.process import run_program
 from orgloop.event import EventError, validate_event
 from orgloop.plugins import PluginConfig
 from orgloop.transforms import TransformContext, TransformError
