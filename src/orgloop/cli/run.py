@@ -99,9 +99,11 @@ def _run(project: Project, spec: Any, desired: State, run_for: float | None) -> 
     try:
         write_applied(project.data_dir, desired, project=project.name, workspace=project.workspace)
         write_instance(project.data_dir, Instance(pid, port, time.time(), str(project.data_dir / LOG_FILE)))
+        hooks = runtime.ingress_port
         click.echo(f"orgloop is running: pid {pid}, control endpoint http://127.0.0.1:{port}, "
-                   f"data in {project.data_dir}" + (f", stopping after {run_for:g}s" if run_for else
-                                                   " (Ctrl-C to stop)"))
+                   + (f"webhooks at http://{spec.ingress_host}:{hooks}/webhook/<source-id>, " if hooks else "")
+                   + f"data in {project.data_dir}" + (f", stopping after {run_for:g}s" if run_for else
+                                                     " (Ctrl-C to stop)"))
         runtime.run_until_signal(timeout=run_for)
     finally:
         runtime.stop()
