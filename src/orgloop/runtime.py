@@ -6,7 +6,7 @@
         ^ checkpoint after durable                          | index match, transforms
                                                             v
                                        ActorLane queues --> delivery workers --> actor.deliver
-                                                            | done -> AckTracker -> bus.ack_many
+                                                            | each done -> AckTracker -> bus.ack_many
 
 Use it as a library (``Runtime(spec).start()`` ... ``stop()``) or through ``orgloop start``.
 """
@@ -19,7 +19,7 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orgloop import plugins
 from orgloop.bus import open_bus
@@ -28,6 +28,9 @@ from orgloop.event import EventError, check_encodable
 from orgloop.router.acks import AckTracker
 from orgloop.router.router import CompiledRoute, Router
 from orgloop.spec import ActorSpec, RouteSpec, RuntimeSpec, SourceSpec, TransformSpec
+
+if TYPE_CHECKING:
+    from orgloop.delivery.dlq import DeadLetterStore
 
 __all__ = ["Runtime", "make_transform"]
 
@@ -59,6 +62,7 @@ class Runtime:
         self.events_published = 0
         self.source_errors = 0
         self._memory_dead_letters: list[dict[str, Any]] = []
+        self.dlq: DeadLetterStore | None = None
         self.applied_state: dict[str, Any] | None = None   # the plan state this runtime runs (orgloop start)
 
     # ------------------------------------------------------------------ wiring
@@ -88,10 +92,34 @@ class Runtime:
         return DeadLetterStore(path)
 
     def _dead_letter(self, entries: list[dict[str, Any]]) -> None:
-        if self.dlq is not None:
-            self.dlq.add_many(entries)
-        else:
+        """Store dead letters durably; raises if they cannot be written (the lane retries, health is red).
+        A store whose log failed refuses writes until reopened, so it is reopened first."""
+        if self.dlq is None:
             self._memory_dead_letters.extend(entries)
+            return
+        with self._dlq_lock:
+            if self.dlq.wal.failed:
+                self._reopen_dead_letters()
+            self.dlq.add_many(entries)
+
+    def _reopen_dead_letters(self) -> None:
+        from orgloop.delivery.dlq import DeadLetterStore
+
+        assert self.dlq is not None
+        path = self.dlq.path
+        try:
+            self.dlq.close()
+        except Exception as exc:   # it failed already; what matters is opening it again
+            log.debug("closing the failed dead-letter store: %s", exc)
+        self.dlq = DeadLetterStore(path)
+
+    def replay_dead_letters(self, ids: list[int] | None = None) -> int:
+        """Replay dead letters (all, or ``ids``) on the running pipeline: each goes to its route only, as it
+        was recorded (no transforms). For the control socket; returns how many were replayed."""
+        if self.dlq is None:
+            raise RuntimeError("this runtime has no data directory, so no dead-letter store")
+        with self._dlq_lock:
+            return self.dlq.replay(self.bus.publish_many, ids)
 
     def _make_transforms(self) -> dict[str, tuple[Any, str]]:
         return {t.name: self._make_transform(t) for t in self.spec.transforms}
@@ -99,12 +127,19 @@ class Runtime:
     def _make_transform(self, t: TransformSpec) -> tuple[Any, str]:
         return make_transform(t, self.spec.base_dir, self._data("state", "transforms", t.name)), t.on_error
 
-    def _make_lane(self, a: ActorSpec, depth: int, policy: str) -> ActorLane:
+    def _queue_policy(self, policy: str | None) -> str:
+        """A route's queue policy; unset means ``block`` on a durable bus (the log is the buffer) and
+        ``drop_oldest`` on the memory bus."""
+        return policy or ("block" if self.bus.durable else "drop_oldest")
+
+    def _make_lane(self, a: ActorSpec, depth: int, policy: str | None) -> ActorLane:
         actor = plugins.create("actors", a.connector, a.id, a.config, base_dir=self.spec.base_dir)
         self.actors[a.id] = actor
-        lane = self.lanes[a.id] = ActorLane(a.id, actor, depth=depth, policy=policy, concurrency=a.concurrency,
-                                            tracker=self.tracker, dead_letter=self._dead_letter, emit=self.emit,
+        lane = self.lanes[a.id] = ActorLane(a.id, actor, depth=depth, policy=self._queue_policy(policy),
+                                            concurrency=a.concurrency, tracker=self.tracker,
+                                            dead_letter=self._dead_letter, emit=self.emit,
                                             publish=partial(self.bus.publish_many, wait=False))
+        lane.on_room = self.bus.credit_available
         return lane
 
     def _compile_route(self, r: RouteSpec) -> CompiledRoute:
@@ -137,24 +172,25 @@ class Runtime:
                                                     data_dir=spec.data_dir)
         self.bus = self._open_bus()
         self.dlq = self._open_dead_letters()
+        self._dlq_lock = threading.Lock()
         self.tracker = AckTracker(self.bus.ack_many)
         self.transforms = self._make_transforms()
         depth: dict[str, int] = {}
-        policy: dict[str, str] = {}
+        policy: dict[str, str | None] = {}
         for r in spec.routes:
             depth[r.actor] = max(depth.get(r.actor, 0), r.delivery.queue_depth)
             policy.setdefault(r.actor, r.delivery.queue_policy)
         self.actors: dict[str, Any] = {}
         self.lanes: dict[str, ActorLane] = {}
         for a in spec.actors:
-            self._make_lane(a, depth.get(a.id, 1000), policy.get(a.id, "drop_oldest"))
-        self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit)
+            self._make_lane(a, depth.get(a.id, 1000), policy.get(a.id))
+        self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit, self._dead_letter)
         if self.hub:
             self.hub.start()
             self.hub.emit([{"phase": "runtime.start", "metadata": {"routes": len(spec.routes), "bus": spec.bus}}])
         for lane in self.lanes.values():
             lane.start()
-        self._subscription = self.bus.subscribe(None, self.router.handle)
+        self._subscription = self.bus.subscribe(None, self.router.handle, credit=self.router.credit)
         for s in spec.sources:
             self._start_source(s)
         self._flusher = threading.Thread(target=self._flush_loop, name="orgloop-ack-flusher", daemon=True)
@@ -255,11 +291,11 @@ class Runtime:
         return kept if len(kept) < len(events) else None
 
     def _flush_loop(self) -> None:
-        """Every 50 ms: ack what is finished, report backpressure, persist checkpoints and transform state."""
+        """Every 50 ms: restart dead workers, report backpressure, persist checkpoints and transform state."""
         committers = [inst.commit for inst, _p in self.transforms.values() if hasattr(inst, "commit")]
         while not self._stop.wait(0.05):
-            self.tracker.flush()
-            for lane in self.lanes.values():
+            for lane in list(self.lanes.values()):
+                lane.supervise()
                 lane.report_backpressure()
             try:
                 self.checkpoints.flush()
@@ -294,8 +330,8 @@ class Runtime:
         gone = set(remove)
         self.spec.sources = [s for s in self.spec.sources if s.id not in gone] + list(add)
 
-    def add_actor(self, a: ActorSpec, depth: int = 1000, policy: str = "drop_oldest") -> None:
-        """Start the lane of a new actor (before routes to it are added)."""
+    def add_actor(self, a: ActorSpec, depth: int = 1000, policy: str | None = None) -> None:
+        """Start the lane of a new actor (before routes to it are added); ``policy`` None: the bus's default."""
         self._make_lane(a, depth, policy).start()
         self.spec.actors.append(a)
 
@@ -345,6 +381,8 @@ class Runtime:
                     problems.append(f"route {route}: circuit breaker {pol.breaker.state}")
         if self.dlq is not None and self.dlq.wal.failed:
             problems.append(f"dead letters: {self.dlq.wal.failed}")
+        for lane in list(self.lanes.values()):
+            problems.extend(lane.problems())
         return not problems, problems
 
     def status(self) -> dict[str, Any]:
@@ -397,7 +435,6 @@ class Runtime:
                 # Past the drain deadline: end what still runs (no orphans); it stays unacked.
                 lane.actor.interrupt()
                 lane.stop(timeout=2.0)
-        self.tracker.flush()
         if self._control is not None:
             self._control.stop()
         self.bus.close()

@@ -92,7 +92,7 @@ def test_start_on_a_running_runtime_reconciles_routes_actors_sources_without_a_r
     (("transforms/transforms.yaml", "window: 10m", "window: 20m"), "transform once changed"),
     (("connectors/connectors.yaml", "include_prompt: true", "include_prompt: false"), "actor inbox changed"),
     (("routes/heartbeat.yaml", "queue_depth: 1000", "queue_depth: 50"),
-     "actor inbox: its queue would change from 1000 events (drop_oldest) to 50 (drop_oldest)"),
+     "actor inbox: its queue would change from 1000 events (default) to 50 (default)"),
 ])
 def test_changes_that_need_a_restart_are_refused_and_nothing_is_applied(demo, cli, live, change, reason):
     routes_before = dict(live.router.routes)
@@ -196,7 +196,7 @@ def test_a_first_route_to_an_idle_actor_that_needs_a_bigger_queue_is_refused(dem
         "      source: heartbeat\n    then:\n      actor: idle\n      delivery: {queue_depth: 5000}\n")
     r = cli("start", "-p", demo)
     assert r.exit_code == 1
-    assert "actor idle: its queue would change from 1000 events (drop_oldest) to 5000 (drop_oldest)" in r.stderr
+    assert "actor idle: its queue would change from 1000 events (default) to 5000 (default)" in r.stderr
 
 
 def test_logs_follow_prints_entries_appended_later(demo, home):
