@@ -19,7 +19,7 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from orgloop import plugins
 from orgloop.bus import open_bus
@@ -454,19 +454,36 @@ class Runtime:
             self.hub.close()
         log.info("runtime stopped")
 
-    def run_until_signal(self, drain_timeout: float = 5.0, timeout: float | None = None) -> None:
-        """Block until SIGINT/SIGTERM (or ``timeout`` seconds), then stop cleanly; a second signal exits at once."""
-        got = threading.Event()
+    def run_until_signal(self, drain_timeout: float = 5.0, timeout: float | None = None,
+                         on_reload: Callable[[], None] | None = None) -> None:
+        """Block until SIGINT/SIGTERM (or ``timeout`` seconds), then stop cleanly; a second signal exits at once.
+
+        SIGHUP calls ``on_reload`` in this thread (not in the signal handler), as often as it arrives; an
+        exception from it is logged and the runtime keeps running. Without ``on_reload``, SIGHUP stops
+        cleanly like SIGTERM (it never kills the process with its files left behind)."""
+        stopping, reload, wake = threading.Event(), threading.Event(), threading.Event()
         deadline = None if timeout is None else time.monotonic() + timeout
 
         def handler(signum, frame):
-            if got.is_set():
+            if signum == signal.SIGHUP and on_reload is not None:
+                reload.set()
+            elif stopping.is_set():
                 os._exit(130)
-            got.set()
+            else:
+                stopping.set()
+            wake.set()
 
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
-            while not got.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))):
+            while not stopping.is_set():
+                wake.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
+                wake.clear()
+                if reload.is_set() and not stopping.is_set() and on_reload is not None:
+                    reload.clear()
+                    try:
+                        on_reload()
+                    except Exception:
+                        log.exception("reload failed; the previous configuration keeps running")
                 if deadline is not None and time.monotonic() >= deadline:
                     break
             self.stop(drain_timeout)
