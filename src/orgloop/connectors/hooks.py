@@ -53,6 +53,7 @@ def session_phase(body: dict[str, Any]) -> tuple[str, str]:
 
 class CodingAgentSource(PushSourceBase):
     config_model = CodingAgentConfig
+    signed_by_sender = False          # the `orgloop hook` bridge posts unsigned, on loopback
     config: CodingAgentConfig
 
     def __init__(self, source_id: str, config: dict[str, Any], *, base_dir: Path) -> None:
