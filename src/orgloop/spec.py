@@ -103,6 +103,7 @@ class RuntimeSpec:
     bus: str = "filewal"                      # one line of config: memory | filewal | …
     bus_options: dict[str, Any] = field(default_factory=dict)
     checkpoint: dict[str, Any] | None = None  # {store: lmdb|file|memory, dir}
-    control_port: int | None = None           # HTTP control endpoint on 127.0.0.1 (off when None)
+    control_port: int | None = None           # read-only HTTP endpoint on 127.0.0.1 (off when None; 0 = any port)
+    control_socket: Path | None = None        # the owner's control socket (off when None; needs data_dir)
     workspace: str = "default"
     name: str = "orgloop"

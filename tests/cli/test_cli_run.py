@@ -13,6 +13,7 @@ import pytest
 
 from orgloop.config.loader import load_project
 from orgloop.config.resolve import to_runtime_spec
+from orgloop.control.paths import socket_path
 from orgloop.instance import INFO_FILE, PID_FILE, Instance, write_instance
 from orgloop.plan import desired_state
 from orgloop.runtime import Runtime
@@ -24,10 +25,10 @@ def live(demo, home):
     """The demo's runtime started as `orgloop start` would, in this process."""
     project = load_project(demo)
     spec = to_runtime_spec(project)
-    spec.control_port = 0
+    spec.control_socket = socket_path(project.data_dir)
     rt = Runtime(spec).start()
     rt.applied_state = desired_state(project)
-    write_instance(project.data_dir, Instance(os.getpid(), rt.control_port, time.time()))
+    write_instance(project.data_dir, Instance(os.getpid(), str(rt.control_socket), time.time()))
     yield rt
     rt.stop()
 
@@ -239,7 +240,7 @@ def _fake_runtime(home, ignore_term: bool) -> subprocess.Popen:
             + "print('ready', flush=True)\ntime.sleep(120)\n")
     child = subprocess.Popen([sys.executable, "-c", code, "orgloop-fake-runtime"], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "ready"          # its signal handling is in place
-    write_instance(home / "data" / "demo" / "default", Instance(child.pid, 9, time.time()))
+    write_instance(home / "data" / "demo" / "default", Instance(child.pid, str(home / "no-such.sock"), time.time()))
     return child
 
 

@@ -73,7 +73,7 @@ class RuntimeSettings(_Model):
     bus_options: dict[str, Any] = Field(default_factory=dict)
     data_dir: str | None = Field(None, description="each workspace keeps its data in <data_dir>/<workspace>; "
                                                    "default $ORGLOOP_HOME/data/<project>/<workspace>")
-    control_port: int | None = Field(None, ge=1, le=65535, description="HTTP control endpoint on 127.0.0.1")
+    control_port: int | None = Field(None, ge=1, le=65535, description="read-only HTTP endpoint on 127.0.0.1 (/healthz, /metrics, /status)")
 
 
 class ProjectFile(_Model):
