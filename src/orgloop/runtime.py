@@ -58,6 +58,8 @@ class Runtime:
         self._wake = threading.Event()       # set by a signal or a stop request (POST /stop)
         self._waiting_for_stop = False       # run_until_signal is running: a stop request can be honoured
         self.source_events: dict[str, int] = {}
+        self._ingress: Any = None   # the shared webhook listener, once a push source is mounted
+        self._push_sources: dict[str, Any] = {}
         self.started_at: float | None = None
         self.events_published = 0
         self.source_errors = 0
@@ -208,11 +210,32 @@ class Runtime:
     # ------------------------------------------------------------------ sources
     def _start_source(self, s: SourceSpec) -> None:
         source = plugins.load("sources", s.connector)(s.id, s.config, base_dir=self.spec.base_dir)
+        if getattr(source, "push", False):     # webhook-style: mounted on the shared ingress listener
+            self._ingress_listener().mount(source)
+            self._push_sources[s.id] = source
+            return
         stop = threading.Event()
         t = threading.Thread(target=self._source_loop, args=(s, source, stop), name=f"orgloop-source-{s.id}",
                              daemon=True)
         self._source_threads[s.id] = (t, stop, source)
         t.start()
+
+    def _ingress_listener(self) -> Any:
+        if self._ingress is None:
+            from orgloop.connectors.ingress import Ingress, ingress_address
+
+            host, port = ingress_address(self.spec.ingress_host, self.spec.ingress_port)
+            self._ingress = Ingress(self._publish_pushed, host=host, port=port).start()
+        return self._ingress
+
+    def _publish_pushed(self, source_id: str, events: list[dict[str, Any]]) -> None:
+        """Called on an ingress request thread: returns once the events are durable (then the sender gets 200)."""
+        self.bus.publish_many(events)
+        self.events_published += len(events)
+        self.source_events[source_id] = self.source_events.get(source_id, 0) + len(events)
+        if self.emit:
+            self.emit([{"phase": "source.emit", "source": source_id, "event_id": e.get("id"),
+                        "trace_id": e.get("trace_id"), "event_type": e.get("type")} for e in events])
 
     def _source_loop(self, s: SourceSpec, source: Any, stop: threading.Event) -> None:
         checkpoint = self.checkpoints.get(s.id)
@@ -275,6 +298,10 @@ class Runtime:
     def apply_sources(self, add: list[SourceSpec], remove: list[str], join_timeout: float = 10.0) -> None:
         """Stop removed sources (their checkpoints are kept) and start added ones; a changed source is in both."""
         for sid in remove:
+            if sid in self._push_sources:
+                self._ingress.unmount(sid)
+                self._push_sources.pop(sid).close()
+                continue
             thread, stop, source = self._source_threads.pop(sid)
             stop.set()
             thread.join(join_timeout)
@@ -313,6 +340,11 @@ class Runtime:
         self.spec.transforms = [t for t in self.spec.transforms if t.name not in gone] + list(add)
 
     # ------------------------------------------------------------------ introspection
+    @property
+    def ingress_port(self) -> int | None:
+        """The port the webhook listener is bound to (None: no push source, so no listener)."""
+        return self._ingress.port if self._ingress is not None else None
+
     @property
     def control_port(self) -> int | None:
         """The port the read-only endpoint listens on (the one picked when the spec asked for port 0)."""
@@ -356,6 +388,7 @@ class Runtime:
                                                                 "acked_watermark", "unacked", "lost_records",
                                                                 "syncs", "failed")},
             "dead_letters": self.dlq.count() if self.dlq is not None else len(self._memory_dead_letters),
+            "ingress": self._ingress.stats() if self._ingress is not None else None,
         }
 
     # ------------------------------------------------------------------ shutdown
@@ -371,6 +404,8 @@ class Runtime:
             stop.set()
         for t, _stop, _src in self._source_threads.values():
             t.join(timeout=max(drain_timeout, 1.0))
+        if self._ingress is not None:
+            self._ingress.stop()             # no new webhook posts; ones being stored finish or get 503
         deadline = time.monotonic() + drain_timeout
         self.bus.drain(timeout=max(0.0, deadline - time.monotonic()))
         while time.monotonic() < deadline and any(len(l.queue) or l.busy for l in self.lanes.values()):
@@ -387,6 +422,8 @@ class Runtime:
         for inst, _policy in self.transforms.values():
             inst.close()
         for _t, _stop, src in self._source_threads.values():
+            src.close()
+        for src in self._push_sources.values():
             src.close()
         for actor in self.actors.values():
             actor.close()

@@ -52,7 +52,7 @@ def test_plugins_are_found_by_package_name_or_bare_name(starter):
     path.write_text(path.read_text().replace("connector: generator", "connector: \"@orgloop/connector-generator\"")
                     .replace("connector: file", "connector: fil"))
     assert problems(starter) == ["connectors/connectors.yaml:16:16: error: no actor plugin 'fil' is installed "
-                                 "(did you mean 'file'?) (installed: command, file)"]
+                                 "(did you mean 'file'?) (installed: command, file, http, openclaw, webhook)"]
 
 
 def test_route_source_patterns(starter):

@@ -36,7 +36,7 @@ def version_cmd() -> None:
 
 def _register() -> None:
     """Attach every command group (one module each)."""
-    from orgloop.cli import demo, dlq, init, inspect, plan, run, schema, validate, wal, workspace
+    from orgloop.cli import demo, dlq, hook, init, inspect, plan, run, schema, validate, wal, workspace
 
     main.add_command(wal.wal)
     main.add_command(demo.demo)
@@ -46,6 +46,7 @@ def _register() -> None:
     main.add_command(schema.schema)
     main.add_command(init.init)
     main.add_command(plan.plan)
+    main.add_command(hook.hook)
     for command in (run.start, run.stop, run.status, run.logs, inspect.test_cmd, inspect.routes, inspect.inspect):
         main.add_command(command)
 

@@ -35,7 +35,8 @@ def to_runtime_spec(project: Project) -> RuntimeSpec:
         # no module_path: checkpoints default to the workspace's data directory, never the shared project dir
         data_dir=project.data_dir, module_path=None, base_dir=project.root,
         bus=settings.runtime.bus, bus_options=dict(settings.runtime.bus_options), checkpoint=_checkpoint(project),
-        control_port=settings.runtime.control_port, workspace=project.workspace, name=project.name)
+        control_port=settings.runtime.control_port, ingress_port=settings.runtime.ingress_port,
+        ingress_host=settings.runtime.ingress_host, workspace=project.workspace, name=project.name)
 
 
 def _checkpoint(project: Project) -> dict[str, Any] | None:

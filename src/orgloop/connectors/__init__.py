@@ -9,6 +9,24 @@ An actor plugin is ``cls(actor_id, config, *, base_dir)`` with
 ``close()``. Events it returns are its follow-ups: the runtime gives each the trace id of the event that
 caused it (:func:`orgloop.event.adopt`; ``source`` defaults to the actor id) and makes them durable on the
 bus before the cause counts as delivered, so a crash cannot lose them.
+
+A **push source** (webhook-style: ``webhook``, ``github-webhook``, ``linear-webhook``, ``claude-code``) is
+not polled. Its class sets ``push = True``; the runtime mounts it on the shared ingress listener
+(:mod:`orgloop.connectors.ingress`) at ``/webhook/<source-id>`` and at its ``path`` (None: no extra
+path). For each POST the listener reads the body (size limit, read deadline), then calls
+``handle(request: PushRequest) -> list[event]``; the source verifies the request (raising
+:class:`~orgloop.connectors.ingress.IngressError` with an HTTP status and a message) and builds the events.
+The listener makes them durable on the bus and only then answers ``200`` with ``answer(events)`` as the JSON
+body. :class:`~orgloop.connectors.ingress.PushSourceBase` does the shared part (HMAC check, ``path``,
+``max_body``); its config model :class:`~orgloop.connectors.ingress.PushConfig` holds ``secret`` as a
+``SecretStr``. Push sources keep no checkpoint: the bus is their buffer.
+
+Every plugin class declares ``config_model`` (a :class:`orgloop.plugins.PluginConfig` subclass) and
+validates its ``config`` with it in its constructor.
+
+A :class:`DeliveryError` may carry hints for the delivery lane: ``retryable=False`` (the target refused
+the event for good, e.g. an HTTP 4xx: no retry, straight to dead letters) and ``retry_after`` (seconds
+the target asked to wait, e.g. HTTP ``Retry-After``: the next retry waits at least that long).
 """
 from __future__ import annotations
 
@@ -17,16 +35,39 @@ from typing import Any, Protocol
 
 from orgloop.errors import OrgloopError
 
-__all__ = ["DeliveryError", "Source", "Actor"]
+__all__ = ["DeliveryError", "Source", "PushSource", "Actor"]
 
 
 class DeliveryError(OrgloopError):
-    """An actor could not take an event; delivery policy (retry, breaker, dead letters) decides next."""
+    """An actor could not take an event; delivery policy (retry, breaker, dead letters) decides next.
+
+    ``retryable=False``: retrying cannot help (the event goes to dead letters at once).
+    ``retry_after``: the target asked for at least this many seconds before the next attempt.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class Source(Protocol):
     def __init__(self, source_id: str, config: dict[str, Any], *, base_dir: Path) -> None: ...
     def poll(self, checkpoint: str | None, max_events: int) -> tuple[list[dict[str, Any]], str | None]: ...
+    def close(self) -> None: ...
+
+
+class PushSource(Protocol):
+    """A source that receives HTTP posts on the shared ingress listener instead of being polled."""
+
+    push: bool            # True
+    id: str
+    path: str | None      # an extra mount path besides /webhook/<id>
+    max_body: int         # bytes; larger bodies are refused with 413 before they are read
+
+    def __init__(self, source_id: str, config: dict[str, Any], *, base_dir: Path) -> None: ...
+    def handle(self, request: Any) -> list[dict[str, Any]]: ...
+    def answer(self, events: list[dict[str, Any]]) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 

@@ -237,7 +237,7 @@ class ActorLane:
                             if out:
                                 self._follow_up(event, out)
                         except Exception as exc:  # the slow path records it, retries, dead-letters
-                            if not self._deliver(seq, event, route, first_error=_describe(exc)):
+                            if not self._deliver(seq, event, route, first_error=exc):
                                 return
                         else:
                             if pol.unsettled:
@@ -256,10 +256,12 @@ class ActorLane:
                 if done:
                     self.tracker.done_many(done)
 
-    def _deliver(self, seq: int, event: dict[str, Any], route: Any, first_error: str | None = None) -> bool:
+    def _deliver(self, seq: int, event: dict[str, Any], route: Any, first_error: Exception | None = None) -> bool:
         """Deliver with rate limit, retries and breaker; dead-letter on give-up. False only when stopping.
 
         ``first_error``: the fast path's attempt already failed with it; continue from the first retry.
+        A :class:`DeliveryError` with ``retryable=False`` is not retried; one with ``retry_after`` makes the
+        next retry wait at least that long (an HTTP target's ``Retry-After``).
         """
         pol = route.policy
         if pol.bucket is not None:
@@ -271,12 +273,12 @@ class ActorLane:
         error = ""
         emit = self.emit
         if first_error is not None:
-            attempt, error = 1, first_error
+            attempt, error = 1, _describe(first_error)
             pol.record_failure()
-            if not pol.retry.should_retry(attempt):
+            if not _retryable(first_error) or not pol.retry.should_retry(attempt):
                 return self._give_up(seq, event, route, pol, error, attempt)
             pol.retried += 1
-            if not self._sleep(pol.retry.delay(attempt)):
+            if not self._sleep(_retry_delay(pol, attempt, first_error)):
                 return False
         while True:
             while not pol.breaker.allow():
@@ -297,10 +299,10 @@ class ActorLane:
                 if emit is not None:
                     emit([_entry("deliver.failure", event, route.name, self.actor_id, error=error, result="failed",
                                  duration_ms=(time.perf_counter() - t0) * 1000, metadata={"attempt": attempt})])
-                if not pol.retry.should_retry(attempt):
+                if not _retryable(exc) or not pol.retry.should_retry(attempt):
                     break
                 pol.retried += 1
-                delay = pol.retry.delay(attempt)
+                delay = _retry_delay(pol, attempt, exc)
                 if emit is not None:
                     emit([_entry("deliver.retry", event, route.name, self.actor_id, result="retrying",
                                  metadata={"attempt": attempt, "next_attempt": attempt + 1,
@@ -344,6 +346,15 @@ class ActorLane:
                     name: {"delivered": p.delivered, "failed": p.failed, "retried": p.retried,
                            "dead_lettered": p.dead_lettered, "breaker": p.breaker.state}
                     for name, p in list(self.policies.items())}}   # a snapshot: reconcile may add routes
+
+
+def _retryable(exc: Exception) -> bool:
+    return getattr(exc, "retryable", True) is not False
+
+
+def _retry_delay(pol: RoutePolicy, attempt: int, exc: Exception) -> float:
+    """The route's backoff, but never shorter than the ``retry_after`` the target asked for."""
+    return max(pol.retry.delay(attempt), getattr(exc, "retry_after", None) or 0.0)
 
 
 def _describe(exc: Exception) -> str:
