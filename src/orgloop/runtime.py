@@ -25,6 +25,7 @@ from orgloop import plugins
 from orgloop.bus import open_bus
 from orgloop.control.tap import TapHub
 from orgloop.delivery.lane import ActorLane
+from orgloop.event import EventError, check_encodable
 from orgloop.router.acks import AckTracker
 from orgloop.router.router import CompiledRoute, Router
 from orgloop.spec import ActorSpec, RouteSpec, RuntimeSpec, SourceSpec, TransformSpec
@@ -256,10 +257,17 @@ class Runtime:
                 try:
                     self.bus.publish_many(events)          # durable before the checkpoint moves
                 except Exception as exc:
-                    log.error("source %s: publishing failed, its checkpoint stays at %r: %s", s.id, checkpoint, exc)
-                    self.source_errors += 1
-                    stop.wait(backoff)
-                    continue
+                    events = self._without_poison(s.id, events)
+                    try:
+                        if events is None:
+                            raise exc
+                        self.bus.publish_many(events)
+                    except Exception as exc2:
+                        log.error("source %s: publishing failed, its checkpoint stays at %r: %s", s.id, checkpoint,
+                                  exc2)
+                        self.source_errors += 1
+                        stop.wait(backoff)
+                        continue
                 self.events_published += len(events)
                 self.source_events[s.id] = self.source_events.get(s.id, 0) + len(events)
                 if self.emit:
@@ -270,6 +278,20 @@ class Runtime:
                 checkpoint = new_cp
             if not events:
                 stop.wait(s.poll_interval)
+
+    def _without_poison(self, source_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """After a failed publish: the events that can be stored, or None when none could not (the failure
+        was elsewhere). Refused events are logged with the reason and counted; the source moves on."""
+        kept = []
+        for event in events:
+            try:
+                check_encodable(event)
+            except EventError as exc:
+                self.source_errors += 1
+                log.warning("source %s: refused event %s: %s", source_id, event.get("id"), exc)
+            else:
+                kept.append(event)
+        return kept if len(kept) < len(events) else None
 
     def _flush_loop(self) -> None:
         """Every 50 ms: ack what is finished, report backpressure, persist checkpoints and transform state."""
@@ -388,6 +410,7 @@ class Runtime:
                                                                 "acked_watermark", "unacked", "lost_records",
                                                                 "syncs", "failed")},
             "dead_letters": self.dlq.count() if self.dlq is not None else len(self._memory_dead_letters),
+            "log_entries_dropped": self.hub.dropped if self.hub else 0,
             "ingress": self._ingress.stats() if self._ingress is not None else None,
         }
 
@@ -414,6 +437,11 @@ class Runtime:
         self._subscription.cancel()           # what the router has not taken stays unacked on the bus
         for lane in self.lanes.values():
             lane.stop(timeout=max(1.0, deadline - time.monotonic()))   # a delivery in progress may finish
+        for lane in self.lanes.values():
+            if lane.running() and hasattr(lane.actor, "interrupt"):
+                # Past the drain deadline: end what still runs (no orphans); it stays unacked.
+                lane.actor.interrupt()
+                lane.stop(timeout=2.0)
         self.tracker.flush()
         self._close_listeners()
         self.bus.close()

@@ -31,7 +31,7 @@ def test_generator_counts_checkpoints_and_rate(tmp_path):
 
 def test_file_source_tails_with_offsets_partial_lines_and_bad_lines(tmp_path):
     log = tmp_path / "in.jsonl"
-    full = new_event("gh", "message.received", {"a": 1})
+    full = new_event("files", "message.received", {"a": 1})
     log.write_text(json.dumps(full) + "\n" + '{"bare": 2}\n' + "not json\n" + '{"partial": ')
     src = FileSource("files", {"path": "in.jsonl"}, base_dir=tmp_path)
     events, cp = src.poll(None, 100)
@@ -73,14 +73,22 @@ def test_command_actor_exit_codes_prompt_and_timeout(tmp_path):
         CommandActor("bad", {"command": []}, base_dir=tmp_path)
 
 
-@pytest.mark.parametrize("stdout,expected", [
-    ('{"type": "actor.stopped"}', [{"type": "actor.stopped"}]),
-    ('[{"a": 1}, {"b": 2}]', [{"a": 1}, {"b": 2}]),
-    ('{"a": 1}\n{"b": 2}\n', [{"a": 1}, {"b": 2}]),
+@pytest.mark.parametrize("stdout,types", [
+    ('{"type": "actor.stopped"}', ["actor.stopped"]),
+    ('[{"type": "actor.stopped"}, {"type": "message.received", "payload": {"b": 2}}]',
+     ["actor.stopped", "message.received"]),
+    ('{"type": "actor.stopped"}\n{"type": "resource.changed"}\n', ["actor.stopped", "resource.changed"]),
     ("done, nothing to report\n", []),
     ("", []),
+    ("42\n", []),                                     # JSON, but not an event: ignored, still a success
+    ('{"status": "ok"}', []),
+    ('[{"a": 1}, {"type": "actor.stopped"}]', ["actor.stopped"]),
+    ('{"type": "no.such.type"}', []),                 # an invalid event is logged and ignored
 ])
-def test_command_actor_returns_what_it_printed_as_json_as_follow_ups(tmp_path, stdout, expected):
+def test_command_actor_success_is_the_exit_code_and_only_events_are_follow_ups(tmp_path, stdout, types):
     code = f"import sys; sys.stdin.read(); sys.stdout.write({stdout!r})"
     a = CommandActor("cmd", {"command": [sys.executable, "-c", code]}, base_dir=tmp_path)
-    assert a.deliver(new_event("gh", "resource.changed", {}), None, {}) == expected
+    cause = new_event("gh", "resource.changed", {})
+    out = a.deliver(cause, None, {})
+    assert [e["type"] for e in out] == types
+    assert all(e["trace_id"] == cause["trace_id"] and e["source"] == "cmd" for e in out)

@@ -3,7 +3,15 @@
 Source config: ``path`` (a JSONL file, relative to the project), ``type`` (for lines that are bare
 payloads, default ``resource.changed``). The checkpoint is the byte offset after the last complete line
 consumed; a partial last line waits for its newline; a file that shrank (rotated or truncated) is read
-from the start again; an invalid line is skipped and counted (``invalid_lines``), never retried forever.
+from the start again.
+
+A line is either a whole event envelope (it has ``type``; its ``source``, if given, must be this source's
+id) or a bare payload that becomes one. A line that cannot be an event is refused, logged with its reason
+and byte offset, counted in ``invalid_lines``, and the source moves on: invalid JSON or UTF-8, NaN or
+Infinity, nesting deeper than :data:`orgloop.event.MAX_DEPTH`, integers beyond 64 bits, a line longer
+than 1 MiB, an invalid envelope, or an envelope that claims another source. Lines without an ``id`` get a
+deterministic one from (source, device, inode, byte offset, a hash of the line), so reading the same line
+again after a crash gives the same id and dedup recognises it.
 
 Actor config: ``path`` (JSONL file to append to), ``fsync`` (default false), ``include_prompt``.
 """
@@ -17,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from orgloop.connectors import DeliveryError
-from orgloop.event import EventError, new_event, validate_event
+import xxhash
+
+from orgloop.event import EventError, loads_strict, natural_event_id, new_event, validate_event
 
 __all__ = ["FileSource", "FileActor"]
 
@@ -34,6 +44,7 @@ class FileSource:
         self.type = config.get("type", "resource.changed")
         self.invalid_lines = 0
         self.restarts = 0
+        self._file_key = (0, 0)
 
     def poll(self, checkpoint: str | None, max_events: int) -> tuple[list[dict[str, Any]], str | None]:
         offset = int(checkpoint or 0)
@@ -47,6 +58,8 @@ class FileSource:
             offset = 0
         events: list[dict[str, Any]] = []
         with open(self.path, "rb") as f:
+            st = os.fstat(f.fileno())
+            self._file_key = (st.st_dev, st.st_ino)
             f.seek(offset)
             while len(events) < max_events:
                 chunk = f.read(_READ)
@@ -65,9 +78,10 @@ class FileSource:
                 lines = chunk[:end].split(b"\n")
                 used = 0
                 for line in lines:
+                    start = offset + used
                     used += len(line) + 1
                     if line.strip():
-                        ev = self._parse(line, offset + used)
+                        ev = self._parse(line, start)
                         if ev is not None:
                             events.append(ev)
                     if len(events) >= max_events:
@@ -86,27 +100,35 @@ class FileSource:
             i = chunk.find(b"\n")
             if i >= 0:
                 self.invalid_lines += 1
-                log.warning("file source %s: skipped a line longer than %d bytes ending at byte %d",
-                            self.id, _READ, pos + i + 1)
+                log.warning("file source %s: refused a line longer than %d bytes ending at byte %d of %s",
+                            self.id, _READ, pos + i + 1, self.path)
                 return pos + i + 1
             pos += len(chunk)
 
-    def _parse(self, line: bytes, where: int) -> dict[str, Any] | None:
+    def _parse(self, line: bytes, start: int) -> dict[str, Any] | None:
+        """The event on the line that starts at byte ``start``, or None (refused, logged, counted)."""
         try:
-            obj = json.loads(line)
-        except ValueError:
-            self.invalid_lines += 1
-            log.warning("file source %s: skipping an invalid JSON line ending at byte %d", self.id, where)
-            return None
-        if isinstance(obj, dict) and "type" in obj and "source" in obj:
-            try:
+            obj = loads_strict(line)
+            if isinstance(obj, dict) and "type" in obj:
+                claimed = obj.setdefault("source", self.id)
+                if claimed != self.id:
+                    raise EventError(f"the envelope claims source {claimed!r}; this source is {self.id!r}")
+                obj.setdefault("provenance", {"platform": "file"})
+                if "id" not in obj:
+                    obj["id"] = self._line_id(line, start)
                 return validate_event(obj)
-            except EventError as exc:
-                self.invalid_lines += 1
-                log.warning("file source %s: skipping an invalid event ending at byte %d: %s", self.id, where, exc)
-                return None
-        return new_event(self.id, self.type, obj if isinstance(obj, dict) else {"value": obj},
-                         provenance={"platform": "file"})
+        except EventError as exc:
+            self.invalid_lines += 1
+            log.warning("file source %s: refused the line at byte %d of %s: %s", self.id, start, self.path, exc)
+            return None
+        event = new_event(self.id, self.type, obj if isinstance(obj, dict) else {"value": obj},
+                          provenance={"platform": "file"})
+        event["id"] = self._line_id(line, start)
+        return event
+
+    def _line_id(self, line: bytes, start: int) -> str:
+        dev, ino = self._file_key
+        return natural_event_id(self.id, dev, ino, start, xxhash.xxh3_64_hexdigest(line))
 
     def close(self) -> None:
         pass

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
-from orgloop.control.http import JsonHandler, Reply, json_reply, read_only_view
+from orgloop.control.http import READ_ONLY_PATHS, JsonHandler, Reply, json_reply, read_only_view
 from orgloop.control.paths import private_dir, take_lock
 from orgloop.control.tap import TapSubscription
 
@@ -75,6 +75,7 @@ class OwnerServer:
             def dispatch(self) -> None:
                 uid = _peer_uid(self.connection)
                 if uid not in owners:
+                    self.read_body(1 << 20)    # a small body is read, so the refusal reaches the client
                     self.send(json_reply(403, {"error": f"uid {uid} is not the runtime's owner"}))
                     return
                 path, _, query = self.path.partition("?")
@@ -86,12 +87,12 @@ class OwnerServer:
                     if reply is not None:
                         self.send(reply)
                         return
+                raw = self.read_body(_MAX_BODY)
                 handler = ENDPOINTS.get((self.command, path))
                 if handler is None:
-                    known = any(p == path for _m, p in ENDPOINTS) or path in ("/healthz", "/metrics", "/status")
+                    known = any(p == path for _m, p in ENDPOINTS) or path in READ_ONLY_PATHS
                     self.send(json_reply(405 if known else 404, {"error": f"no endpoint {self.command} {path}"}))
                     return
-                raw = self.read_body(_MAX_BODY)
                 try:
                     body = json.loads(raw) if raw else None
                     reply = handler(rt, body)

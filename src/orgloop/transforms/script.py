@@ -17,7 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from orgloop.connectors.command import json_values, run_program
+from orgloop.connectors.command import json_values
+from orgloop.connectors.process import run_program
 from orgloop.event import EventError, validate_event
 from orgloop.transforms import TransformContext, TransformError
 
