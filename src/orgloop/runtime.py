@@ -277,7 +277,8 @@ class Runtime:
                 self.checkpoints.set(s.id, new_cp)
                 checkpoint = new_cp
             if not events:
-                stop.wait(s.poll_interval)
+                pace = getattr(source, "poll_delay", None)    # optional: a source may set its own pace
+                stop.wait(pace(s.poll_interval) if pace else s.poll_interval)
 
     def _without_poison(self, source_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         """After a failed publish: the events that can be stored, or None when none could not (the failure

@@ -119,7 +119,7 @@ def test_stale_runtime_files_are_not_a_running_runtime(demo, cli, home):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()                                # a pid that surely is gone
     child = proc.pid
-    write_instance(data, Instance(child, 1, time.time()))
+    write_instance(data, Instance(child, str(data / "control.sock"), time.time()))
     assert cli("status", "-p", demo).exit_code == 1
     assert cli("stop", "-p", demo).exit_code == 1
     assert not (data / INFO_FILE).exists()

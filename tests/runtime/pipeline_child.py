@@ -83,7 +83,8 @@ def _say(line: str) -> None:
 
 
 def _drained(rt: Runtime, size: int) -> bool:
-    return (rt.checkpoints.get("feed") == str(size) and rt.bus.drain(0)
+    cp = rt.checkpoints.get("feed") or ""        # the file source's "<device>:<inode>:<offset>:<fingerprint>"
+    return (cp.split(":")[2:3] == [str(size)] and rt.bus.drain(0)
             and rt.bus.wal.stats()["unacked"] == 0)
 
 

@@ -100,9 +100,11 @@ def _run(project: Project, spec: Any, desired: State, run_for: float | None) -> 
         write_applied(project.data_dir, desired, project=project.name, workspace=project.workspace)
         write_instance(project.data_dir, Instance(pid, str(runtime.control_socket), time.time(), port,
                                                   str(project.data_dir / LOG_FILE)))
+        hooks = runtime.ingress_port
         click.echo(f"orgloop is running: pid {pid}, {_listeners(runtime.control_socket, port)}, "
-                   f"data in {project.data_dir}" + (f", stopping after {run_for:g}s" if run_for else
-                                                   " (Ctrl-C to stop)"))
+                   + (f"webhooks at http://{spec.ingress_host}:{hooks}/webhook/<source-id>, " if hooks else "")
+                   + f"data in {project.data_dir}" + (f", stopping after {run_for:g}s" if run_for else
+                                                     " (Ctrl-C to stop)"))
         runtime.run_until_signal(timeout=run_for)
     finally:
         runtime.stop()

@@ -2,7 +2,9 @@
 
 A source plugin is ``cls(source_id, config, *, base_dir)`` with
 ``poll(checkpoint, max_events) -> (events, new_checkpoint)`` and ``close()``. The runtime publishes the
-events durably and only then stores the new checkpoint.
+events durably and only then stores the new checkpoint. After a poll that returned no events the runtime
+waits the source's poll interval, or, when the source has ``poll_delay(interval) -> seconds``, what that
+returns (a cron source waits for its next tick; an API poller waits out a rate limit without a request).
 
 An actor plugin is ``cls(actor_id, config, *, base_dir)`` with
 ``deliver(event, prompt, config) -> list[dict] | None`` (raising :class:`DeliveryError` on failure) and
