@@ -30,7 +30,7 @@ class ReconcileError(RuntimeError):
     """The change cannot be applied to the running runtime (a restart is needed), or the request is wrong."""
 
 
-_DEFAULT_LANE: tuple[int, tuple[str, ...]] = (1000, ("drop_oldest",))
+_DEFAULT_LANE: tuple[int, tuple[str, ...]] = (1000, ("default",))
 _COSMETIC = frozenset({"description", "labels"})   # fields the runtime never reads
 
 
@@ -41,7 +41,7 @@ def _lane_shape(state: State, actor: str) -> tuple[int, tuple[str, ...]] | None:
                 if r.get("then", {}).get("actor") == actor]
     if not delivery:
         return None
-    policies = tuple(dict.fromkeys(d.get("queue_policy", "drop_oldest") for d in delivery))
+    policies = tuple(dict.fromkeys(d.get("queue_policy") or "default" for d in delivery))
     return max(d.get("queue_depth", 1000) for d in delivery), policies
 
 
@@ -125,8 +125,8 @@ def apply_request(runtime: Any, body: Any) -> dict[str, Any]:
         (add_routes, rm_routes), (add_transforms, rm_transforms) = changes["routes"], changes["transforms"]
         lanes = body.get("lanes") or {}
         for a in add_actors:
-            depth, policy = lanes.get(a.id) or (1000, "drop_oldest")
-            runtime.add_actor(a, int(depth), str(policy))
+            depth, policy = lanes.get(a.id) or (1000, "default")
+            runtime.add_actor(a, int(depth), None if policy == "default" else str(policy))
         runtime.apply_transforms(add_transforms, [])
         if rm_sources:
             runtime.apply_sources([], rm_sources)

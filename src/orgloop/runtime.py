@@ -6,7 +6,7 @@
         ^ checkpoint after durable                          | index match, transforms
                                                             v
                                        ActorLane queues --> delivery workers --> actor.deliver
-                                                            | done -> AckTracker -> bus.ack_many
+                                                            | each done -> AckTracker -> bus.ack_many
 
 Use it as a library (``Runtime(spec).start()`` ... ``stop()``) or through ``orgloop start``.
 """
@@ -19,7 +19,7 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from orgloop import plugins
 from orgloop.bus import open_bus
@@ -29,6 +29,9 @@ from orgloop.event import EventError, check_encodable
 from orgloop.router.acks import AckTracker
 from orgloop.router.router import CompiledRoute, Router
 from orgloop.spec import ActorSpec, RouteSpec, RuntimeSpec, SourceSpec, TransformSpec
+
+if TYPE_CHECKING:
+    from orgloop.delivery.dlq import DeadLetterStore
 
 __all__ = ["Runtime", "make_transform"]
 
@@ -56,8 +59,8 @@ class Runtime:
         self._control: Any = None   # the read-only TCP endpoint (orgloop.control.http) while it is on
         self._socket: Any = None    # the owner's control socket (orgloop.control.server) while it is on
         self.taps = TapHub()        # orgloop tap's watchers; the router offers them each batch while any exist
-        self._wake = threading.Event()       # set by a signal or a stop request (POST /stop)
-        self._waiting_for_stop = False       # run_until_signal is running: a stop request can be honoured
+        # run_until_signal's (stopping, wake) events while it runs: a stop request (POST /stop) sets them
+        self._signal_loop: tuple[threading.Event, threading.Event] | None = None
         self.source_events: dict[str, int] = {}
         self._ingress: Any = None   # the shared webhook listener, once a push source is mounted
         self._push_sources: dict[str, Any] = {}
@@ -65,6 +68,7 @@ class Runtime:
         self.events_published = 0
         self.source_errors = 0
         self._memory_dead_letters: list[dict[str, Any]] = []
+        self.dlq: DeadLetterStore | None = None
         self.applied_state: dict[str, Any] | None = None   # the plan state this runtime runs (orgloop start)
 
     # ------------------------------------------------------------------ wiring
@@ -94,10 +98,34 @@ class Runtime:
         return DeadLetterStore(path)
 
     def _dead_letter(self, entries: list[dict[str, Any]]) -> None:
-        if self.dlq is not None:
-            self.dlq.add_many(entries)
-        else:
+        """Store dead letters durably; raises if they cannot be written (the lane retries, health is red).
+        A store whose log failed refuses writes until reopened, so it is reopened first."""
+        if self.dlq is None:
             self._memory_dead_letters.extend(entries)
+            return
+        with self._dlq_lock:
+            if self.dlq.wal.failed:
+                self._reopen_dead_letters()
+            self.dlq.add_many(entries)
+
+    def _reopen_dead_letters(self) -> None:
+        from orgloop.delivery.dlq import DeadLetterStore
+
+        assert self.dlq is not None
+        path = self.dlq.path
+        try:
+            self.dlq.close()
+        except Exception as exc:   # it failed already; what matters is opening it again
+            log.debug("closing the failed dead-letter store: %s", exc)
+        self.dlq = DeadLetterStore(path)
+
+    def replay_dead_letters(self, ids: list[int] | None = None) -> int:
+        """Replay dead letters (all, or ``ids``) on the running pipeline: each goes to its route only, as it
+        was recorded (no transforms). For the control socket; returns how many were replayed."""
+        if self.dlq is None:
+            raise RuntimeError("this runtime has no data directory, so no dead-letter store")
+        with self._dlq_lock:
+            return self.dlq.replay(self.bus.publish_many, ids)
 
     def _make_transforms(self) -> dict[str, tuple[Any, str]]:
         return {t.name: self._make_transform(t) for t in self.spec.transforms}
@@ -105,12 +133,19 @@ class Runtime:
     def _make_transform(self, t: TransformSpec) -> tuple[Any, str]:
         return make_transform(t, self.spec.base_dir, self._data("state", "transforms", t.name)), t.on_error
 
-    def _make_lane(self, a: ActorSpec, depth: int, policy: str) -> ActorLane:
+    def _queue_policy(self, policy: str | None) -> str:
+        """A route's queue policy; unset means ``block`` on a durable bus (the log is the buffer) and
+        ``drop_oldest`` on the memory bus."""
+        return policy or ("block" if self.bus.durable else "drop_oldest")
+
+    def _make_lane(self, a: ActorSpec, depth: int, policy: str | None) -> ActorLane:
         actor = plugins.load("actors", a.connector)(a.id, a.config, base_dir=self.spec.base_dir)
         self.actors[a.id] = actor
-        lane = self.lanes[a.id] = ActorLane(a.id, actor, depth=depth, policy=policy, concurrency=a.concurrency,
-                                            tracker=self.tracker, dead_letter=self._dead_letter, emit=self.emit,
+        lane = self.lanes[a.id] = ActorLane(a.id, actor, depth=depth, policy=self._queue_policy(policy),
+                                            concurrency=a.concurrency, tracker=self.tracker,
+                                            dead_letter=self._dead_letter, emit=self.emit,
                                             publish=partial(self.bus.publish_many, wait=False))
+        lane.on_room = self.bus.credit_available
         return lane
 
     def _compile_route(self, r: RouteSpec) -> CompiledRoute:
@@ -184,25 +219,26 @@ class Runtime:
                                                     data_dir=spec.data_dir)
         self.bus = self._open_bus()
         self.dlq = self._open_dead_letters()
+        self._dlq_lock = threading.Lock()
         self.tracker = AckTracker(self.bus.ack_many)
         self.transforms = self._make_transforms()
         depth: dict[str, int] = {}
-        policy: dict[str, str] = {}
+        policy: dict[str, str | None] = {}
         for r in spec.routes:
             depth[r.actor] = max(depth.get(r.actor, 0), r.delivery.queue_depth)
             policy.setdefault(r.actor, r.delivery.queue_policy)
         self.actors: dict[str, Any] = {}
         self.lanes: dict[str, ActorLane] = {}
         for a in spec.actors:
-            self._make_lane(a, depth.get(a.id, 1000), policy.get(a.id, "drop_oldest"))
-        self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit)
+            self._make_lane(a, depth.get(a.id, 1000), policy.get(a.id))
+        self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit, self._dead_letter)
         self.router.tap = self.taps
         if self.hub:
             self.hub.start()
             self.hub.emit([{"phase": "runtime.start", "metadata": {"routes": len(spec.routes), "bus": spec.bus}}])
         for lane in self.lanes.values():
             lane.start()
-        self._subscription = self.bus.subscribe(None, self.router.handle)
+        self._subscription = self.bus.subscribe(None, self.router.handle, credit=self.router.credit)
         for s in spec.sources:
             self._start_source(s)
         self._flusher = threading.Thread(target=self._flush_loop, name="orgloop-ack-flusher", daemon=True)
@@ -295,11 +331,11 @@ class Runtime:
         return kept if len(kept) < len(events) else None
 
     def _flush_loop(self) -> None:
-        """Every 50 ms: ack what is finished, report backpressure, persist checkpoints and transform state."""
+        """Every 50 ms: restart dead workers, report backpressure, persist checkpoints and transform state."""
         committers = [inst.commit for inst, _p in self.transforms.values() if hasattr(inst, "commit")]
         while not self._stop.wait(0.05):
-            self.tracker.flush()
-            for lane in self.lanes.values():
+            for lane in list(self.lanes.values()):
+                lane.supervise()
                 lane.report_backpressure()
             try:
                 self.checkpoints.flush()
@@ -334,8 +370,8 @@ class Runtime:
         gone = set(remove)
         self.spec.sources = [s for s in self.spec.sources if s.id not in gone] + list(add)
 
-    def add_actor(self, a: ActorSpec, depth: int = 1000, policy: str = "drop_oldest") -> None:
-        """Start the lane of a new actor (before routes to it are added)."""
+    def add_actor(self, a: ActorSpec, depth: int = 1000, policy: str | None = None) -> None:
+        """Start the lane of a new actor (before routes to it are added); ``policy`` None: the bus's default."""
         self._make_lane(a, depth, policy).start()
         self.spec.actors.append(a)
 
@@ -390,6 +426,8 @@ class Runtime:
                     problems.append(f"route {route}: circuit breaker {pol.breaker.state}")
         if self.dlq is not None and self.dlq.wal.failed:
             problems.append(f"dead letters: {self.dlq.wal.failed}")
+        for lane in list(self.lanes.values()):
+            problems.extend(lane.problems())
         return not problems, problems
 
     def status(self) -> dict[str, Any]:
@@ -443,7 +481,6 @@ class Runtime:
                 # Past the drain deadline: end what still runs (no orphans); it stays unacked.
                 lane.actor.interrupt()
                 lane.stop(timeout=2.0)
-        self.tracker.flush()
         self._close_listeners()
         self.bus.close()
         if self.dlq is not None:
@@ -465,30 +502,50 @@ class Runtime:
     def request_stop(self) -> bool:
         """Ask :meth:`run_until_signal` to stop the runtime, as a SIGTERM would (``POST /stop`` on the control
         socket); False when nothing is waiting in it (a library user stops the runtime itself)."""
-        if not self._waiting_for_stop:
+        loop = self._signal_loop
+        if loop is None:
             return False
-        self._wake.set()
+        stopping, wake = loop
+        stopping.set()
+        wake.set()
         return True
 
-    def run_until_signal(self, drain_timeout: float = 5.0, timeout: float | None = None) -> None:
+    def run_until_signal(self, drain_timeout: float = 5.0, timeout: float | None = None,
+                         on_reload: Callable[[], None] | None = None) -> None:
         """Block until SIGINT/SIGTERM, a stop request (or ``timeout`` seconds), then stop cleanly; a second
-        signal exits at once."""
-        got = self._wake
+        signal exits at once.
+
+        SIGHUP calls ``on_reload`` in this thread (not in the signal handler), as often as it arrives; an
+        exception from it is logged and the runtime keeps running. Without ``on_reload``, SIGHUP stops
+        cleanly like SIGTERM (it never kills the process with its files left behind)."""
+        stopping, reload, wake = threading.Event(), threading.Event(), threading.Event()
         deadline = None if timeout is None else time.monotonic() + timeout
 
         def handler(signum, frame):
-            if got.is_set():
+            if signum == signal.SIGHUP and on_reload is not None:
+                reload.set()
+            elif stopping.is_set():
                 os._exit(130)
-            got.set()
+            else:
+                stopping.set()
+            wake.set()
 
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        self._waiting_for_stop = True
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        self._signal_loop = (stopping, wake)
         try:
-            while not got.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))):
+            while not stopping.is_set():
+                wake.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
+                wake.clear()
+                if reload.is_set() and not stopping.is_set() and on_reload is not None:
+                    reload.clear()
+                    try:
+                        on_reload()
+                    except Exception:
+                        log.exception("reload failed; the previous configuration keeps running")
                 if deadline is not None and time.monotonic() >= deadline:
                     break
             self.stop(drain_timeout)
         finally:
-            self._waiting_for_stop = False
+            self._signal_loop = None
             for s, h in old.items():
                 signal.signal(s, h)

@@ -65,7 +65,7 @@ class BreakerSpec:
 class DeliverySpec:
     max_rate: float | None = None            # events per second
     queue_depth: int = 1000
-    queue_policy: str = "drop_oldest"        # or "block"
+    queue_policy: str | None = None          # "block" | "drop_oldest"; None: block on a durable bus
     retry: RetrySpec = field(default_factory=RetrySpec)
     circuit_breaker: BreakerSpec = field(default_factory=BreakerSpec)
 

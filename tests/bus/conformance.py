@@ -6,6 +6,7 @@ and provides ``make_bus(self, tmp_path)`` and, for durable buses, ``reopen(self,
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -130,5 +131,70 @@ class BusContract:
             assert got.wait_for(9)
             assert got.seqs == seqs[3:] + list(new)
             assert [e["payload"]["n"] for e in got.events] == list(range(3, 12))
+        finally:
+            bus.close()
+
+    # -- pull with credit (decisions.md "The bus seam")
+    def test_fetch_pulls_in_order_up_to_max_with_the_ref_in_the_envelope(self, tmp_path):
+        with self.make_bus(tmp_path) as bus:
+            refs = list(bus.publish_many(events(7)))
+            got_refs, got = bus.fetch(3, timeout=5)
+            assert list(got_refs) == refs[:3] and len(got) == 3
+            assert [e[bus.ref_field] for e in got] == refs[:3]
+            more_refs, more = bus.fetch(100, timeout=5)
+            assert list(more_refs) == refs[3:] and [e["payload"]["n"] for e in more] == [3, 4, 5, 6]
+            assert bus.fetch(100, timeout=0.05) == ([], [])    # nothing new: empty after the timeout
+
+    def test_fetch_waits_for_a_publish_within_its_timeout(self, tmp_path):
+        with self.make_bus(tmp_path) as bus:
+            threading.Timer(0.1, lambda: bus.publish_many(events(2))).start()
+            refs, got = bus.fetch(10, timeout=10)
+            assert len(got) >= 1
+
+    def test_publishing_strips_the_envelope_ref_fields(self, tmp_path):
+        with self.make_bus(tmp_path) as bus:
+            ev = events(1)[0]
+            ev["seq"], ev["bus_ref"] = 12345, "elsewhere-1"      # e.g. a follow-up copied from a delivered event
+            (ref,) = bus.publish_many([ev])
+            _refs, (got,) = bus.fetch(1, timeout=5)
+            assert got[bus.ref_field] == ref and got.get("seq", ref) == ref
+            assert "bus_ref" not in got or got["bus_ref"] == ref
+
+    def test_dispatch_hands_over_no_more_than_the_subscribers_credit(self, tmp_path):
+        with self.make_bus(tmp_path) as bus:
+            room = [0]
+            got = Collector()
+
+            def take(refs, evs):
+                room[0] -= len(evs)
+                got(refs, evs)
+
+            bus.subscribe(None, take, credit=lambda: room[0])
+            bus.publish_many(events(50))
+            time.sleep(0.2)
+            assert got.events == []                  # no credit: everything waits in the bus
+            room[0] = 20
+            bus.credit_available()
+            assert got.wait_for(20)
+            time.sleep(0.2)
+            assert len(got.events) == 20             # never more than granted
+            room[0] = 1000
+            bus.credit_available()
+            assert got.wait_for(50)
+            assert [e["payload"]["n"] for e in got.events] == list(range(50))
+
+    def test_unacked_fetched_events_come_back_first_after_restart(self, tmp_path):
+        if not self.durable:
+            pytest.skip("this bus keeps nothing across restarts")
+        bus = self.make_bus(tmp_path)
+        refs = list(bus.publish_many(events(6)))
+        fetched_refs, _ = bus.fetch(4, timeout=5)
+        bus.ack_many([fetched_refs[0], fetched_refs[2]])     # acked out of order; 1 and 3 were never acked
+        bus.close()
+        bus = self.reopen(bus, tmp_path)
+        try:
+            got_refs, got = bus.fetch(100, timeout=5)
+            assert [e["payload"]["n"] for e in got] == [1, 3, 4, 5]
+            assert list(got_refs) == [refs[1], refs[3], refs[4], refs[5]]
         finally:
             bus.close()

@@ -111,7 +111,7 @@ def test_inspect_shows_the_resolved_definition_with_workspace_overrides_and_mask
     assert out["definition"]["config"]["rate"] == 1 and out["definition"]["id"] == "heartbeat"
     r = cli("inspect", "-p", demo, "route", "heartbeat-to-inbx")
     assert r.exit_code == 1 and "did you mean 'heartbeat-to-inbox'" in r.stderr
-    assert cli("inspect", "-p", demo, "widget", "x").exit_code == 2      # click usage error
+    assert cli("inspect", "-p", demo, "widget", "x").exit_code == 64     # usage error
 
 
 def test_init_refuses_a_non_empty_directory_unless_forced(tmp_path, cli):

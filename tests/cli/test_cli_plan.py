@@ -70,7 +70,7 @@ def test_an_invalid_project_exits_1_with_its_diagnostics_on_stderr(cli):
     r = cli("plan", "-p", BROKEN)
     assert r.exit_code == 1
     assert r.stdout == ""
-    assert "error:" in r.stderr and "nothing was done" in r.stderr
+    assert "error:" in r.stderr and "Nothing was done" in r.stderr
 
 
 def test_a_missing_project_or_a_damaged_state_file_exits_1(demo, cli, home, tmp_path):

@@ -5,7 +5,7 @@ import sys
 from click.testing import CliRunner
 
 from orgloop.cli import main
-from orgloop.delivery.dlq import DeadLetterStore, dead_letter, read_dead_letters
+from orgloop.delivery.dlq import REDELIVER_TYPE, DeadLetterStore, dead_letter, read_dead_letters
 from orgloop.event import new_event
 from orgloop.wal import Wal
 
@@ -24,7 +24,9 @@ def test_store_add_list_remove_replay_purge(tmp_path, impl):
         store.remove(ids[:2])
         published = []
         assert store.replay(published.extend, ids=[ids[3]]) == 1
-        assert [e["payload"]["n"] for e in published] == [3]
+        # a redelivery record: that route only, the event as it was recorded
+        assert [(e["type"], e["payload"]["route"], e["payload"]["event"]["payload"]["n"]) for e in published] \
+            == [(REDELIVER_TYPE, "r1", 3)]
         assert [s for s, _ in store.entries()] == [ids[2], ids[4]]
         assert store.purge() == 2 and list(store.entries()) == []
     assert list(read_dead_letters(tmp_path / "dlq")) == []
@@ -35,26 +37,26 @@ def test_cli_list_show_replay_purge(tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["dlq", "list", "--data-dir", str(tmp_path), "--json"])
     assert r.exit_code == 0, r.output
-    rows = [json.loads(line) for line in r.output.splitlines()]
+    rows = json.loads(r.output)
     assert [x["id"] for x in rows] == ids and rows[0]["reason"] == "gave_up"
-    r = runner.invoke(main, ["dlq", "show", "--data-dir", str(tmp_path), str(ids[1])])
+    r = runner.invoke(main, ["dlq", "show", "--data-dir", str(tmp_path), str(ids[1]), "-o", "json"])
     assert r.exit_code == 0 and json.loads(r.output)["event"]["payload"] == {"n": 1}
     assert runner.invoke(main, ["dlq", "show", "--data-dir", str(tmp_path), "999"]).exit_code == 1
     r = runner.invoke(main, ["dlq", "replay", "--data-dir", str(tmp_path), str(ids[0]), str(ids[2])])
     assert r.exit_code == 0 and "replayed 2" in r.output
-    with Wal(tmp_path / "wal") as wal:   # the events are back on the bus's WAL
-        assert [e["payload"]["n"] for b in wal.replay(decode=True) for e in b.records] == [0, 2]
+    with Wal(tmp_path / "wal") as wal:   # redeliveries of the events are on the bus's WAL
+        assert [e["payload"]["event"]["payload"]["n"] for b in wal.replay(decode=True) for e in b.records] == [0, 2]
     r = runner.invoke(main, ["dlq", "purge", "--data-dir", str(tmp_path), "--yes"])
     assert r.exit_code == 0 and "purged 3" in r.output
-    assert runner.invoke(main, ["dlq", "replay", "--data-dir", str(tmp_path)]).exit_code == 2
+    assert runner.invoke(main, ["dlq", "replay", "--data-dir", str(tmp_path)]).exit_code == 64
 
 
 def test_cli_refuses_to_write_while_the_store_is_open(tmp_path):
     _fill(tmp_path)
     with DeadLetterStore(tmp_path / "dlq"):
         r = CliRunner().invoke(main, ["dlq", "purge", "--data-dir", str(tmp_path), "--yes"])
-        assert r.exit_code == 2 and "in use" in r.output
+        assert r.exit_code == 1 and "in use" in r.output
         # another process may read while the store is open (py-lmdb allows one handle per process)
         proc = subprocess.run([sys.executable, "-m", "orgloop", "dlq", "list", "--data-dir", str(tmp_path), "--json"],
                               capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 5
+        assert proc.returncode == 0 and len(json.loads(proc.stdout)) == 5

@@ -10,7 +10,7 @@ from orgloop.spec import DeliverySpec, RouteSpec
 def _lane(clock):
     entries, dead, acked = [], [], []
     lane = ActorLane("agent", None, depth=2, policy="drop_oldest", concurrency=1,
-                     tracker=AckTracker(acked.extend, batch=1), dead_letter=dead.extend, emit=entries.extend,
+                     tracker=AckTracker(acked.extend), dead_letter=dead.extend, emit=entries.extend,
                      clock=clock)
     routes = {}
     for name in ("r1", "r2"):

@@ -38,18 +38,25 @@ def test_filter_rejects_bad_config():
 
 
 def _ctx(seq, route="r"):
-    return TransformContext(route, "gh", "agent", seq=seq)
+    """A context whose claims the test settles by hand, as the router would."""
+    return TransformContext(route, "gh", "agent", seq=seq, claims=[])
+
+
+def _settle(ctx, delivered):
+    for claim in ctx.claims:
+        claim(delivered, lambda: None)
 
 
 def test_dedup_drops_copies_in_flight_and_delivered_and_persists_only_delivered_marks(tmp_path):
     now = [1000.0]
     d = DedupTransform("d", {"key": ["payload.k"], "window": "1m"}, state_dir=tmp_path, clock=lambda: now[0])
     a = ev(k="x")
-    assert d.apply(a, _ctx(1)) == [a]
+    first = _ctx(1)
+    assert d.apply(a, first) == [a]
     assert d.apply(a, _ctx(1)) == [a]                 # same seq: a redelivery of the copy in flight
     assert d.apply(ev(k="x"), _ctx(2)) == []          # same key, another seq, first copy still in flight
     assert d.apply(ev(k="y"), _ctx(3))                # claimed but never settled: not persisted
-    d.settle("r", 1, True)
+    _settle(first, True)
     assert d.apply(a, _ctx(1)) == []                  # delivered: even a redelivery of seq 1 is dropped
     d.close()
     d2 = DedupTransform("d", {"key": ["payload.k"], "window": "1m"}, state_dir=tmp_path, clock=lambda: now[0])
@@ -61,22 +68,37 @@ def test_dedup_drops_copies_in_flight_and_delivered_and_persists_only_delivered_
     d2.close()
 
 
-def test_dedup_releases_a_dead_lettered_copy_so_a_replay_is_delivered(tmp_path):
+def test_dedup_releases_a_dead_lettered_copy_so_a_later_copy_is_delivered(tmp_path):
     d = DedupTransform("d", {}, state_dir=tmp_path)
     a = ev()
-    assert d.apply(a, _ctx(1)) == [a]
-    d.settle("r", 1, False)                            # gave up: dead-lettered
-    assert d.apply(a, _ctx(9)) == [a]                  # the replay (a new seq) passes
-    d.settle("r", 9, True)
-    assert d.apply(a, _ctx(10)) == []
-    d.settle("r", 10, True)                            # settling a seq that claimed nothing is harmless
+    c1 = _ctx(1)
+    assert d.apply(a, c1) == [a]
+    _settle(c1, False)                                 # gave up: dead-lettered
+    c9 = _ctx(9)
+    assert d.apply(a, c9) == [a]                       # a later copy (a new seq) passes
+    _settle(c9, True)
+    c10 = _ctx(10)
+    assert d.apply(a, c10) == [] and c10.claims == []  # dropped copies claim nothing
     d.close()
 
 
-def test_dedup_without_a_seq_marks_at_once(tmp_path):
+def test_dedup_settles_each_split_copy_by_its_own_key(tmp_path):
+    d = DedupTransform("d", {"key": ["payload.part"]}, state_dir=tmp_path)
+    p1, p2 = ev(part=1), ev(part=2)                    # two parts of one event (one seq)
+    c1, c2 = _ctx(5), _ctx(5)
+    assert d.apply(p1, c1) == [p1] and d.apply(p2, c2) == [p2]
+    _settle(c1, True)                                  # part 1 delivered, part 2 dead-lettered
+    _settle(c2, False)
+    assert d.apply(ev(part=1), _ctx(6)) == []          # part 1 is marked delivered
+    assert d.apply(ev(part=2), _ctx(6)) != []          # part 2 was released, not marked with its sibling
+    d.close()
+
+
+def test_dedup_without_claims_marks_at_once(tmp_path):
     d = DedupTransform("d", {}, state_dir=None)
     a = ev()
-    assert d.apply(a, _ctx(0)) == [a] and d.apply(a, _ctx(0)) == []
+    no_claims = TransformContext("r", "gh", "agent", seq=0)   # orgloop test: no outcome will be reported
+    assert d.apply(a, no_claims) == [a] and d.apply(a, no_claims) == []
     d.close()
 
 

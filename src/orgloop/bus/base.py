@@ -1,20 +1,66 @@
-"""What every bus shares: subscriptions, filters, and the dispatch thread."""
+"""What every bus shares: publishing, pull with credit, subscriptions, filters, the dispatch thread.
+
+**The seam a bus implements** (decisions.md "The bus seam"). A bus is a durable (or not) log that
+consumers *pull* from. A new bus (NATS, Redis, Kafka) subclasses :class:`BusBase` and implements:
+
+``_store(events) -> refs``
+    Make ``events`` durable under the bus's guarantee, in order, and return one opaque *ref* per event
+    (hashable; :class:`FileWalBus` uses the WAL seq). Must be safe to call from several threads at once.
+``_fetch(max, timeout) -> (refs, events)``
+    Up to ``max`` events not handed out yet in this session, oldest first, waiting up to ``timeout``
+    seconds for the first one (``([], [])`` on timeout). It starts with what an earlier run left unacked
+    (redeliveries), then new events. A bus with server-side redelivery (JetStream ack wait, Redis
+    ``XAUTOCLAIM``) may also return events handed out earlier and not acked. Each returned event is a
+    dict the consumer may keep; it carries its ref in the envelope field named by ``ref_field`` (``seq``,
+    an int, on FileWalBus and InMemoryBus; ``bus_ref``, a string, on the others). Called from one
+    thread at a time (the dispatch thread, or a caller of :meth:`fetch`).
+``_ack_many(refs)``
+    The consumer is finished with these events (delivered or dead-lettered on every route). Refs arrive
+    in any order, a few at a time; commit them in batches, not one by one.
+``_unacked() -> iterator of (refs, events)``
+    Everything not acked, oldest first (for tools and tests; may be slow).
+``_close()``
+    Release resources; called once, after the dispatch thread stopped.
+``stats() -> dict``
+    Extend ``super().stats()`` with the bus's own figures.
+``_wake()`` (optional)
+    Interrupt a ``_fetch`` blocked in its timeout (used by ``close``); buses whose ``_fetch`` waits on
+    :meth:`_wait_for_events` need nothing here.
+
+Everything else (publishing with the envelope fields stripped, credit, filters, subscriptions, drain,
+close) lives here. ``tests/bus/conformance.py`` is the contract: every bus must pass it.
+
+**Credit.** Consumers grant credit: the dispatch thread fetches only as many events as every
+subscription's ``credit()`` allows (the router: the free room in the actor lanes that block). A slow
+actor therefore leaves events unacked in the bus, not in memory. Whoever frees room calls
+:meth:`BusBase.credit_available` so a dispatch thread waiting for credit wakes at once.
+
+**Order.** Per-key (per source) order is promised for first deliveries. A redelivery after a failure,
+a crash or a dead fleet member may arrive out of order.
+"""
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence
 
 from orgloop.errors import OrgloopError
 
-__all__ = ["BusBase", "BusClosedError", "EventFilter", "Handler", "Subscription"]
+__all__ = ["BusBase", "BusClosedError", "EventFilter", "Handler", "Ref", "Subscription", "ENVELOPE_REF_FIELDS"]
 
 log = logging.getLogger("orgloop.bus")
 
-# A handler receives parallel lists: sequence numbers and events.
-Handler = Callable[[Sequence[int], list[dict[str, Any]]], None]
+#: An opaque acknowledgement handle: the WAL seq, a Redis stream id, a Kafka (partition, offset), ...
+Ref = Hashable
+#: A handler receives parallel lists: refs and events.
+Handler = Callable[[Sequence[Any], list[dict[str, Any]]], None]
+#: Envelope fields a bus sets on delivery and strips on publish.
+ENVELOPE_REF_FIELDS = ("seq", "bus_ref")
+#: The most a dispatch round fetches when no subscription limits it.
+FETCH_MAX = 1000
+#: How often a dispatch thread with no credit looks again, even without being woken.
+CREDIT_POLL = 0.05
 
 
 class BusClosedError(OrgloopError):
@@ -43,12 +89,19 @@ class EventFilter:
 
 
 class Subscription:
-    """A live subscription; ``cancel()`` stops deliveries to its handler."""
+    """A live subscription; ``cancel()`` stops deliveries to its handler.
 
-    def __init__(self, bus: "BusBase", flt: EventFilter, handler: Handler) -> None:
+    ``credit()`` (None: unlimited) says how many more events the subscriber can take now; the dispatch
+    thread never fetches more than the smallest credit of the active subscriptions. Events a subscriber's
+    filter does not want still use its credit (the bus cannot know before fetching them).
+    """
+
+    def __init__(self, bus: "BusBase", flt: EventFilter, handler: Handler,
+                 credit: Callable[[], int] | None = None) -> None:
         self.bus = bus
         self.filter = flt
         self.handler = handler
+        self.credit = credit
         self.active = True
 
     def cancel(self) -> None:
@@ -57,64 +110,94 @@ class Subscription:
 
 
 class BusBase:
-    """Dispatch machinery shared by the buses: a bounded inbox and one thread that calls handlers.
-
-    Subclasses implement ``_store(events) -> seqs`` (make durable, assign seqs), ``_ack_many(seqs)``,
-    ``_unacked() -> iterator of (seqs, events) batches`` and optionally ``_recover()`` (batches to redeliver
-    when dispatch starts) and ``_close()``.
-    """
+    """Publishing, pull with credit and dispatch shared by the buses (see the module docstring)."""
 
     durable = False
+    #: the envelope field carrying the ref on delivered events
+    ref_field = "seq"
 
-    def __init__(self, max_inflight: int = 100_000) -> None:
+    def __init__(self, max_inflight: int | None = 100_000) -> None:
+        """``max_inflight``: publishers wait while this many published events are not fetched yet
+        (None: never wait; the durable buses, whose log is the buffer)."""
         self._subs: list[Subscription] = []
-        self._inbox: collections.deque[tuple[Sequence[int], list[dict[str, Any]]]] = collections.deque()
-        self._inflight = 0
-        self._max_inflight = max_inflight
         self._cv = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._max_inflight = max_inflight
+        self._credit_waiting = False
+        self._drained_upto = 0        # every event published before this count has been fetched
         self.published = 0
+        self.fetched = 0
         self.acked = 0
-        self.recovering = False
 
-    # -- publishing
-    def publish(self, event: dict[str, Any]) -> int:
-        """Publish one event; returns its sequence number once stored under the bus's guarantee."""
+    # ------------------------------------------------------------------ publishing
+    def publish(self, event: dict[str, Any]) -> Any:
+        """Publish one event; returns its ref once stored under the bus's guarantee."""
         return self.publish_many([event])[0]
 
-    def publish_many(self, events: list[dict[str, Any]], *, wait: bool = True) -> Sequence[int]:
-        """Publish events in order; returns their sequence numbers once stored under the bus's guarantee.
+    def publish_many(self, events: list[dict[str, Any]], *, wait: bool = True) -> Sequence[Any]:
+        """Publish events in order; returns their refs once stored under the bus's guarantee.
 
-        Blocks while more than ``max_inflight`` published events wait for dispatch (backpressure), unless
-        ``wait`` is false: the pipeline's own follow-up events must not wait for the dispatch thread,
-        which may be waiting for them.
+        The envelope fields a bus sets on delivery (``seq``, ``bus_ref``) are removed from the events
+        (in place: the bus owns published dicts). With a ``max_inflight`` bound, blocks while that many
+        published events wait to be fetched, unless ``wait`` is false: the pipeline's own follow-up events
+        must not wait for the dispatch thread, which may be waiting for them.
         """
         if not events:
             return []
+        for ev in events:
+            if "seq" in ev or "bus_ref" in ev:
+                ev.pop("seq", None)
+                ev.pop("bus_ref", None)
+        limit = self._max_inflight
         with self._cv:
             if self._closed:
                 raise BusClosedError("the bus is closed")
-            while wait and self._inflight >= self._max_inflight and not self._closed:
-                self._cv.wait()
-        seqs = self._store(events)
+            if wait and limit is not None:
+                while self.published - self.fetched >= limit and not self._closed:
+                    self._cv.wait()
+        refs = self._store(events)
         with self._cv:
-            self._inbox.append((seqs, events))
-            self._inflight += len(events)
             self.published += len(events)
             self._cv.notify_all()
-        return seqs
+        return refs
 
-    # -- subscribing
-    def subscribe(self, flt: EventFilter | None, handler: Handler) -> Subscription:
-        """Call ``handler(seqs, events)`` on the dispatch thread for matching events; starts dispatch."""
-        sub = Subscription(self, flt or EventFilter(), handler)
+    # ------------------------------------------------------------------ pulling
+    def fetch(self, max_events: int, timeout: float | None = 0.0) -> tuple[Sequence[Any], list[dict[str, Any]]]:
+        """Pull up to ``max_events`` events not handed out yet (see ``_fetch``); the consumer acks them."""
+        if self._closed:
+            raise BusClosedError("the bus is closed")
+        if max_events <= 0:
+            return [], []
+        refs, events = self._fetch(max_events, timeout)
+        if events:
+            with self._cv:
+                self.fetched += len(events)
+                self._cv.notify_all()
+        return refs, events
+
+    def _wait_for_events(self, ready: Callable[[], bool], timeout: float | None) -> bool:
+        """For ``_fetch`` implementations that wait on local publishes: wait until ``ready()`` (True) or the
+        timeout or close (False). Publishing notifies."""
+        with self._cv:
+            return self._cv.wait_for(lambda: self._closed or ready(), timeout) and not self._closed
+
+    def credit_available(self) -> None:
+        """A consumer freed room: wake a dispatch thread waiting for credit (cheap when none waits)."""
+        if self._credit_waiting:
+            with self._cv:
+                self._cv.notify_all()
+
+    # ------------------------------------------------------------------ subscribing
+    def subscribe(self, flt: EventFilter | None, handler: Handler,
+                  credit: Callable[[], int] | None = None) -> Subscription:
+        """Call ``handler(refs, events)`` on the dispatch thread for matching events; starts dispatch."""
+        sub = Subscription(self, flt or EventFilter(), handler, credit)
         with self._cv:
             if self._closed:
                 raise BusClosedError("the bus is closed")
             self._subs.append(sub)
             if self._thread is None:
-                self.recovering = True
                 self._thread = threading.Thread(target=self._dispatch_loop, name=f"orgloop-bus-{type(self).__name__}",
                                                 daemon=True)
                 self._thread.start()
@@ -125,93 +208,116 @@ class BusBase:
         with self._cv:
             if sub in self._subs:
                 self._subs.remove(sub)
+            self._cv.notify_all()
+
+    def _credit(self, subs: list[Subscription]) -> int:
+        credit = FETCH_MAX
+        for sub in subs:
+            if sub.credit is not None:
+                credit = min(credit, sub.credit())
+        return credit
 
     def _dispatch_loop(self) -> None:
-        # Events left unacked by an earlier run go first, streamed (never all in memory at once).
-        try:
-            for seqs, events in self._recover():
-                if self._closed:
-                    return
-                self._hand_over(seqs, events)
-        finally:
-            with self._cv:
-                self.recovering = False
-                self._cv.notify_all()
-        while True:
-            with self._cv:
-                while not self._inbox and not self._closed:
-                    self._cv.wait()
-                if not self._inbox:
-                    return
-                seqs, events = self._inbox.popleft()
-            self._hand_over(seqs, events)
-            with self._cv:
-                self._inflight -= len(events)
-                self._cv.notify_all()
+        while not self._closed:
+            subs = [s for s in self._subs if s.active]
+            credit = self._credit(subs) if subs else 0
+            if credit <= 0:
+                with self._cv:
+                    self._credit_waiting = True
+                    try:
+                        self._cv.wait(CREDIT_POLL)
+                    finally:
+                        self._credit_waiting = False
+                continue
+            published = self.published
+            try:
+                refs, events = self.fetch(credit, CREDIT_POLL)
+            except BusClosedError:
+                return
+            except Exception:  # a failing read must not end dispatch; try again shortly
+                log.exception("bus %s: fetching events failed", type(self).__name__)
+                with self._cv:
+                    self._cv.wait(1.0)
+                continue
+            if events:   # subscriptions made while fetch waited get this batch too
+                self._hand_over([s for s in self._subs if s.active], refs, events)
+            else:
+                with self._cv:
+                    self._drained_upto = max(self._drained_upto, published)
+                    self._cv.notify_all()
 
-    def _hand_over(self, seqs: Sequence[int], events: list[dict[str, Any]]) -> None:
-        with self._cv:
-            subs = list(self._subs)
+    def _hand_over(self, subs: list[Subscription], refs: Sequence[Any], events: list[dict[str, Any]]) -> None:
         for sub in subs:
-                if not sub.active:
+            if not sub.active:
+                continue
+            if sub.filter.everything:
+                r, e = refs, events
+            else:
+                picked = [i for i, ev in enumerate(events) if sub.filter.matches(ev)]
+                if not picked:
                     continue
-                if sub.filter.everything:
-                    s, e = seqs, events
-                else:
-                    picked = [i for i, ev in enumerate(events) if sub.filter.matches(ev)]
-                    if not picked:
-                        continue
-                    s, e = [seqs[i] for i in picked], [events[i] for i in picked]
-                try:
-                    sub.handler(s, e)
-                except Exception:  # a broken handler must not stop the bus; its events stay unacked
-                    log.exception("bus subscriber %r failed on a batch of %d events", sub.handler, len(e))
+                r, e = [refs[i] for i in picked], [events[i] for i in picked]
+            try:
+                sub.handler(r, e)
+            except Exception:  # a broken handler must not stop the bus; its events stay unacked
+                log.exception("bus subscriber %r failed on a batch of %d events", sub.handler, len(e))
 
     def drain(self, timeout: float | None = None) -> bool:
-        """Wait until every published event (and the recovered backlog) has been handed to the subscribers."""
+        """Wait until every event published so far (and the unacked backlog) has been handed to subscribers."""
         with self._cv:
-            return self._cv.wait_for(lambda: (self._inflight == 0 and not self.recovering) or self._closed, timeout)
+            target = self.published
+            return self._cv.wait_for(lambda: self._drained_upto >= target or self._closed, timeout)
 
-    # -- acks and recovery
-    def ack(self, seq: int) -> None:
-        self.ack_many((seq,))
+    # ------------------------------------------------------------------ acks
+    def ack(self, ref: Any) -> None:
+        self.ack_many((ref,))
 
-    def ack_many(self, seqs: Sequence[int]) -> None:
+    def ack_many(self, refs: Sequence[Any]) -> None:
         """Mark events fully handled (delivered or dead-lettered on every matching route)."""
-        if seqs:
-            self._ack_many(seqs)
-            self.acked += len(seqs)
+        if refs:
+            self._ack_many(refs)
+            self.acked += len(refs)
 
-    def unacked(self) -> Iterator[tuple[Sequence[int], list[dict[str, Any]]]]:
+    def unacked(self) -> Iterator[tuple[Sequence[Any], list[dict[str, Any]]]]:
         """Batches of events not yet acked, oldest first."""
         return self._unacked()
 
+    # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Stop dispatching (events already handed over are finished first) and release resources."""
+        """Stop dispatching (a batch being handed over is finished first) and release resources."""
         with self._cv:
             if self._closed:
                 return
             self._closed = True
             self._cv.notify_all()
+        self._wake()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         self._close()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def stats(self) -> dict[str, Any]:
-        return {"published": self.published, "acked": self.acked, "inflight": self._inflight}
+        return {"published": self.published, "fetched": self.fetched, "acked": self.acked,
+                "inflight": self.fetched - self.acked}
 
-    # -- to implement
-    def _store(self, events: list[dict[str, Any]]) -> Sequence[int]:
+    # ------------------------------------------------------------------ to implement
+    def _store(self, events: list[dict[str, Any]]) -> Sequence[Any]:
         raise NotImplementedError
 
-    def _ack_many(self, seqs: Sequence[int]) -> None:
+    def _fetch(self, max_events: int, timeout: float | None) -> tuple[Sequence[Any], list[dict[str, Any]]]:
         raise NotImplementedError
 
-    def _unacked(self) -> Iterator[tuple[Sequence[int], list[dict[str, Any]]]]:
+    def _ack_many(self, refs: Sequence[Any]) -> None:
         raise NotImplementedError
 
-    def _recover(self) -> Iterable[tuple[Sequence[int], list[dict[str, Any]]]]:
-        return ()
+    def _unacked(self) -> Iterator[tuple[Sequence[Any], list[dict[str, Any]]]]:
+        raise NotImplementedError
+
+    def _wake(self) -> None:
+        pass
 
     def _close(self) -> None:
         pass

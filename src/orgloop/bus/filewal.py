@@ -1,16 +1,25 @@
 """FileWalBus: Tier 1 production bus on orgloop's write-ahead log.
 
 ``publish_many`` returns once the events are durable under the WAL's sync policy (``always`` by
-default: fdatasynced, shared by concurrent publishers). ``ack`` marks the WAL; when dispatch starts,
-events that were published but not acked before a crash or restart are redelivered first.
+default: fdatasynced, shared by concurrent publishers). Refs are WAL seqs, carried in the delivered
+envelope as ``seq``; ``ack`` marks the WAL.
+
+The WAL is the buffer: publishers never wait for consumers, and ``fetch`` reads only as far as the
+consumer asks. The read cursor starts at the oldest unacked record, so what an earlier run left unacked
+is handed out first. Just-published events are kept in a bounded in-memory tail (``tail_max`` events)
+so a consumer that keeps up never reads the disk; a consumer that falls behind drops the tail and reads
+the log in small chunks (``read_chunk`` bytes) until it catches up.
 """
 from __future__ import annotations
 
+import bisect
+import collections
+import threading
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from orgloop.bus.base import BusBase
-from orgloop.wal import Wal
+from orgloop.wal import ReplayBatch, Wal
 
 __all__ = ["FileWalBus"]
 
@@ -18,17 +27,93 @@ __all__ = ["FileWalBus"]
 class FileWalBus(BusBase):
     durable = True
 
-    def __init__(self, path: str | Path, *, max_inflight: int = 100_000, compact_every: int = 50_000,
-                 **wal_options: Any) -> None:
+    def __init__(self, path: str | Path, *, max_inflight: int | None = None, compact_every: int = 50_000,
+                 tail_max: int = 1024, read_chunk: int = 256 << 10, **wal_options: Any) -> None:
         super().__init__(max_inflight)
         self.wal = Wal(path, **wal_options)
-        # Everything below this seq existed before we opened: redelivered (if unacked) when dispatch starts.
-        self._recover_below = self.wal.next_seq
         self._compact_every = compact_every
         self._acks_since_compact = 0
+        self._lock = threading.Lock()
+        self._stored = self.wal.next_seq            # every seq below this is durable
+        self._cursor = self.wal.acks.watermark + 1   # the next seq to hand out
+        self._tail: collections.deque[dict[str, Any]] = collections.deque()   # events of seqs tail_lo...
+        self._tail_lo = 0
+        self._tail_max = tail_max
+        self._read_chunk = read_chunk
+        self._reader: Iterator[ReplayBatch] | None = None
+        self._reader_stop = 0
+        self._batch: tuple[Sequence[int], list[bytes]] | None = None   # the reader's batch not yet handed out
+        self.wal_reads = 0
 
     def _store(self, events: list[dict[str, Any]]) -> Sequence[int]:
-        return self.wal.append_events(events)
+        seqs = self.wal.append_events(events)
+        with self._lock:
+            tail = self._tail
+            if (tail and self._tail_lo + len(tail) == seqs.start) or (not tail and self._cursor == seqs.start):
+                if not tail:
+                    self._tail_lo = seqs.start
+                tail.extend(events)
+                if len(tail) > self._tail_max:      # the consumer is behind: it will read the log
+                    tail.clear()
+            if seqs.stop > self._stored:
+                self._stored = seqs.stop
+        return seqs
+
+    def _fetch(self, max_events: int, timeout: float | None) -> tuple[Sequence[int], list[dict[str, Any]]]:
+        if self._cursor >= self._stored and not self._wait_for_events(lambda: self._cursor < self._stored, timeout):
+            return [], []
+        with self._lock:
+            tail, cursor = self._tail, self._cursor
+            while tail and self._tail_lo < cursor:        # already read from the log
+                tail.popleft()
+                self._tail_lo += 1
+            if tail and self._tail_lo == cursor:
+                take = min(max_events, len(tail))
+                out = [tail.popleft() for _ in range(take)]
+                self._tail_lo += take
+                self._cursor = cursor + take
+                refs = range(cursor, cursor + take)
+                for seq, ev in zip(refs, out):
+                    ev["seq"] = seq
+                return refs, out
+        return self._read_log(max_events)
+
+    def _read_log(self, max_events: int) -> tuple[Sequence[int], list[dict[str, Any]]]:
+        """Up to ``max_events`` unacked records from the cursor on, read from the log."""
+        self.wal_reads += 1
+        while True:
+            if self._batch is None:
+                if self._reader is None:
+                    if self._cursor >= self._stored:
+                        return [], []
+                    self._reader_stop = self._stored
+                    self._reader = self.wal.replay(self._cursor, unacked_only=True, read_chunk=self._read_chunk)
+                nxt = next(self._reader, None)
+                if nxt is None:
+                    self._reader = None
+                    self._cursor = max(self._cursor, self._reader_stop)
+                    continue
+                self._batch = (nxt.seqs, nxt.records)
+            seqs, records = self._batch
+            lo = bisect.bisect_left(seqs, self._cursor)
+            stop = bisect.bisect_left(seqs, self._reader_stop)
+            hi = min(lo + max_events, stop)
+            if hi < stop:
+                self._batch = (seqs[hi:], records[hi:])
+            else:
+                self._batch = None
+                if stop < len(seqs):                 # the reader's snapshot went past what is durable
+                    self._reader = None
+            if hi <= lo:
+                if self._reader is None and self._batch is None:
+                    self._cursor = max(self._cursor, self._reader_stop)
+                continue
+            refs = seqs[lo:hi]
+            out = self.wal.decode_records(records[lo:hi])
+            for seq, ev in zip(refs, out):
+                ev["seq"] = seq
+            self._cursor = refs[-1] + 1
+            return refs, out
 
     def _ack_many(self, seqs: Sequence[int]) -> None:
         wal = self.wal
@@ -43,22 +128,14 @@ class FileWalBus(BusBase):
             self._acks_since_compact = 0
             wal.compact()
 
-    def _recover(self) -> Iterable[tuple[Sequence[int], list[dict[str, Any]]]]:
-        for batch in self.wal.replay(unacked_only=True, decode=True):
-            seqs, events = batch.seqs, batch.records
-            if seqs[0] >= self._recover_below:
-                break
-            if seqs[-1] >= self._recover_below:
-                keep = [i for i, s in enumerate(seqs) if s < self._recover_below]
-                seqs, events = [seqs[i] for i in keep], [events[i] for i in keep]
-            yield seqs, events
-
     def _unacked(self) -> Iterator[tuple[Sequence[int], list[dict[str, Any]]]]:
         for batch in self.wal.replay(unacked_only=True, decode=True):
             yield batch.seqs, batch.records
 
     def _close(self) -> None:
+        self._reader = None
+        self._batch = None
         self.wal.close()
 
     def stats(self) -> dict[str, Any]:
-        return {**super().stats(), "wal": self.wal.stats()}
+        return {**super().stats(), "wal_reads": self.wal_reads, "wal": self.wal.stats()}

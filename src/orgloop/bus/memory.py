@@ -1,7 +1,6 @@
 """InMemoryBus: Tier 1 for development, tests and library use. Nothing survives the process."""
 from __future__ import annotations
 
-import itertools
 import threading
 from typing import Any, Iterator, Sequence
 
@@ -11,23 +10,45 @@ __all__ = ["InMemoryBus"]
 
 
 class InMemoryBus(BusBase):
-    """Events live in a dict until acked; ``publish`` returns at once (no durability)."""
+    """Events live in a dict until acked; ``publish`` returns at once (no durability).
+
+    Refs are seqs (ints from 1), carried in the delivered envelope as ``seq``. Publishers wait while
+    ``max_inflight`` events are not fetched yet, since memory is all this bus has.
+    """
 
     durable = False
 
-    def __init__(self, max_inflight: int = 100_000) -> None:
+    def __init__(self, max_inflight: int | None = 100_000) -> None:
         super().__init__(max_inflight)
-        self._events: dict[int, dict[str, Any]] = {}
-        self._next = itertools.count(1)
+        self._events: dict[int, dict[str, Any]] = {}   # unacked, by seq
+        self._next = 1          # the next seq to assign
+        self._cursor = 1        # the next seq to hand out
         self._lock = threading.Lock()
 
     def _store(self, events: list[dict[str, Any]]) -> Sequence[int]:
         with self._lock:
-            first = next(self._next)
-            self._next = itertools.count(first + len(events))
-            seqs = range(first, first + len(events))
+            first = self._next
+            self._next = first + len(events)
+            seqs = range(first, self._next)
             self._events.update(zip(seqs, events))
         return seqs
+
+    def _fetch(self, max_events: int, timeout: float | None) -> tuple[Sequence[int], list[dict[str, Any]]]:
+        if self._cursor >= self._next and not self._wait_for_events(lambda: self._cursor < self._next, timeout):
+            return [], []
+        refs: list[int] = []
+        out: list[dict[str, Any]] = []
+        with self._lock:
+            seq, end, events = self._cursor, self._next, self._events
+            while seq < end and len(out) < max_events:
+                ev = events.get(seq)
+                if ev is not None:        # acked before it was fetched: skip
+                    ev["seq"] = seq
+                    refs.append(seq)
+                    out.append(ev)
+                seq += 1
+            self._cursor = seq
+        return refs, out
 
     def _ack_many(self, seqs: Sequence[int]) -> None:
         with self._lock:

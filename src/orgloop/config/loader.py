@@ -154,7 +154,7 @@ class Project:
         configured = self.settings.runtime.data_dir if self.settings else None
         override = self.data_dir_override or (
             self.root / Path(configured).expanduser() / self.workspace if configured else None)
-        return workspace_data_dir(self.name or self.root.name, self.workspace, override)
+        return workspace_data_dir(self.name or self.root.name, self.root, self.workspace, override)
 
     def prompt_candidates(self, route_file: Path, prompt_file: str) -> list[Path]:
         """Where ``prompt_file`` of a route in ``route_file`` may live, resolved, in the order tried:

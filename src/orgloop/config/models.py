@@ -149,7 +149,8 @@ class CircuitBreaker(_Model):
 class Delivery(_Model):
     max_rate: Rate | None = None
     queue_depth: int = Field(1000, ge=1, le=10_000_000)
-    queue_policy: Literal["drop_oldest", "block"] = "drop_oldest"
+    # unset: "block" on a durable bus (the log is the buffer), "drop_oldest" on the memory bus
+    queue_policy: Literal["drop_oldest", "block"] | None = None
     retry: Retry = Field(default_factory=Retry)
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
 

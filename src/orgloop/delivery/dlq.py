@@ -1,9 +1,15 @@
-"""The dead-letter store: events that gave up on a route (or were pushed out of a full queue).
+"""The dead-letter store: deliveries that gave up on a route (or were pushed out of a full queue).
 
 It is a WAL directory of its own (``<data dir>/dlq``), so a dead letter is as durable as an event on
-the bus. An entry is a dict: ``event``, ``route``, ``actor``, ``reason`` (``gave_up`` after the retry
-budget, ``backpressure`` when drop-oldest pushed it out of a full queue), ``error``, ``attempts``, ``time``.
+the bus. An entry is a delivery record: ``route``, ``actor``, ``event`` (as that route's actor would have
+received it: after the route's transforms; for ``halted``, as the halting transform received it),
+``reason`` (``gave_up`` after the retry budget, ``backpressure`` when an explicit drop-oldest queue pushed
+it out, ``halted`` when a transform with ``on_error: halt`` failed), ``error``, ``attempts``, ``time``.
 Removing an entry acks it in the store's WAL; compaction frees the space.
+
+Replaying publishes each entry as a *redelivery record* (type ``orgloop.redeliver``, the route and the
+event in its payload) on the bus: the router hands the event to that route's lane as it is, without
+matching or transforms, so it reaches that route only.
 """
 from __future__ import annotations
 
@@ -16,9 +22,11 @@ from orgloop.event import now_iso
 from orgloop.wal import Wal
 from orgloop.wal import tools as waltools
 
-__all__ = ["DeadLetterStore", "read_dead_letters", "REASONS"]
+__all__ = ["DeadLetterStore", "read_dead_letters", "redelivery", "REASONS", "REDELIVER_TYPE"]
 
 REASONS = ("gave_up", "backpressure", "halted")
+REDELIVER_TYPE = "orgloop.redeliver"
+REDELIVER_SOURCE = "orgloop.dlq"
 
 
 def dead_letter(event: dict[str, Any], *, route: str, actor: str, reason: str, error: str | None = None,
@@ -26,6 +34,15 @@ def dead_letter(event: dict[str, Any], *, route: str, actor: str, reason: str, e
     """Build one dead-letter entry."""
     return {"event": event, "route": route, "actor": actor, "reason": reason, "error": error,
             "attempts": attempts, "time": now_iso()}
+
+
+def redelivery(entry: dict[str, Any], entry_id: int) -> dict[str, Any]:
+    """The bus record that replays one dead letter to its route (see the module docstring)."""
+    event = entry.get("event") or {}
+    return {"id": event.get("id"), "timestamp": now_iso(), "source": REDELIVER_SOURCE, "type": REDELIVER_TYPE,
+            "trace_id": event.get("trace_id"),
+            "payload": {"route": entry.get("route"), "actor": entry.get("actor"), "event": event,
+                        "dead_letter": entry_id}}
 
 
 class DeadLetterStore:
@@ -53,7 +70,7 @@ class DeadLetterStore:
 
     def replay(self, publish: Callable[[list[dict[str, Any]]], Any], ids: Sequence[int] | None = None,
                batch_size: int = 1000) -> int:
-        """Publish entries' events again (all, or ``ids``), then remove them; returns how many.
+        """Publish redelivery records of entries (all, or ``ids``), then remove them; returns how many.
 
         Each batch is published before it is removed, so a crash in between means a duplicate, never a loss.
         """
@@ -65,7 +82,7 @@ class DeadLetterStore:
             if wanted is not None and seq not in wanted:
                 continue
             batch_ids.append(seq)
-            batch_events.append(entry["event"])
+            batch_events.append(redelivery(entry, seq))
             if len(batch_ids) >= batch_size:
                 publish(batch_events)
                 self.remove(batch_ids)

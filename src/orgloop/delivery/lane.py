@@ -32,6 +32,9 @@ __all__ = ["ActorLane", "RoutePolicy", "render_config"]
 log = logging.getLogger("orgloop.delivery")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
 _BATCH = 256
+#: A worker hands finished deliveries to the ack tracker at most this many seconds apart (a delivery that
+#: took longer is handed over as soon as it finishes).
+HANDOVER = 0.005
 CLOSED = BreakerState.CLOSED
 
 
@@ -115,7 +118,7 @@ class ActorLane:
                  tracker: AckTracker, dead_letter: Callable[[list[dict[str, Any]]], None],
                  emit: Callable[[list[dict[str, Any]]], None] | None = None,
                  publish: Callable[[list[dict[str, Any]]], Any] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, restart_delay: float = 1.0) -> None:
         self.actor_id = actor_id
         self.actor = actor
         self.queue = BoundedQueue(depth, policy)
@@ -136,6 +139,17 @@ class ActorLane:
         self.dropped = 0
         self.busy = 0
         self.inbox: list[tuple[int, dict[str, Any], Any]] = []   # filled by the router, see flush_inbox()
+        self.blocking = policy == "block"
+        self.on_room: Callable[[], None] | None = None   # called when a worker took items (the bus's credit)
+        # worker supervision and dead-letter write failures (see supervise() and problems())
+        self.restart_delay = restart_delay
+        self._restart_delay = restart_delay
+        self._last_restart = float("-inf")
+        self._dead_since: dict[int, float] = {}
+        self._death_cause: str | None = None
+        self._orphans: list[tuple[int, dict[str, Any], Any]] = []
+        self.worker_deaths = 0
+        self.dead_letter_error: str | None = None
 
     def policy_for(self, route: str, spec: DeliverySpec, config: dict[str, Any], prompt: str | None) -> RoutePolicy:
         pol = self.policies[route] = RoutePolicy(route, self.actor_id, spec, config, prompt, self.emit, self.clock)
@@ -156,13 +170,14 @@ class ActorLane:
             self._on_evicted(evicted)
 
     def _on_evicted(self, evicted: list[tuple[int, dict[str, Any], Any]]) -> None:
+        if not self._write_dead([_dead(ev, route.name, self.actor_id, "backpressure", "queue full (drop-oldest)", 0)
+                                 for _seq, ev, route in evicted]):
+            return        # stopping: they stay unacked in the bus
         self.dropped += len(evicted)
-        self.dead_letter([_dead(ev, route.name, self.actor_id, "backpressure", "queue full (drop-oldest)", 0)
-                          for _seq, ev, route in evicted])
-        for seq, _e, route in evicted:
+        for seq, ev, route in evicted:
             route.policy.dead_lettered += 1
             if route.settle is not None:
-                route.settle(seq, False)
+                route.settle(seq, False, ev)
         self.tracker.done_many([s for s, _e, _r in evicted])
         with self._drop_lock:
             for _s, _e, route in evicted:
@@ -191,12 +206,55 @@ class ActorLane:
                         "queue_depth": depth, "result": "dropped", "metadata": {"count": n}}
                        for route, n in sorted(counts.items())])
 
+    # ------------------------------------------------------------------ credit
+    def credit(self) -> int | None:
+        """How many more deliveries the lane takes without waiting: the free room of a ``block`` queue;
+        None (no limit) for ``drop_oldest``, which makes room by dead-lettering the oldest."""
+        if not self.blocking:
+            return None
+        return self.queue.maxsize - len(self.queue)
+
     # ------------------------------------------------------------------ workers
     def start(self) -> None:
         for i in range(self.concurrency):
-            t = threading.Thread(target=self._run, name=f"orgloop-actor-{self.actor_id}-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
+            self._threads.append(self._spawn(i))
+
+    def _spawn(self, index: int) -> threading.Thread:
+        t = threading.Thread(target=self._run, name=f"orgloop-actor-{self.actor_id}-{index}", daemon=True)
+        t.start()
+        return t
+
+    def supervise(self) -> None:
+        """Restart worker threads that died (called regularly by the runtime). A dead worker is reported by
+        :meth:`problems` until it is restarted, ``restart_delay`` seconds after its death (doubling while
+        restarted workers keep dying, up to 30 s)."""
+        if self._stopping:
+            return
+        now = self.clock()
+        for i, t in enumerate(self._threads):
+            if t.is_alive():
+                continue
+            died = self._dead_since.get(i)
+            if died is None:
+                self._dead_since[i] = now
+                self.worker_deaths += 1
+                log.error("actor %s: worker %d died (%s); restarting it in %.1fs", self.actor_id, i,
+                          self._death_cause or "unknown cause", self._restart_delay)
+            elif now - died >= self._restart_delay:
+                del self._dead_since[i]
+                self._restart_delay = min(self._restart_delay * 2, 30.0) if now - self._last_restart < 10 \
+                    else self.restart_delay
+                self._last_restart = now
+                self._threads[i] = self._spawn(i)
+
+    def problems(self) -> list[str]:
+        """Why this lane is not healthy now: dead workers, dead letters that cannot be written."""
+        out = [f"actor {self.actor_id}: worker {i} died ({self._death_cause}), restarting"
+               for i in sorted(self._dead_since)]
+        if self.dead_letter_error is not None:
+            out.append(f"actor {self.actor_id}: dead letters cannot be written ({self.dead_letter_error}); "
+                       "the events stay unacked and the lane retries")
+        return out
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the workers: each finishes the delivery it is in, the rest stays unacked (redelivered later)."""
@@ -217,63 +275,90 @@ class ActorLane:
         """Sleep unless stopping; returns False when the lane is stopping."""
         return not self._stop.wait(seconds) if seconds > 0 else not self._stop.is_set()
 
+    def _take(self) -> list[tuple[int, dict[str, Any], Any]]:
+        """The next batch: what a dead worker left undelivered first, then the queue."""
+        if self._orphans:
+            with self._drop_lock:
+                items, self._orphans = self._orphans, []
+            if items:
+                return items
+        items = self.queue.get_many(_BATCH, 0.2)
+        if items and self.on_room is not None:
+            self.on_room()
+        return items
+
     def _run(self) -> None:
-        get_many = self.queue.get_many
-        while not self._stop.is_set():
-            try:
-                items = get_many(_BATCH, 0.2)
-            except QueueClosed:
-                return
-            if not items:
-                continue
-            self.busy += 1
-            done: list[int] = []
-            deliver = self.actor.deliver
-            try:
-                for seq, event, route in items:
-                    if self._stopping:
-                        return   # the rest of the batch stays unacked in the bus and is redelivered on restart
-                    pol = route.policy
-                    # Fast path: no rate limit, no templating, no loggers, breaker closed -> one call.
-                    if pol.fast and pol.closed:
-                        try:
-                            out = deliver(event, pol.prompt, pol.config)
-                            if out:
-                                self._follow_up(event, out)
-                        except DeliveryInterrupted:
-                            return   # ended at shutdown: stays unacked, delivered again after the restart
-                        except Exception as exc:  # the slow path records it, retries, dead-letters
-                            if not self._deliver(seq, event, route, first_error=exc):
-                                return
-                        else:
-                            if pol.unsettled:
-                                pol.record_success()
+        """A worker: deliver batches from the queue. Each finished delivery goes to the ack tracker as it
+        completes (a fast actor's are handed over together, at most ``HANDOVER`` seconds apart)."""
+        clock = time.monotonic
+        items: list[tuple[int, dict[str, Any], Any]] = []
+        i = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    items = self._take()
+                except QueueClosed:
+                    return
+                if not items:
+                    continue
+                i = 0
+                self.busy += 1
+                done: list[int] = []
+                deliver = self.actor.deliver
+                handed = clock()
+                try:
+                    for i, (seq, event, route) in enumerate(items):
+                        if self._stopping:
+                            return   # the rest of the batch stays unacked in the bus and is redelivered on restart
+                        pol = route.policy
+                        # Fast path: no rate limit, no templating, no loggers, breaker closed -> one call.
+                        if pol.fast and pol.closed:
+                            try:
+                                out = deliver(event, pol.prompt, pol.config)
+                                if out:
+                                    self._follow_up(event, out)
+                            except DeliveryInterrupted:
+                                return   # ended at shutdown: stays unacked, delivered again after the restart
+                            except Exception as exc:  # the slow path records it, retries, dead-letters
+                                if not self._deliver(seq, event, route, first_error=exc):
+                                    return
                             else:
-                                pol.delivered += 1
-                            if route.settle is not None:
-                                route.settle(seq, True)
+                                if pol.unsettled:
+                                    pol.record_success()
+                                else:
+                                    pol.delivered += 1
+                                if route.settle is not None:
+                                    route.settle(seq, True, event)
+                        elif not self._deliver(seq, event, route):
+                            return   # stopping: the rest stays unacked in the bus and is redelivered on restart
                         done.append(seq)
-                    elif self._deliver(seq, event, route):
-                        done.append(seq)
-                    else:
-                        return   # stopping: the rest stays unacked in the bus and is redelivered on restart
-            finally:
-                self.busy -= 1
-                if done:
-                    self.tracker.done_many(done)
+                        now = clock()
+                        if now - handed >= HANDOVER:
+                            self.tracker.done_many(done)
+                            done = []
+                            handed = now
+                    i = len(items)
+                finally:
+                    self.busy -= 1
+                    if done:
+                        self.tracker.done_many(done)
+        except BaseException as exc:
+            # This worker dies; supervise() restarts it. What it had not finished is delivered by the next one.
+            self._death_cause = _describe(exc) if isinstance(exc, Exception) else type(exc).__name__
+            if not self._stopping:
+                with self._drop_lock:
+                    self._orphans = items[i:] + self._orphans
+            raise
 
     def _deliver(self, seq: int, event: dict[str, Any], route: Any, first_error: Exception | None = None) -> bool:
         """Deliver with rate limit, retries and breaker; dead-letter on give-up. False only when stopping.
 
+        Every attempt, retries included, takes a token of the route's ``max_rate``.
         ``first_error``: the fast path's attempt already failed with it; continue from the first retry.
         A :class:`DeliveryError` with ``retryable=False`` is not retried; one with ``retry_after`` makes the
         next retry wait at least that long (an HTTP target's ``Retry-After``).
         """
         pol = route.policy
-        if pol.bucket is not None:
-            while not pol.bucket.try_acquire():
-                if not self._sleep(pol.bucket.delay_for()):
-                    return False
         config = render_config(pol.config, event) if pol.templated else pol.config
         attempt = 0
         error = ""
@@ -286,7 +371,12 @@ class ActorLane:
             pol.retried += 1
             if not self._sleep(_retry_delay(pol, attempt, first_error)):
                 return False
+        bucket = pol.bucket
         while True:
+            if bucket is not None:
+                while not bucket.try_acquire():
+                    if not self._sleep(bucket.delay_for()):
+                        return False
             while not pol.breaker.allow():
                 if not self._sleep(0.05):
                     return False
@@ -320,7 +410,7 @@ class ActorLane:
                 continue
             pol.record_success()
             if route.settle is not None:
-                route.settle(seq, True)
+                route.settle(seq, True, event)
             if emit is not None:
                 emit([_entry("deliver.success", event, route.name, self.actor_id, result="delivered",
                              duration_ms=(time.perf_counter() - t0) * 1000, metadata={"attempt": attempt})])
@@ -337,12 +427,47 @@ class ActorLane:
             raise DeliveryError(f"actor {self.actor_id} returned an invalid follow-up event: {exc}") from None
         self.follow_ups += len(events)
 
+    def _write_dead(self, entries: list[dict[str, Any]]) -> bool:
+        """Write dead letters, retrying with backoff while the store fails (``problems()`` reports it, so
+        health is red meanwhile). False only when the lane stops first: the events then stay unacked."""
+        delay = 0.05
+        while True:
+            try:
+                self.dead_letter(entries)
+            except Exception as exc:
+                error = _describe(exc)
+                if error != self.dead_letter_error:
+                    log.error("actor %s: cannot write %d dead letters (%s); retrying, the events stay unacked",
+                              self.actor_id, len(entries), error)
+                self.dead_letter_error = error
+                if not self._sleep(delay):
+                    return False
+                delay = min(delay * 2, 5.0)
+                continue
+            if self.dead_letter_error is not None:
+                log.warning("actor %s: dead letters are written again", self.actor_id)
+                self.dead_letter_error = None
+            return True
+
+    def halt(self, seq: int, event: dict[str, Any], route: Any, transform: str, error: str) -> bool:
+        """A transform with ``on_error: halt`` failed: the route stops for this event, which becomes a dead
+        letter (reason ``halted``) as that transform received it. False only when the lane stops first."""
+        if not self._write_dead([_dead(event, route.name, self.actor_id, "halted",
+                                       f"transform {transform}: {error}", 0)]):
+            return False
+        route.policy.dead_lettered += 1
+        if self.emit is not None:
+            self.emit([_entry("dlq.add", event, route.name, self.actor_id, error=error, result="halted",
+                              metadata={"transform": transform})])
+        return True
+
     def _give_up(self, seq: int, event: dict[str, Any], route: Any, pol: "RoutePolicy", error: str,
                  attempt: int) -> bool:
+        if not self._write_dead([_dead(event, route.name, self.actor_id, "gave_up", error, attempt)]):
+            return False
         pol.dead_lettered += 1
-        self.dead_letter([_dead(event, route.name, self.actor_id, "gave_up", error, attempt)])
         if route.settle is not None:
-            route.settle(seq, False)
+            route.settle(seq, False, event)
         if self.emit is not None:
             self.emit([_entry("dlq.add", event, route.name, self.actor_id, error=error, result="gave_up",
                               metadata={"attempts": attempt})])

@@ -1,51 +1,44 @@
 """Ack tracking: an event is acked on the bus only when every route it matched is finished with it.
 
 "Finished" means delivered, dead-lettered, or dropped by a transform. Events that matched one route
-(the common case) need no bookkeeping at all; only fan-out keeps a countdown. Acks go to the bus in
-batches (at least every ``flush_interval``), never one by one.
+(the common case) need no bookkeeping at all; only fan-out and transform splits keep a countdown.
+Finished refs are forwarded to the bus at once, in the same call: the bus batches the *commit* of acks
+(the WAL writes them to LMDB every flush interval), so the tracker adds no delay of its own.
 """
 from __future__ import annotations
 
 import threading
-import time
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 __all__ = ["AckTracker"]
 
 
 class AckTracker:
-    def __init__(self, ack_many: Callable[[Sequence[int]], None], *, batch: int = 1024,
-                 flush_interval: float = 0.05, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ack_many: Callable[[Sequence[Any]], None]) -> None:
         self._ack_many = ack_many
-        self._pending: dict[int, int] = {}
-        self._ready: list[int] = []
+        self._pending: dict[Any, int] = {}
         self._lock = threading.Lock()
-        self._batch = batch
-        self._interval = flush_interval
-        self._clock = clock
-        self._last = clock()
         self.acked = 0
 
-    def expect(self, seq: int, deliveries: int) -> None:
-        """``seq`` will be finished by ``deliveries`` separate calls to :meth:`done` (only needed when > 1)."""
+    def expect(self, ref: Any, deliveries: int) -> None:
+        """``ref`` will be finished by ``deliveries`` separate calls to :meth:`done_many` (only needed when > 1)."""
         if deliveries > 1:
             with self._lock:
-                self._pending[seq] = self._pending.get(seq, 0) + deliveries - 1
+                self._pending[ref] = self._pending.get(ref, 0) + deliveries - 1
 
-    def add(self, seq: int, extra: int) -> None:
+    def add(self, ref: Any, extra: int) -> None:
         """A transform split one delivery into ``extra + 1``."""
         if extra > 0:
             with self._lock:
-                self._pending[seq] = self._pending.get(seq, 0) + extra
+                self._pending[ref] = self._pending.get(ref, 0) + extra
 
-    def done_many(self, seqs: Iterable[int]) -> None:
-        """Each call finishes one delivery of each seq; seqs with nothing left are acked (batched)."""
-        flush = None
-        with self._lock:
-            pending = self._pending
-            ready = self._ready
-            if pending:
-                for s in seqs:
+    def done_many(self, refs: Iterable[Any]) -> None:
+        """Each call finishes one delivery of each ref; refs with nothing left are acked on the bus now."""
+        pending = self._pending
+        if pending:
+            ready = []
+            with self._lock:
+                for s in refs:
                     left = pending.get(s)
                     if left is None:
                         ready.append(s)
@@ -53,22 +46,12 @@ class AckTracker:
                         del pending[s]
                     else:
                         pending[s] = left - 1
-            else:
-                ready.extend(seqs)
-            if len(ready) >= self._batch or (ready and self._clock() - self._last >= self._interval):
-                flush, self._ready = ready, []
-                self._last = self._clock()
-        if flush:
-            self._ack_many(flush)
-            self.acked += len(flush)
-
-    def flush(self) -> None:
-        with self._lock:
-            flush, self._ready = self._ready, []
-            self._last = self._clock()
-        if flush:
-            self._ack_many(flush)
-            self.acked += len(flush)
+        else:
+            ready = refs if isinstance(refs, list) else list(refs)
+        if ready:
+            self._ack_many(ready)
+            with self._lock:
+                self.acked += len(ready)
 
     @property
     def in_flight(self) -> int:

@@ -8,10 +8,13 @@ on the candidates.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from functools import partial
 from typing import Any, Callable, Sequence
 
+from orgloop.bus.base import FETCH_MAX
+from orgloop.delivery.dlq import REDELIVER_TYPE, dead_letter
 from orgloop.router.acks import AckTracker
 from orgloop.router.index import RouteIndex
 from orgloop.spec import RouteSpec
@@ -37,7 +40,8 @@ def get_path(event: dict[str, Any], path: str | tuple[str, ...]) -> Any:
 class CompiledRoute:
     """A route ready to run: filter pre-split, transforms instantiated, lane attached."""
 
-    __slots__ = ("spec", "name", "filters", "transforms", "direct", "lane", "policy", "inbox", "dropped", "settle")
+    __slots__ = ("spec", "name", "filters", "transforms", "direct", "lane", "policy", "inbox", "dropped", "settle",
+                 "pending")
 
     def __init__(self, spec: RouteSpec, transforms: list[tuple[str, Transform, str]], lane: Any,
                  policy: Any = None) -> None:
@@ -53,9 +57,18 @@ class CompiledRoute:
         # the router fills the lane's inbox, then flushes it per batch (a dry run has no lane, and no inbox)
         self.inbox: list[tuple[int, dict[str, Any], CompiledRoute]] = lane.inbox if lane is not None else []
         self.dropped = 0
-        hooks = [t.settle for _n, t, _p in transforms if hasattr(t, "settle")]
-        # settle(seq, delivered): tells stateful transforms how this route finished with an event (None: none care)
-        self.settle = partial(_settle, hooks, self.name) if hooks else None
+        # Claims of stateful transforms carried by deliveries in flight, by id() of the delivered event (the
+        # lane holds the event until it settles it, so the id is not reused meanwhile).
+        self.pending: dict[int, tuple[_Claim, ...]] = {}
+        # settle(seq, delivered, event): the lane reports how the route finished with one delivery (None: no
+        # transforms, so nothing can care)
+        self.settle: Callable[[Any, bool, dict[str, Any]], None] | None = self._settle if transforms else None
+
+    def _settle(self, seq: Any, delivered: bool, event: dict[str, Any]) -> None:
+        claims = self.pending.pop(id(event), None)
+        if claims:
+            for claim in claims:
+                claim.finish(delivered)
 
     def accepts(self, event: dict[str, Any]) -> bool:
         for path, want in self.filters:
@@ -65,10 +78,18 @@ class CompiledRoute:
 
 
 class Router:
+    """Routes bus batches: matching, transforms, fan-out; hands deliveries to the lanes' inboxes.
+
+    ``dead_letter`` stores delivery records the router itself gives up on (a replayed dead letter whose
+    route no longer exists).
+    """
+
     def __init__(self, routes: list[CompiledRoute], tracker: AckTracker,
-                 emit: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+                 emit: Callable[[list[dict[str, Any]]], None] | None = None,
+                 dead_letter: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         self.tracker = tracker
         self.emit = emit                  # log entries sink (None = no loggers configured)
+        self.dead_letter = dead_letter
         self.index: RouteIndex[CompiledRoute] = RouteIndex()
         self.routes: dict[str, CompiledRoute] = {}
         self.lanes: list[Any] = []
@@ -77,6 +98,7 @@ class Router:
         self.index.warm()
         self.events_in = 0
         self.unmatched = 0
+        self.redelivered = 0
         self.tap: Any = None              # orgloop.control.tap.TapHub: offered each batch while anyone taps
 
     def add(self, route: CompiledRoute) -> None:
@@ -91,20 +113,34 @@ class Router:
             self.index.remove(name)
         return route
 
+    def credit(self) -> int:
+        """How many events the bus may hand over now: the least free room of the lanes that block."""
+        credit = FETCH_MAX
+        for lane in self.lanes:
+            room = lane.credit()
+            if room is not None and room < credit:
+                credit = room
+        return credit
+
     def match(self, event: dict[str, Any]) -> list[CompiledRoute]:
         candidates = self.index.match(event.get("source", ""), event.get("type", ""))
         return [r for r in candidates if not r.filters or r.accepts(event)]
 
-    def handle(self, seqs: Sequence[int], events: list[dict[str, Any]]) -> None:
+    def handle(self, seqs: Sequence[Any], events: list[dict[str, Any]]) -> None:
         """Bus handler: route a batch. Each lane receives its share in one ``put_many``."""
         tracker = self.tracker
         match = self.index.match
-        finished: list[int] = []
+        finished: list[Any] = []
         entries: list[dict[str, Any]] | None = [] if self.emit else None
         self.events_in += len(events)
         direct_ok = entries is None                   # log entries take the full path
         for seq, event in zip(seqs, events):
-            routes: Sequence[CompiledRoute] = match(event.get("source", ""), event.get("type", ""))
+            etype = event.get("type", "")
+            if etype == REDELIVER_TYPE:
+                if self._redeliver(seq, event):
+                    finished.append(seq)
+                continue
+            routes: Sequence[CompiledRoute] = match(event.get("source", ""), etype)
             if direct_ok and len(routes) == 1:        # the common case: one route, no filter, no transforms
                 route = routes[0]
                 if route.direct:
@@ -123,12 +159,13 @@ class Router:
             for route in routes:
                 if entries is not None:
                     entries.append(_entry("route.match", event, route=route.name, target=route.spec.actor))
-                out = self.apply_transforms(route, seq, event, entries) if route.transforms else (event,)
+                try:
+                    out = self.apply_transforms(route, seq, event, entries) if route.transforms else [event]
+                except _Unfinished:                   # halted, and the lane stopped before its dead letter
+                    continue                          # was written: the event stays unacked
                 if not out:
                     route.dropped += 1
                     finished.append(seq)
-                    if route.settle is not None:      # dropped by a transform: finished, as if delivered
-                        route.settle(seq, True)
                     continue
                 if len(out) > 1:
                     tracker.add(seq, len(out) - 1)
@@ -148,17 +185,41 @@ class Router:
         if entries and self.emit is not None:
             self.emit(entries)
 
-    def apply_transforms(self, route: CompiledRoute, seq: int, event: dict[str, Any],
+    def _redeliver(self, seq: Any, record: dict[str, Any]) -> bool:
+        """A replayed dead letter: hand its event to its route's lane as it is (no matching, no transforms).
+        True when the router is finished with it here (its route is gone: dead-lettered again)."""
+        payload = record.get("payload") or {}
+        name, event = payload.get("route"), payload.get("event")
+        route = self.routes.get(name) if isinstance(name, str) else None
+        if route is not None and route.lane is not None and isinstance(event, dict):
+            event["seq"] = seq
+            self.redelivered += 1
+            route.inbox.append((seq, event, route))
+            return False
+        log.warning("replayed dead letter %s: route %r does not exist (any more); dead-lettered again",
+                    record.get("id"), name)
+        if self.dead_letter is not None:
+            self.dead_letter([dead_letter(event if isinstance(event, dict) else record, route=str(name),
+                                          actor=str(payload.get("actor")), reason="gave_up",
+                                          error=f"route {name!r} does not exist")])
+        return True
+
+    def apply_transforms(self, route: CompiledRoute, seq: Any, event: dict[str, Any],
                          entries: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-        """Run the route's transforms in order; [] means dropped (or halted)."""
-        current = [event]
-        ctx = TransformContext(route=route.name, source=event.get("source", ""), target=route.spec.actor, seq=seq)
+        """Run the route's transforms in order; [] means dropped or halted (a halt records a dead letter
+        with reason ``halted``). With a seq (not 0), claims of stateful transforms follow each output (see
+        :mod:`orgloop.transforms`) and are settled when the lane reports the delivery."""
+        track = seq != 0
+        made: list[_Claim] = []
+        current: list[tuple[dict[str, Any], tuple[_Claim, ...]]] = [(event, ())]
+        source, target = event.get("source", ""), route.spec.actor
         for name, transform, on_error in route.transforms:
-            nxt: list[dict[str, Any]] = []
-            for ev in current:
+            nxt: list[tuple[dict[str, Any], tuple[_Claim, ...]]] = []
+            for ev, lineage in current:
                 if entries is not None:
-                    entries.append(_entry("transform.start", ev, route=route.name, target=route.spec.actor,
-                                          transform=name))
+                    entries.append(_entry("transform.start", ev, route=route.name, target=target, transform=name))
+                claims: list[Callable[[bool, Callable[[], None]], None]] | None = [] if track else None
+                ctx = TransformContext(route=route.name, source=source, target=target, seq=seq, claims=claims)
                 t0 = time.perf_counter()
                 try:
                     result = transform.apply(ev, ctx)
@@ -166,30 +227,77 @@ class Router:
                     phase = {"pass": "transform.error", "drop": "transform.error_drop",
                              "halt": "transform.error_halt"}[on_error]
                     if entries is not None:
-                        entries.append(_entry(phase, ev, route=route.name, target=route.spec.actor, transform=name,
+                        entries.append(_entry(phase, ev, route=route.name, target=target, transform=name,
                                               error=str(exc), result=on_error,
                                               duration_ms=(time.perf_counter() - t0) * 1000))
                     else:
                         log.warning("transform %s on route %s failed (%s): %s", name, route.name, on_error, exc)
                     if on_error == "pass":
-                        nxt.append(ev)
+                        nxt.append((ev, lineage))
+                    elif on_error == "halt":
+                        for claim in made:            # nothing of this event reaches the actor on this route
+                            claim.settle(False)
+                        if route.lane is not None and not route.lane.halt(seq, ev, route, name, str(exc)):
+                            raise _Unfinished()
+                        return []
                     continue
                 if entries is not None:
                     entries.append(_entry("transform.pass" if result else "transform.drop", ev, route=route.name,
-                                          target=route.spec.actor, transform=name,
+                                          target=target, transform=name,
                                           result="pass" if result else "drop",
                                           duration_ms=(time.perf_counter() - t0) * 1000,
                                           metadata={"events_out": len(result)}))
-                nxt.extend(result)
+                if claims:
+                    # the event is acked only once each claim's outcome is durable: one more delivery to wait for
+                    self.tracker.add(seq, len(claims))
+                    release = partial(self.tracker.done_many, (seq,))
+                    new = tuple(_Claim(c, release) for c in claims)
+                    made.extend(new)
+                    lineage = lineage + new
+                nxt.extend((r, lineage) for r in result)
             current = nxt
             if not current:
                 break
-        return current
+        if made:
+            pending = route.pending
+            for ev, lineage in current:
+                if lineage:
+                    for claim in lineage:
+                        claim.copies += 1
+                    pending[id(ev)] = lineage
+            for claim in made:
+                if claim.copies == 0:                 # every copy dropped by a later transform: finished
+                    claim.settle(True)
+        return [ev for ev, _l in current]
 
 
-def _settle(hooks: list[Callable[[str, int, bool], None]], route: str, seq: int, delivered: bool) -> None:
-    for hook in hooks:
-        hook(route, seq, delivered)
+class _Unfinished(Exception):
+    """The route could not finish with the event (its lane is stopping): leave it unacked."""
+
+
+class _Claim:
+    """One claim of a stateful transform, followed through the rest of the route: settled once, when every
+    delivery that came out of the claiming event is finished (delivered only if all were)."""
+
+    __slots__ = ("claim", "durable", "copies", "ok")
+    _lock = threading.Lock()      # copies of one event may finish on several workers of a lane
+
+    def __init__(self, claim: Callable[[bool, Callable[[], None]], None], durable: Callable[[], None]) -> None:
+        self.claim = claim
+        self.durable = durable    # releases the ack hold the router took for this claim
+        self.copies = 0
+        self.ok = True
+
+    def finish(self, delivered: bool) -> None:
+        with self._lock:
+            self.ok = self.ok and delivered
+            self.copies -= 1
+            last = self.copies == 0
+        if last:
+            self.settle(self.ok)
+
+    def settle(self, delivered: bool) -> None:
+        self.claim(delivered, self.durable)
 
 
 def _entry(phase: str, event: dict[str, Any], **fields: Any) -> dict[str, Any]:

@@ -10,16 +10,18 @@ A key goes through two states:
   carried it. Another copy (a different seq: a source re-polling after a restart, a retried webhook, the
   same event published twice) is dropped while the claim lasts. The same seq again is a redelivery of
   that copy and passes.
-* **delivered** when the runtime reports the outcome (:meth:`settle`): the actor took it (or a later
-  transform dropped it). Delivered marks are committed to LMDB in batches (``commit()``, called by the
-  runtime's flush loop every 50 ms, and at ``close()``); from then on every copy is dropped, a
-  redelivery of the same seq after a crash included. If the copy is dead-lettered instead, the claim is
-  released, so a later copy (or ``orgloop dlq replay``) is delivered: dedup never loses an event.
+* **delivered** when the route reports the outcome through the claim the copy carried (see
+  :mod:`orgloop.transforms`): the actor took it (or a later transform dropped it). Each copy settles its
+  own key, so the split parts of one event are settled one by one. Delivered marks are committed to LMDB
+  in batches (``commit()``, called by the runtime's flush loop every 50 ms, and at ``close()``); from
+  then on every copy is dropped, a redelivery of the same seq after a crash included. If the copy is
+  dead-lettered (or halted) instead, the claim is released, so a later copy is delivered: dedup never
+  loses an event. (``orgloop dlq replay`` does not run transforms again, so it does not pass here.)
 
 So a key reaches the actor once, except after a crash between the actor taking the copy and its mark
 being committed (at most one flush interval): then that copy, with the same event id, is delivered again.
 An actor whose effect must be exactly once makes it idempotent by event id to cover that window.
-Called without a sequence number (``ctx.seq == 0``, e.g. ``orgloop test``), a passing key is marked
+Called without a claims list (``ctx.claims is None``, e.g. ``orgloop test``), a passing key is marked
 delivered at once, since no outcome will be reported.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ import struct
 import threading
 import time
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -65,8 +68,8 @@ class DedupTransform:
         self._cache: OrderedDict[bytes, tuple[float, int]] = OrderedDict()   # delivered marks, recently used
         self._cache_size = cache_size
         self._dirty: dict[bytes, tuple[float, int]] = {}        # delivered marks not yet committed
-        self._claims: dict[bytes, tuple[float, int]] = {}       # key -> (expiry, seq) of the copy in flight
-        self._in_flight: dict[tuple[str, int], list[bytes]] = {}  # (route, seq) -> keys it claimed
+        self._on_commit: list[Callable[[], None]] = []          # called once the dirty marks are committed
+        self._claims: dict[bytes, tuple[float, Any]] = {}       # key -> (expiry, seq) of the copy in flight
         self._lock = threading.Lock()
         self.env = None
         if state_dir is not None:
@@ -112,34 +115,39 @@ class DedupTransform:
                 return []
             claim = self._claims.get(key)
             if claim is not None and claim[0] > now:
-                if claim[1] != ctx.seq or ctx.seq == 0:
+                if claim[1] != ctx.seq or ctx.claims is None:
                     self.dropped += 1
                     return []
-                return [event]                      # a redelivery of the copy in flight
-            if ctx.seq == 0:
+            elif ctx.claims is None:
                 self._mark_delivered(key, (now + self.window, 0))
+                return [event]
             else:
                 self._claims[key] = (now + self.window, ctx.seq)
-                self._in_flight.setdefault((ctx.route, ctx.seq), []).append(key)
+        if ctx.claims is not None:                  # a first copy, or a redelivery of the copy in flight
+            ctx.claims.append(partial(self._settle, key, ctx.seq))
         return [event]
 
-    def settle(self, route: str, seq: int, delivered: bool) -> None:
-        """The delivery of ``seq`` on ``route`` is finished: mark its keys delivered, or release them."""
+    def _settle(self, key: bytes, seq: Any, delivered: bool, durable: Callable[[], None]) -> None:
+        """The copy with ``key`` carried by ``seq`` is finished: mark the key delivered (``durable`` is
+        called once the mark is committed), or release it (``durable`` at once)."""
         with self._lock:
-            keys = self._in_flight.pop((route, seq), None)
-            for key in keys or ():
-                claim = self._claims.get(key)
-                if claim is None or claim[1] != seq:
-                    continue                        # expired and claimed again by another copy
+            claim = self._claims.get(key)
+            if claim is not None and claim[1] == seq:   # else: expired and claimed again by another copy
                 del self._claims[key]
                 if delivered:
                     self._mark_delivered(key, claim)
+                    self._on_commit.append(durable)
+                    return
+        durable()
 
     def commit(self) -> None:
         """Persist the marks made since the last commit (one LMDB transaction); drop expired ones."""
         with self._lock:
             dirty, self._dirty = self._dirty, {}
+            on_commit, self._on_commit = self._on_commit, []
         if self.env is None or not dirty:
+            for done in on_commit:
+                done()
             return
         now = self.clock()
         with self.env.begin(write=True) as txn:
@@ -157,6 +165,8 @@ class DedupTransform:
                 else:
                     positioned = cursor.next()
             self._scan_from = cursor.key() if positioned else b""
+        for done in on_commit:
+            done()
 
     def close(self) -> None:
         self.commit()

@@ -57,23 +57,25 @@ def _torn_extent(core: ModuleType, rest: bytes, found: int, window: int, seg: Se
     return extent
 
 
-def _read_ahead(fd: int, start: int, end: int) -> None:
+def _read_ahead(fd: int, start: int, end: int, chunk: int = READ_CHUNK) -> None:
     """Ask the kernel to start reading the next chunk now, so the disk works while we checksum this one.
 
     On a cold log this overlaps I/O with the scan instead of adding them up.
     """
     if start < end:
-        os.posix_fadvise(fd, start, min(READ_CHUNK, end - start), os.POSIX_FADV_WILLNEED)
+        os.posix_fadvise(fd, start, min(chunk, end - start), os.POSIX_FADV_WILLNEED)
 
 
 def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool, at_open: bool,
-                 on_damage: Callable[[Damage], None]) -> Generator[tuple[int, list | int], None, tuple[int, int]]:
+                 on_damage: Callable[[Damage], None],
+                 chunk: int = READ_CHUNK) -> Generator[tuple[int, list | int], None, tuple[int, int]]:
     """Yield ``(first_seq, records or count)`` runs of valid frames in ``seg`` up to byte ``end``.
 
     ``seg.last_seq`` is None for the active segment (its end is found by scanning). With ``at_open``,
     damage within the active segment's last ``sync_window`` bytes, with nothing readable after that
     window, is a torn tail. A bad frame followed by readable frames is a lost range: reported, then
-    skipped. Returns ``(tail_offset, next_seq)``.
+    skipped. Returns ``(tail_offset, next_seq)``. ``chunk``: bytes read at a time (a reader that must
+    stay small in memory, such as the bus catching up, passes less than the default 8 MiB).
     """
     enc = seg.header.encoding
     window = seg.header.sync_window
@@ -85,8 +87,8 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
         pos = data_start(enc)
         seq = seg.first_seq
         buf_off = pos
-        buf = os.pread(fd, max(0, min(READ_CHUNK, end - pos)), pos)
-        _read_ahead(fd, pos + len(buf), end)
+        buf = os.pread(fd, max(0, min(chunk, end - pos)), pos)
+        _read_ahead(fd, pos + len(buf), end, chunk)
         while True:
             records, count, p, status = core.scan(buf, pos - buf_off, len(buf), seg.id, seq, enc, collect)
             if count:
@@ -94,9 +96,9 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
                 seq += count
             pos = buf_off + p
             if status == core.SCAN_MORE and buf_off + len(buf) < end:
-                want = max(READ_CHUNK, _frame_len_hint(buf, pos - buf_off, enc))
+                want = max(chunk, _frame_len_hint(buf, pos - buf_off, enc))
                 grown = os.pread(fd, min(want, end - pos), pos)
-                _read_ahead(fd, pos + len(grown), end)
+                _read_ahead(fd, pos + len(grown), end, chunk)
                 if pos == buf_off and len(grown) <= len(buf):
                     end = buf_off + len(buf)     # no progress possible: the bytes end here (never spin)
                 else:
@@ -123,6 +125,6 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
             if pos >= end:
                 return pos, seq
             buf_off = pos
-            buf = rest[found: found + min(READ_CHUNK, end - pos)]
+            buf = rest[found: found + min(chunk, end - pos)]
     finally:
         os.close(fd)
