@@ -19,7 +19,7 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from orgloop import plugins
 from orgloop.bus import open_bus
@@ -39,11 +39,11 @@ log = logging.getLogger("orgloop.runtime")
 
 def make_transform(t: TransformSpec, base_dir: Path, state_dir: Path | None) -> Any:
     """Instantiate the plugin of one transform definition."""
-    cls = plugins.load("transforms", "script" if t.type == "script" else t.plugin)
     config = dict(t.config)
     if t.type == "script":
         config.setdefault("timeout_ms", t.timeout_ms)
-    return cls(t.name, config, base_dir=t.base_dir or base_dir, state_dir=state_dir)
+    return plugins.create("transforms", "script" if t.type == "script" else t.plugin, t.name, config,
+                          base_dir=t.base_dir or base_dir, state_dir=state_dir)
 
 
 class Runtime:
@@ -133,7 +133,7 @@ class Runtime:
         return policy or ("block" if self.bus.durable else "drop_oldest")
 
     def _make_lane(self, a: ActorSpec, depth: int, policy: str | None) -> ActorLane:
-        actor = plugins.load("actors", a.connector)(a.id, a.config, base_dir=self.spec.base_dir)
+        actor = plugins.create("actors", a.connector, a.id, a.config, base_dir=self.spec.base_dir)
         self.actors[a.id] = actor
         lane = self.lanes[a.id] = ActorLane(a.id, actor, depth=depth, policy=self._queue_policy(policy),
                                             concurrency=a.concurrency, tracker=self.tracker,
@@ -163,7 +163,7 @@ class Runtime:
         from orgloop.checkpoint import resolve_checkpoint_store
         from orgloop.loggers.hub import LogHub
 
-        self.loggers = [plugins.load("loggers", lg.type)(lg.name, lg.config, base_dir=spec.base_dir)
+        self.loggers = [plugins.create("loggers", lg.type, lg.name, lg.config, base_dir=spec.base_dir)
                         for lg in spec.loggers]
         self.hub = LogHub(self.loggers, spec.workspace) if self.loggers else None
         emit = self.hub.emit if self.hub else None
@@ -208,7 +208,7 @@ class Runtime:
 
     # ------------------------------------------------------------------ sources
     def _start_source(self, s: SourceSpec) -> None:
-        source = plugins.load("sources", s.connector)(s.id, s.config, base_dir=self.spec.base_dir)
+        source = plugins.create("sources", s.connector, s.id, s.config, base_dir=self.spec.base_dir)
         if getattr(source, "push", False):     # webhook-style: mounted on the shared ingress listener
             self._ingress_listener().mount(source)
             self._push_sources[s.id] = source
@@ -454,19 +454,36 @@ class Runtime:
             self.hub.close()
         log.info("runtime stopped")
 
-    def run_until_signal(self, drain_timeout: float = 5.0, timeout: float | None = None) -> None:
-        """Block until SIGINT/SIGTERM (or ``timeout`` seconds), then stop cleanly; a second signal exits at once."""
-        got = threading.Event()
+    def run_until_signal(self, drain_timeout: float = 5.0, timeout: float | None = None,
+                         on_reload: Callable[[], None] | None = None) -> None:
+        """Block until SIGINT/SIGTERM (or ``timeout`` seconds), then stop cleanly; a second signal exits at once.
+
+        SIGHUP calls ``on_reload`` in this thread (not in the signal handler), as often as it arrives; an
+        exception from it is logged and the runtime keeps running. Without ``on_reload``, SIGHUP stops
+        cleanly like SIGTERM (it never kills the process with its files left behind)."""
+        stopping, reload, wake = threading.Event(), threading.Event(), threading.Event()
         deadline = None if timeout is None else time.monotonic() + timeout
 
         def handler(signum, frame):
-            if got.is_set():
+            if signum == signal.SIGHUP and on_reload is not None:
+                reload.set()
+            elif stopping.is_set():
                 os._exit(130)
-            got.set()
+            else:
+                stopping.set()
+            wake.set()
 
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
-            while not got.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))):
+            while not stopping.is_set():
+                wake.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
+                wake.clear()
+                if reload.is_set() and not stopping.is_set() and on_reload is not None:
+                    reload.clear()
+                    try:
+                        on_reload()
+                    except Exception:
+                        log.exception("reload failed; the previous configuration keeps running")
                 if deadline is not None and time.monotonic() >= deadline:
                     break
             self.stop(drain_timeout)

@@ -48,7 +48,7 @@ def test_verify_inspect_stats_export_on_a_clean_log(tmp_path, live):
     stats = json.loads(r.output)
     assert stats["acked_watermark"] == 10 and stats["encoding"] == "msgpack"
     out = tmp_path / "export.jsonl"
-    r = runner.invoke(main, ["wal", "export", str(tmp_path), "-o", str(out), "--unacked-only"])
+    r = runner.invoke(main, ["wal", "export", str(tmp_path), "--out", str(out), "--unacked-only"])
     assert r.exit_code == 0, r.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [x["seq"] for x in lines] == list(range(11, 601))
@@ -69,7 +69,7 @@ def test_verify_and_export_exit_4_on_damage_naming_seqs_and_repair_records_it(tm
     assert not report["ok"] and report["damage"][0]["kind"] == "lost_range"
     bad = report["damage"][0]
     out = tmp_path / "export.jsonl"
-    r = runner.invoke(main, ["wal", "export", str(tmp_path), "-o", str(out)])
+    r = runner.invoke(main, ["wal", "export", str(tmp_path), "--out", str(out)])
     assert r.exit_code == 4 and f"(seqs {bad['first_seq']}..{bad['last_seq']})" in r.stderr, r.stderr
     seqs = [json.loads(line)["seq"] for line in out.read_text().splitlines()]
     assert seqs == [s for s in range(1, 601) if not bad["first_seq"] <= s <= bad["last_seq"]]

@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import lmdb
 
-from orgloop.cli._output import echo_json, echo_table, style
+from orgloop.cli._exit import EXIT_DAMAGE, EXIT_ERROR, EXIT_OK
+from orgloop.cli._output import echo_json, echo_table, output_option, style
 from orgloop.errors import WalError
-from orgloop.wal import tools
+
+if TYPE_CHECKING:
+    from orgloop.wal.tools import VerifyReport
+
+
+def _tools():
+    """:mod:`orgloop.wal.tools`, imported when a command runs (``--help`` stays fast)."""
+    from orgloop.wal import tools
+
+    return tools
 
 WAL_DIR = click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-EXIT_ERROR, EXIT_DAMAGE, EXIT_USAGE = 1, 4, 64
 
 
 def _progress(view_segments: int, label: str):
@@ -28,7 +37,7 @@ def _progress(view_segments: int, label: str):
 
 
 def _run_with_progress(fn, directory: Path, label: str, **kwargs):
-    bar = _progress(len(tools.open_view(directory).segments), label)
+    bar = _progress(len(_tools().open_view(directory).segments), label)
     if bar is None:
         return fn(directory, **kwargs)
     with bar:
@@ -36,14 +45,12 @@ def _run_with_progress(fn, directory: Path, label: str, **kwargs):
 
 
 class _WalErrors(click.Group):
-    """Turns every expected failure into one ``Error: …`` line and exit 1 (usage errors exit 64)."""
+    """Turns every expected failure into one ``Error: …`` line and exit 1 (usage errors exit 64, as for
+    every command: see :class:`orgloop.cli.LazyGroup`)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except click.UsageError as exc:
-            exc.exit_code = EXIT_USAGE  # type: ignore[misc]  # click declares it per class
-            raise
         except (WalError, OSError, lmdb.Error) as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(EXIT_ERROR)
@@ -54,7 +61,7 @@ def wal() -> None:
     """Inspect and maintain a write-ahead-log directory."""
 
 
-def _echo_damage(report: tools.VerifyReport) -> None:
+def _echo_damage(report: VerifyReport) -> None:
     for d in report.damage:
         where = f" at offset {d['offset']}" if d.get("offset") is not None else ""
         why = f": {d['error']}" if d.get("error") else ""
@@ -65,27 +72,27 @@ def _echo_damage(report: tools.VerifyReport) -> None:
 
 @wal.command()
 @WAL_DIR
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(directory: Path, as_json: bool) -> None:
+@output_option()
+def verify(directory: Path, output: str) -> None:
     """Read and checksum every record; exit 4 if any damage is found. Changes nothing."""
-    report = _run_with_progress(tools.verify, directory, "verifying")
-    if as_json:
+    report = _run_with_progress(_tools().verify, directory, "verifying")
+    if output == "json":
         echo_json(report.to_dict())
     else:
         _echo_damage(report)
         verdict = style("OK", fg="green") if report.ok else style("DAMAGED", fg="red", bold=True)
         click.echo(f"{verdict}: {report.segments} segments, {report.records} readable records, "
                    f"{len(report.damage) + len(report.unreadable)} problems")
-    sys.exit(0 if report.ok else EXIT_DAMAGE)
+    sys.exit(EXIT_OK if report.ok else EXIT_DAMAGE)
 
 
 @wal.command()
 @WAL_DIR
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def inspect(directory: Path, as_json: bool) -> None:
+@output_option()
+def inspect(directory: Path, output: str) -> None:
     """List segments with their state, sequence range and size."""
-    rows = tools.segment_summaries(tools.open_view(directory))
-    if as_json:
+    rows = _tools().segment_summaries(_tools().open_view(directory))
+    if output == "json":
         echo_json(rows)
     else:
         echo_table(rows, ["segment", "state", "first_seq", "last_seq", "capacity", "encoding"])
@@ -93,13 +100,13 @@ def inspect(directory: Path, as_json: bool) -> None:
 
 @wal.command()
 @WAL_DIR
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def stats(directory: Path, as_json: bool) -> None:
+@output_option()
+def stats(directory: Path, output: str) -> None:
     """Sizes, sequence range and the persisted ack state (read without locking)."""
-    view = tools.open_view(directory)
+    view = _tools().open_view(directory)
     checkpoint_error = None
     try:
-        acks = tools.read_checkpoint(directory)
+        acks = _tools().read_checkpoint(directory)
     except WalError as exc:
         acks, checkpoint_error = None, str(exc)
     first = view.segments[0].first_seq if view.segments else None
@@ -117,7 +124,7 @@ def stats(directory: Path, as_json: bool) -> None:
     }
     if checkpoint_error:
         data["checkpoint_error"] = checkpoint_error
-    if as_json:
+    if output == "json":
         echo_json(data)
     else:
         echo_table([{"key": k, "value": v} for k, v in data.items()], ["key", "value"])
@@ -125,14 +132,14 @@ def stats(directory: Path, as_json: bool) -> None:
 
 @wal.command()
 @WAL_DIR
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def repair(directory: Path, as_json: bool) -> None:
+@output_option()
+def repair(directory: Path, output: str) -> None:
     """Open the log for writing: erase torn tails, record and quarantine damage, then scrub every segment.
 
     Needs the directory's lock: stop the process that uses the log first.
     """
-    result = _run_with_progress(tools.repair, directory, "repairing")
-    if as_json:
+    result = _run_with_progress(_tools().repair, directory, "repairing")
+    if output == "json":
         echo_json(result)
         return
     for msg in result["messages"]:
@@ -143,18 +150,18 @@ def repair(directory: Path, as_json: bool) -> None:
 
 @wal.command()
 @WAL_DIR
-@click.option("-o", "--output", type=click.File("w"), default="-", help="Output file (default: stdout).")
+@click.option("--out", "out", type=click.File("w"), default="-", help="Output file (default: stdout).")
 @click.option("--from-seq", type=click.IntRange(min=1), default=1, help="First sequence number to export.")
 @click.option("--unacked-only", is_flag=True, help="Only records not yet acknowledged.")
-def export(directory: Path, output, from_seq: int, unacked_only: bool) -> None:
+def export(directory: Path, out, from_seq: int, unacked_only: bool) -> None:
     """Write every readable record as plain JSONL: {"seq": N, "event": ...}.
 
     Damaged ranges are named by seq on stderr, and the exit code is then 4.
     """
-    n, report = _run_with_progress(tools.export, directory, "exporting", out=output, from_seq=from_seq,
+    n, report = _run_with_progress(_tools().export, directory, "exporting", out=out, from_seq=from_seq,
                                    unacked_only=unacked_only)
     _echo_damage(report)
     problems = len(report.damage) + len(report.unreadable)
     click.echo(f"exported {n} records" + (f"; {problems} damaged ranges or segments (see above)" if problems else ""),
                err=True)
-    sys.exit(0 if report.ok else EXIT_DAMAGE)
+    sys.exit(EXIT_OK if report.ok else EXIT_DAMAGE)
