@@ -39,11 +39,11 @@ log = logging.getLogger("orgloop.runtime")
 
 def make_transform(t: TransformSpec, base_dir: Path, state_dir: Path | None) -> Any:
     """Instantiate the plugin of one transform definition."""
-    cls = plugins.load("transforms", "script" if t.type == "script" else t.plugin)
     config = dict(t.config)
     if t.type == "script":
         config.setdefault("timeout_ms", t.timeout_ms)
-    return cls(t.name, config, base_dir=t.base_dir or base_dir, state_dir=state_dir)
+    return plugins.create("transforms", "script" if t.type == "script" else t.plugin, t.name, config,
+                          base_dir=t.base_dir or base_dir, state_dir=state_dir)
 
 
 class Runtime:
@@ -133,7 +133,7 @@ class Runtime:
         return policy or ("block" if self.bus.durable else "drop_oldest")
 
     def _make_lane(self, a: ActorSpec, depth: int, policy: str | None) -> ActorLane:
-        actor = plugins.load("actors", a.connector)(a.id, a.config, base_dir=self.spec.base_dir)
+        actor = plugins.create("actors", a.connector, a.id, a.config, base_dir=self.spec.base_dir)
         self.actors[a.id] = actor
         lane = self.lanes[a.id] = ActorLane(a.id, actor, depth=depth, policy=self._queue_policy(policy),
                                             concurrency=a.concurrency, tracker=self.tracker,
@@ -163,7 +163,7 @@ class Runtime:
         from orgloop.checkpoint import resolve_checkpoint_store
         from orgloop.loggers.hub import LogHub
 
-        self.loggers = [plugins.load("loggers", lg.type)(lg.name, lg.config, base_dir=spec.base_dir)
+        self.loggers = [plugins.create("loggers", lg.type, lg.name, lg.config, base_dir=spec.base_dir)
                         for lg in spec.loggers]
         self.hub = LogHub(self.loggers, spec.workspace) if self.loggers else None
         emit = self.hub.emit if self.hub else None
@@ -208,7 +208,7 @@ class Runtime:
 
     # ------------------------------------------------------------------ sources
     def _start_source(self, s: SourceSpec) -> None:
-        source = plugins.load("sources", s.connector)(s.id, s.config, base_dir=self.spec.base_dir)
+        source = plugins.create("sources", s.connector, s.id, s.config, base_dir=self.spec.base_dir)
         if getattr(source, "push", False):     # webhook-style: mounted on the shared ingress listener
             self._ingress_listener().mount(source)
             self._push_sources[s.id] = source

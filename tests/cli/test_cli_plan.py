@@ -12,8 +12,10 @@ def _change_everything(demo: Path) -> None:
     edit(demo / "routes" / "heartbeat.yaml", "max_rate: 100/s", "max_rate: 50/s")
     edit(demo / "routes" / "heartbeat.yaml", "      actor: inbox\n", "      actor: inbox\n      config:\n"
          "        ticket: \"{{payload.n}}\"\n")
+    (demo / ".env").write_text("INBOX_TOKEN=hunter2hunter2\n")   # a secret-looking variable: its value is masked
     edit(demo / "connectors" / "connectors.yaml", "      include_prompt: true\n",
-         "      include_prompt: true\n      api_token: ${INBOX_TOKEN:-hunter2hunter2}\n")
+         "      include_prompt: true\n      fsync: true\n")
+    edit(demo / "connectors" / "connectors.yaml", "${INBOX_PATH:-out/inbox.jsonl}", "out/${INBOX_TOKEN}.jsonl")
     edit(demo / "connectors" / "connectors.yaml", "actors:\n", "  - id: ticks\n    connector: generator\n"
          "    config: {rate: 1}\nactors:\n")
     edit(demo / "orgloop.yaml", "loggers:\n  - loggers/loggers.yaml\n", "")
