@@ -42,18 +42,18 @@ def edit(path, old, new):
 
 
 def test_misspelt_and_malformed_settings_are_errors_at_their_position_with_did_you_mean(starter):
-    edit(starter / "transforms" / "transforms.yaml", "      window: 10m\n", "      windw: 10x\n")
+    edit(starter / "transforms" / "transforms.yaml", "      window: 2s\n", "      windw: 10x\n")
     edit(starter / "connectors" / "connectors.yaml", "      include_prompt: true\n", "      include_promt: true\n")
     add_runtime(starter, "  bus_options:\n    synk: always\n")
     assert problems(starter) == [
         "connectors/connectors.yaml:19:7: error: unknown key 'include_promt' in actors[0].config "
         "(did you mean 'include_prompt'?)",
         "orgloop.yaml:17:5: error: unknown key 'synk' in runtime.bus_options (did you mean 'sync'?)",
-        "transforms/transforms.yaml:15:7: error: unknown key 'windw' in transforms[1].config "
+        "transforms/transforms.yaml:21:7: error: unknown key 'windw' in transforms[1].config "
         "(did you mean 'window'?)",
     ]
     edit(starter / "transforms" / "transforms.yaml", "      windw: 10x\n", "      window: 10x\n")
-    assert "transforms/transforms.yaml:15:15: error: transforms[1].config.window: invalid duration '10x': " \
+    assert "transforms/transforms.yaml:21:15: error: transforms[1].config.window: invalid duration '10x': " \
            "expected a whole number and one of ms, s, m, h, d (e.g. '30s')" in problems(starter)
 
 
