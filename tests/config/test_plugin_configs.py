@@ -17,12 +17,70 @@ from orgloop.config.resolve import to_runtime_spec
 from orgloop.config.schema import json_schema
 from orgloop.config.yamlfile import load_yaml
 from orgloop.runtime import Runtime
-from support.projects import STARTER, copy_project, write
+from support.projects import write
+
+
+PROJECT = """\
+apiVersion: orgloop/v1alpha1
+kind: Project
+metadata:
+  name: configs
+connectors:
+  - connectors/connectors.yaml
+transforms:
+  - transforms/transforms.yaml
+"""
+CONNECTORS = """\
+apiVersion: orgloop/v1alpha1
+kind: ConnectorGroup
+sources:
+  - id: heartbeat
+    connector: generator
+    config:
+      rate: 5
+actors:
+  - id: inbox
+    connector: file
+    config:
+      path: out/inbox.jsonl
+      include_prompt: true
+"""
+TRANSFORMS = """\
+apiVersion: orgloop/v1alpha1
+kind: TransformGroup
+transforms:
+  - name: only-changes
+    type: package
+    package: "@orgloop/transform-filter"
+    config:
+      match:
+        type: resource.changed
+  - name: once
+    type: package
+    package: "@orgloop/transform-dedup"
+    config:
+      key: [source, id]
+      window: 10m
+"""
+ROUTES = """\
+apiVersion: orgloop/v1alpha1
+kind: RouteGroup
+routes:
+  - name: heartbeat-to-inbox
+    when: {source: heartbeat}
+    transforms: [{ref: only-changes}, {ref: once}]
+    then: {actor: inbox}
+"""
 
 
 @pytest.fixture
 def starter(tmp_path, orgloop_env):
-    return copy_project(STARTER, tmp_path / "starter")
+    """A small project of our own (positions below refer to these texts)."""
+    root = tmp_path / "configs"
+    for name, text in (("orgloop.yaml", PROJECT), ("connectors/connectors.yaml", CONNECTORS),
+                       ("transforms/transforms.yaml", TRANSFORMS), ("routes/r.yaml", ROUTES)):
+        write(root, name, text)
+    return root
 
 
 def problems(root):
@@ -42,30 +100,30 @@ def edit(path, old, new):
 
 
 def test_misspelt_and_malformed_settings_are_errors_at_their_position_with_did_you_mean(starter):
-    edit(starter / "transforms" / "transforms.yaml", "      window: 2s\n", "      windw: 10x\n")
+    edit(starter / "transforms" / "transforms.yaml", "      window: 10m\n", "      windw: 10x\n")
     edit(starter / "connectors" / "connectors.yaml", "      include_prompt: true\n", "      include_promt: true\n")
     add_runtime(starter, "  bus_options:\n    synk: always\n")
     assert problems(starter) == [
-        "connectors/connectors.yaml:19:7: error: unknown key 'include_promt' in actors[0].config "
+        "connectors/connectors.yaml:13:7: error: unknown key 'include_promt' in actors[0].config "
         "(did you mean 'include_prompt'?)",
-        "orgloop.yaml:17:5: error: unknown key 'synk' in runtime.bus_options (did you mean 'sync'?)",
-        "transforms/transforms.yaml:21:7: error: unknown key 'windw' in transforms[1].config "
+        "orgloop.yaml:11:5: error: unknown key 'synk' in runtime.bus_options (did you mean 'sync'?)",
+        "transforms/transforms.yaml:15:7: error: unknown key 'windw' in transforms[1].config "
         "(did you mean 'window'?)",
     ]
     edit(starter / "transforms" / "transforms.yaml", "      windw: 10x\n", "      window: 10x\n")
-    assert "transforms/transforms.yaml:21:15: error: transforms[1].config.window: invalid duration '10x': " \
+    assert "transforms/transforms.yaml:15:15: error: transforms[1].config.window: invalid duration '10x': " \
            "expected a whole number and one of ms, s, m, h, d (e.g. '30s')" in problems(starter)
 
 
 def test_bus_name_and_values_are_checked(starter):
     add_runtime(starter, "  bus: filewall\n")
-    assert problems(starter) == ["orgloop.yaml:16:8: error: no bus plugin 'filewall' is installed "
+    assert problems(starter) == ["orgloop.yaml:10:8: error: no bus plugin 'filewall' is installed "
                                  "(did you mean 'filewal'?) (installed: filewal, memory)"]
     edit(starter / "orgloop.yaml", "  bus: filewall\n", "  bus_options:\n    sync: sometimes\n    segment_size: 1XB\n")
     found = problems(starter)
-    assert found[0].startswith("orgloop.yaml:17:11: error: runtime.bus_options.sync: expected 'always', "
+    assert found[0].startswith("orgloop.yaml:11:11: error: runtime.bus_options.sync: expected 'always', "
                                "'interval' or 'none', got 'sometimes'")
-    assert found[1].startswith("orgloop.yaml:18:19: error: runtime.bus_options.segment_size: invalid size '1XB'")
+    assert found[1].startswith("orgloop.yaml:12:19: error: runtime.bus_options.segment_size: invalid size '1XB'")
 
 
 def test_a_secret_setting_is_never_quoted_in_a_message(starter):
@@ -73,7 +131,7 @@ def test_a_secret_setting_is_never_quoted_in_a_message(starter):
          "      include_prompt: true\n  - id: notify\n    connector: command\n    config:\n"
          "      command: [notify]\n      env: {TOKEN: [hunter2-in-a-list]}\n      timeout: [7]\n")
     found = problems(starter)
-    assert any(p.startswith("connectors/connectors.yaml:24:20: error: actors[1].config.env.TOKEN: "
+    assert any(p.startswith("connectors/connectors.yaml:18:20: error: actors[1].config.env.TOKEN: "
                             "expected a valid string") for p in found), found
     assert "hunter2" not in "\n".join(found)
     assert any("actors[1].config.timeout: expected a valid number, got a list" in p for p in found)   # shown
@@ -185,5 +243,5 @@ def test_inline_items_and_group_files_share_one_namespace(starter):
     path = starter / "orgloop.yaml"
     path.write_text(path.read_text() + "actors:\n  - id: inbox\n    connector: file\n    config: {path: x.jsonl}\n")
     found = problems(starter)
-    assert found == ["connectors/connectors.yaml:14:9: error: duplicate actor 'inbox': already defined "
-                     "at orgloop.yaml:16:9"]
+    assert found == ["connectors/connectors.yaml:9:9: error: duplicate actor 'inbox': already defined "
+                     "at orgloop.yaml:10:9"]
