@@ -15,10 +15,23 @@ from orgloop.bus.filewal import FileWalBus
 from orgloop.bus.memory import InMemoryBus
 
 __all__ = ["EventBus", "BusBase", "BusClosedError", "EventFilter", "Handler", "Subscription", "InMemoryBus", "FileWalBus",
-           "open_bus"]
+           "open_bus", "bus_namespace"]
 
 #: The bus contract by its spec name: every bus is a :class:`BusBase`.
 EventBus = BusBase
+
+
+def bus_namespace(name: str, workspace: str) -> str:
+    """The shared namespace of a project's workspace on a server bus: ``<name>.<workspace>`` with every
+    character outside ``[A-Za-z0-9_-]`` escaped as ``_xx`` (hex), so it is a valid NATS subject token,
+    Kafka topic name part and Redis key part, and distinct inputs never collide.
+
+    >>> bus_namespace("my.org", "default")
+    'my_2eorg.default'
+    """
+    def esc(part: str) -> str:
+        return "".join(c if c.isascii() and (c.isalnum() or c == "-") else f"_{ord(c):02x}" for c in part)
+    return f"{esc(name)}.{esc(workspace)}"
 
 
 def open_bus(kind: str, **options) -> BusBase:

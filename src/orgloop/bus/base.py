@@ -299,6 +299,10 @@ class BusBase:
     def closed(self) -> bool:
         return self._closed
 
+    def problems(self) -> list[str]:
+        """What keeps the bus from working now (a lost server connection, a failed log); empty when well."""
+        return []
+
     def stats(self) -> dict[str, Any]:
         return {"published": self.published, "fetched": self.fetched, "acked": self.acked,
                 "inflight": self.fetched - self.acked}
