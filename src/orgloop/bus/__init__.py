@@ -10,7 +10,7 @@ Implementations register as ``orgloop.buses`` entry points: ``memory`` (:class:`
 """
 from __future__ import annotations
 
-from orgloop.bus.base import BusBase, BusClosedError, EventFilter, Handler, Subscription
+from orgloop.bus.base import BusBase, BusClosedError, EventFilter, Handler, Subscription, escape_token
 from orgloop.bus.filewal import FileWalBus
 from orgloop.bus.memory import InMemoryBus
 
@@ -22,16 +22,14 @@ EventBus = BusBase
 
 
 def bus_namespace(name: str, workspace: str) -> str:
-    """The shared namespace of a project's workspace on a server bus: ``<name>.<workspace>`` with every
-    character outside ``[A-Za-z0-9_-]`` escaped as ``_xx`` (hex), so it is a valid NATS subject token,
+    """The shared namespace of a project's workspace on a server bus: ``<name>.<workspace>``, each part escaped
+    by :func:`~orgloop.bus.base.escape_token`, so it is a valid NATS subject token,
     Kafka topic name part and Redis key part, and distinct inputs never collide.
 
     >>> bus_namespace("my.org", "default")
     'my_2eorg.default'
     """
-    def esc(part: str) -> str:
-        return "".join(c if c.isascii() and (c.isalnum() or c == "-") else f"_{ord(c):02x}" for c in part)
-    return f"{esc(name)}.{esc(workspace)}"
+    return f"{escape_token(name)}.{escape_token(workspace)}"
 
 
 def open_bus(kind: str, **options) -> BusBase:

@@ -47,7 +47,7 @@ from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence
 
 from orgloop.errors import OrgloopError
 
-__all__ = ["BusBase", "BusClosedError", "EventFilter", "Handler", "Ref", "Subscription", "ENVELOPE_REF_FIELDS"]
+__all__ = ["BusBase", "BusClosedError", "escape_token", "EventFilter", "Handler", "Ref", "Subscription", "ENVELOPE_REF_FIELDS"]
 
 log = logging.getLogger("orgloop.bus")
 
@@ -61,6 +61,16 @@ ENVELOPE_REF_FIELDS = ("seq", "bus_ref")
 FETCH_MAX = 1000
 #: How often a dispatch thread with no credit looks again, even without being woken.
 CREDIT_POLL = 0.05
+
+
+def escape_token(text: str) -> str:
+    """``text`` safe as one NATS subject token, Kafka topic part or Redis key part: ``[A-Za-z0-9-]`` kept,
+    every other character written ``_xx`` (hex of its code point), so distinct texts stay distinct.
+
+    >>> escape_token("github.pr/1")
+    'github_2epr_2f1'
+    """
+    return "".join(c if c.isascii() and (c.isalnum() or c == "-") else f"_{ord(c):02x}" for c in text)
 
 
 class BusClosedError(OrgloopError):
