@@ -45,6 +45,9 @@ def render_metrics(runtime: Any) -> str:
                              ("dead_lettered", "orgloop_dead_lettered_total", "Events sent to dead letters.")):
         _metric(lines, name, "counter", help_,
                 [({"route": r["name"], "actor": r["actor"]}, r.get(key, 0)) for r in per_route])
+    _metric(lines, "orgloop_log_entries_dropped_total", "counter",
+            "Log entries dropped because the loggers could not keep up for too long.",
+            [({}, st.get("log_entries_dropped", 0))])
     _metric(lines, "orgloop_dropped_total", "counter", "Events pushed out of full queues (backpressure).",
             [({"actor": a["actor"]}, a["dropped"]) for a in st["actors"]])
     _metric(lines, "orgloop_queue_depth", "gauge", "Events waiting in an actor's queue.",

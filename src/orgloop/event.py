@@ -14,8 +14,10 @@ True
 """
 from __future__ import annotations
 
+import json
 import os
 import re
+
 import xxhash
 from datetime import datetime, timezone
 from typing import Any
@@ -23,12 +25,15 @@ from typing import Any
 from orgloop.errors import OrgloopError
 
 __all__ = ["EVENT_TYPES", "AUTHOR_TYPES", "EventError", "new_event_id", "natural_event_id", "new_trace_id", "now_iso",
-           "new_event", "follow_up", "adopt", "validate_event"]
+           "new_event", "follow_up", "adopt", "validate_event", "MAX_DEPTH", "loads_strict",
+           "check_encodable"]
 
 EVENT_TYPES = ("resource.changed", "actor.stopped", "message.received")
 AUTHOR_TYPES = ("team_member", "external", "bot", "system", "unknown")
 _EVENT_ID = re.compile(r"^evt_[0-9a-f]{16}$")
 _TRACE_ID = re.compile(r"^trc_[0-9a-f]{16}$")
+MAX_DEPTH = 100                      # nesting levels an event may have (objects and arrays)
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1   # what msgpack (and most JSON readers) can hold
 
 
 class EventError(OrgloopError, ValueError):
@@ -143,3 +148,68 @@ def validate_event(obj: Any, *, fill: bool = True) -> dict[str, Any]:
     if not isinstance(obj.get("payload"), dict):
         raise EventError("event field 'payload' must be an object")
     return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise EventError(f"{name} is not a JSON number (NaN and Infinity are refused)")
+
+
+def loads_strict(data: bytes | str) -> Any:
+    """Parse one JSON document as an event source must: UTF-8, no NaN/Infinity, and
+    :func:`check_encodable` on the result. Raises :class:`EventError` with the reason.
+
+    >>> loads_strict(b'{"a": [1, 2.5, "x"]}')
+    {'a': [1, 2.5, 'x']}
+    >>> loads_strict(b'{"a": NaN}')
+    Traceback (most recent call last):
+    orgloop.event.EventError: NaN is not a JSON number (NaN and Infinity are refused)
+    """
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise EventError(f"invalid UTF-8 at byte {exc.start} of the line") from None
+    try:
+        obj = json.loads(data, parse_constant=_no_constant)
+    except RecursionError:
+        raise EventError(f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:
+        if isinstance(exc, EventError):
+            raise
+        raise EventError(f"invalid JSON: {exc}") from None
+    check_encodable(obj)
+    return obj
+
+
+def check_encodable(obj: Any) -> None:
+    """Raise :class:`EventError` unless ``obj`` can be stored and read back as JSON and msgpack alike:
+    nesting at most :data:`MAX_DEPTH`, integers within 64 bits, finite floats, valid Unicode strings
+    (no lone surrogates), string keys. Iterative, so deep input cannot exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        kind = type(value)
+        if kind is str:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise EventError("a string holds a lone surrogate, which is not valid Unicode") from None
+        elif kind is int:
+            if not _INT_MIN <= value <= _INT_MAX:
+                raise EventError("an integer does not fit in 64 bits")
+        elif kind is float:
+            if value != value or value in (float("inf"), float("-inf")):
+                raise EventError("NaN and Infinity are not JSON numbers")
+        elif kind is dict or kind is list:
+            if depth > MAX_DEPTH:
+                raise EventError(f"nested deeper than {MAX_DEPTH} levels")
+            if kind is dict:
+                for key, item in value.items():
+                    if type(key) is not str:
+                        raise EventError(f"an object key is {type(key).__name__}, not a string")
+                    stack.append((key, depth))
+                    stack.append((item, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in value)
+        elif value is not None and kind is not bool:
+            raise EventError(f"a value of type {kind.__name__} cannot be stored in an event")

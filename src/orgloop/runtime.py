@@ -19,11 +19,12 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from orgloop import plugins
 from orgloop.bus import bus_namespace, open_bus
 from orgloop.delivery.lane import ActorLane
+from orgloop.event import EventError, check_encodable
 from orgloop.router.acks import AckTracker
 from orgloop.router.router import CompiledRoute, Router
 from orgloop.spec import ActorSpec, RouteSpec, RuntimeSpec, SourceSpec, TransformSpec
@@ -38,11 +39,11 @@ log = logging.getLogger("orgloop.runtime")
 
 def make_transform(t: TransformSpec, base_dir: Path, state_dir: Path | None) -> Any:
     """Instantiate the plugin of one transform definition."""
-    cls = plugins.load("transforms", "script" if t.type == "script" else t.plugin)
     config = dict(t.config)
     if t.type == "script":
         config.setdefault("timeout_ms", t.timeout_ms)
-    return cls(t.name, config, base_dir=t.base_dir or base_dir, state_dir=state_dir)
+    return plugins.create("transforms", "script" if t.type == "script" else t.plugin, t.name, config,
+                          base_dir=t.base_dir or base_dir, state_dir=state_dir)
 
 
 class Runtime:
@@ -137,7 +138,7 @@ class Runtime:
         return policy or ("block" if self.bus.durable else "drop_oldest")
 
     def _make_lane(self, a: ActorSpec, depth: int, policy: str | None) -> ActorLane:
-        actor = plugins.load("actors", a.connector)(a.id, a.config, base_dir=self.spec.base_dir)
+        actor = plugins.create("actors", a.connector, a.id, a.config, base_dir=self.spec.base_dir)
         self.actors[a.id] = actor
         lane = self.lanes[a.id] = ActorLane(a.id, actor, depth=depth, policy=self._queue_policy(policy),
                                             concurrency=a.concurrency, tracker=self.tracker,
@@ -167,7 +168,7 @@ class Runtime:
         from orgloop.checkpoint import resolve_checkpoint_store
         from orgloop.loggers.hub import LogHub
 
-        self.loggers = [plugins.load("loggers", lg.type)(lg.name, lg.config, base_dir=spec.base_dir)
+        self.loggers = [plugins.create("loggers", lg.type, lg.name, lg.config, base_dir=spec.base_dir)
                         for lg in spec.loggers]
         self.hub = LogHub(self.loggers, spec.workspace) if self.loggers else None
         emit = self.hub.emit if self.hub else None
@@ -212,7 +213,7 @@ class Runtime:
 
     # ------------------------------------------------------------------ sources
     def _start_source(self, s: SourceSpec) -> None:
-        source = plugins.load("sources", s.connector)(s.id, s.config, base_dir=self.spec.base_dir)
+        source = plugins.create("sources", s.connector, s.id, s.config, base_dir=self.spec.base_dir)
         if getattr(source, "push", False):     # webhook-style: mounted on the shared ingress listener
             self._ingress_listener().mount(source)
             self._push_sources[s.id] = source
@@ -258,10 +259,17 @@ class Runtime:
                 try:
                     self.bus.publish_many(events)          # durable before the checkpoint moves
                 except Exception as exc:
-                    log.error("source %s: publishing failed, its checkpoint stays at %r: %s", s.id, checkpoint, exc)
-                    self.source_errors += 1
-                    stop.wait(backoff)
-                    continue
+                    events = self._without_poison(s.id, events)
+                    try:
+                        if events is None:
+                            raise exc
+                        self.bus.publish_many(events)
+                    except Exception as exc2:
+                        log.error("source %s: publishing failed, its checkpoint stays at %r: %s", s.id, checkpoint,
+                                  exc2)
+                        self.source_errors += 1
+                        stop.wait(backoff)
+                        continue
                 self.events_published += len(events)
                 if self.emit:
                     self.emit([{"phase": "source.emit", "source": s.id, "event_id": e.get("id"),
@@ -270,7 +278,22 @@ class Runtime:
                 self.checkpoints.set(s.id, new_cp)
                 checkpoint = new_cp
             if not events:
-                stop.wait(s.poll_interval)
+                pace = getattr(source, "poll_delay", None)    # optional: a source may set its own pace
+                stop.wait(pace(s.poll_interval) if pace else s.poll_interval)
+
+    def _without_poison(self, source_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """After a failed publish: the events that can be stored, or None when none could not (the failure
+        was elsewhere). Refused events are logged with the reason and counted; the source moves on."""
+        kept = []
+        for event in events:
+            try:
+                check_encodable(event)
+            except EventError as exc:
+                self.source_errors += 1
+                log.warning("source %s: refused event %s: %s", source_id, event.get("id"), exc)
+            else:
+                kept.append(event)
+        return kept if len(kept) < len(events) else None
 
     def _flush_loop(self) -> None:
         """Every 50 ms: restart dead workers, report backpressure, persist checkpoints and transform state."""
@@ -385,6 +408,7 @@ class Runtime:
                                                                 "acked_watermark", "unacked", "lost_records",
                                                                 "syncs", "failed")},
             "dead_letters": self.dlq.count() if self.dlq is not None else len(self._memory_dead_letters),
+            "log_entries_dropped": self.hub.dropped if self.hub else 0,
             "ingress": self._ingress.stats() if self._ingress is not None else None,
         }
 
@@ -411,6 +435,11 @@ class Runtime:
         self._subscription.cancel()           # what the router has not taken stays unacked on the bus
         for lane in self.lanes.values():
             lane.stop(timeout=max(1.0, deadline - time.monotonic()))   # a delivery in progress may finish
+        for lane in self.lanes.values():
+            if lane.running() and hasattr(lane.actor, "interrupt"):
+                # Past the drain deadline: end what still runs (no orphans); it stays unacked.
+                lane.actor.interrupt()
+                lane.stop(timeout=2.0)
         if self._control is not None:
             self._control.stop()
         self.bus.close()
@@ -430,19 +459,36 @@ class Runtime:
             self.hub.close()
         log.info("runtime stopped")
 
-    def run_until_signal(self, drain_timeout: float = 5.0, timeout: float | None = None) -> None:
-        """Block until SIGINT/SIGTERM (or ``timeout`` seconds), then stop cleanly; a second signal exits at once."""
-        got = threading.Event()
+    def run_until_signal(self, drain_timeout: float = 5.0, timeout: float | None = None,
+                         on_reload: Callable[[], None] | None = None) -> None:
+        """Block until SIGINT/SIGTERM (or ``timeout`` seconds), then stop cleanly; a second signal exits at once.
+
+        SIGHUP calls ``on_reload`` in this thread (not in the signal handler), as often as it arrives; an
+        exception from it is logged and the runtime keeps running. Without ``on_reload``, SIGHUP stops
+        cleanly like SIGTERM (it never kills the process with its files left behind)."""
+        stopping, reload, wake = threading.Event(), threading.Event(), threading.Event()
         deadline = None if timeout is None else time.monotonic() + timeout
 
         def handler(signum, frame):
-            if got.is_set():
+            if signum == signal.SIGHUP and on_reload is not None:
+                reload.set()
+            elif stopping.is_set():
                 os._exit(130)
-            got.set()
+            else:
+                stopping.set()
+            wake.set()
 
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
-            while not got.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))):
+            while not stopping.is_set():
+                wake.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
+                wake.clear()
+                if reload.is_set() and not stopping.is_set() and on_reload is not None:
+                    reload.clear()
+                    try:
+                        on_reload()
+                    except Exception:
+                        log.exception("reload failed; the previous configuration keeps running")
                 if deadline is not None and time.monotonic() >= deadline:
                     break
             self.stop(drain_timeout)

@@ -3,6 +3,7 @@ import sys
 
 import pytest
 
+from orgloop import plugins
 from orgloop.connectors import DeliveryError
 from orgloop.connectors.command import CommandActor
 from orgloop.connectors.file import FileActor, FileSource
@@ -25,13 +26,13 @@ def test_generator_counts_checkpoints_and_rate(tmp_path):
     now[0] = 1.0
     nxt, cp = r.poll(cp, 100)
     assert len(nxt) == 9 and len(slept) == 1                  # 10/s: by t=1 ten are due in total
-    with pytest.raises(ValueError, match="unknown config"):
-        GeneratorSource("x", {"rat": 1}, base_dir=tmp_path)
+    with pytest.raises(plugins.PluginConfigError, match=r"source 'x' \(generator\): invalid config: rat: Extra"):
+        plugins.create("sources", "generator", "x", {"rat": 1}, base_dir=tmp_path)
 
 
 def test_file_source_tails_with_offsets_partial_lines_and_bad_lines(tmp_path):
     log = tmp_path / "in.jsonl"
-    full = new_event("gh", "message.received", {"a": 1})
+    full = new_event("files", "message.received", {"a": 1})
     log.write_text(json.dumps(full) + "\n" + '{"bare": 2}\n' + "not json\n" + '{"partial": ')
     src = FileSource("files", {"path": "in.jsonl"}, base_dir=tmp_path)
     events, cp = src.poll(None, 100)
@@ -40,10 +41,11 @@ def test_file_source_tails_with_offsets_partial_lines_and_bad_lines(tmp_path):
     with open(log, "a") as f:
         f.write('3}\n')
     events, cp2 = src.poll(cp, 100)
-    assert [e["payload"] for e in events] == [{"partial": 3}] and int(cp2) == log.stat().st_size
+    assert [e["payload"] for e in events] == [{"partial": 3}] and int(cp2.split(":")[2]) == log.stat().st_size
     log.write_text('{"after": "truncate"}\n')          # shrank: read from the start
     events, _ = src.poll(cp2, 100)
     assert [e["payload"] for e in events] == [{"after": "truncate"}] and src.restarts == 1
+    src.close()
 
 
 def test_file_actor_appends_jsonl(tmp_path):
@@ -69,18 +71,26 @@ def test_command_actor_exit_codes_prompt_and_timeout(tmp_path):
                         base_dir=tmp_path)
     with pytest.raises(DeliveryError, match="did not finish"):
         slow.deliver(e, None, {})
-    with pytest.raises(ValueError, match="argv list"):
-        CommandActor("bad", {"command": []}, base_dir=tmp_path)
+    with pytest.raises(plugins.PluginConfigError, match="command: List should have at least 1 item"):
+        plugins.create("actors", "command", "bad", {"command": []}, base_dir=tmp_path)
 
 
-@pytest.mark.parametrize("stdout,expected", [
-    ('{"type": "actor.stopped"}', [{"type": "actor.stopped"}]),
-    ('[{"a": 1}, {"b": 2}]', [{"a": 1}, {"b": 2}]),
-    ('{"a": 1}\n{"b": 2}\n', [{"a": 1}, {"b": 2}]),
+@pytest.mark.parametrize("stdout,types", [
+    ('{"type": "actor.stopped"}', ["actor.stopped"]),
+    ('[{"type": "actor.stopped"}, {"type": "message.received", "payload": {"b": 2}}]',
+     ["actor.stopped", "message.received"]),
+    ('{"type": "actor.stopped"}\n{"type": "resource.changed"}\n', ["actor.stopped", "resource.changed"]),
     ("done, nothing to report\n", []),
     ("", []),
+    ("42\n", []),                                     # JSON, but not an event: ignored, still a success
+    ('{"status": "ok"}', []),
+    ('[{"a": 1}, {"type": "actor.stopped"}]', ["actor.stopped"]),
+    ('{"type": "no.such.type"}', []),                 # an invalid event is logged and ignored
 ])
-def test_command_actor_returns_what_it_printed_as_json_as_follow_ups(tmp_path, stdout, expected):
+def test_command_actor_success_is_the_exit_code_and_only_events_are_follow_ups(tmp_path, stdout, types):
     code = f"import sys; sys.stdin.read(); sys.stdout.write({stdout!r})"
     a = CommandActor("cmd", {"command": [sys.executable, "-c", code]}, base_dir=tmp_path)
-    assert a.deliver(new_event("gh", "resource.changed", {}), None, {}) == expected
+    cause = new_event("gh", "resource.changed", {})
+    out = a.deliver(cause, None, {})
+    assert [e["type"] for e in out] == types
+    assert all(e["trace_id"] == cause["trace_id"] and e["source"] == "cmd" for e in out)

@@ -1,8 +1,11 @@
 import gzip
 import io
 import json
+import threading
+import time
 
 from orgloop.loggers.console import ConsoleLogger
+from orgloop.loggers.hub import LogHub
 from orgloop.loggers.jsonl import JsonlFileLogger
 
 
@@ -36,3 +39,46 @@ def test_jsonl_logger_rotates_by_size_and_age_and_keeps_max_files(tmp_path):
     lg2.log_many([{"n": 2}])
     lg2.close()
     assert (d / "age.jsonl.1").read_text().count("\n") == 1 and (d / "age.jsonl").read_text().count("\n") == 1
+
+
+class SlowLogger:
+    """Takes its time with every batch; records every entry it was given."""
+
+    def __init__(self, delay: float, gate: "threading.Event | None" = None) -> None:
+        self.delay, self.gate, self.entries = delay, gate, []
+
+    def log_many(self, entries):
+        if self.gate is not None:
+            self.gate.wait()
+        time.sleep(self.delay)
+        self.entries.extend(entries)
+
+    def close(self):
+        pass
+
+
+def test_log_hub_waits_for_a_slow_logger_instead_of_dropping(tmp_path):
+    slow = SlowLogger(0.01)
+    hub = LogHub([slow], "default", flush_interval=0.01, max_pending=200)
+    hub.start()
+    for i in range(5_000):                       # far more than max_pending, faster than the logger
+        hub.emit([{"phase": "x", "metadata": {"i": i}}])
+    hub.close()
+    assert hub.dropped == 0
+    assert [e["metadata"]["i"] for e in slow.entries] == list(range(5_000))
+
+
+def test_log_hub_drops_only_for_a_stuck_logger_and_says_so(tmp_path):
+    gate = threading.Event()
+    stuck = SlowLogger(0.0, gate)
+    hub = LogHub([stuck], "default", flush_interval=0.01, max_pending=100, max_wait=0.05)
+    hub.start()
+    for i in range(400):
+        hub.emit([{"phase": "x", "metadata": {"i": i}}])
+    gate.set()
+    hub.close()
+    assert hub.dropped > 0
+    kept = [e for e in stuck.entries if e["phase"] == "x"]
+    warnings = [e for e in stuck.entries if e["phase"] == "logger.dropped"]
+    assert len(kept) + hub.dropped == 400
+    assert sum(w["metadata"]["count"] for w in warnings) == hub.dropped

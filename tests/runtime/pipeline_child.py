@@ -64,7 +64,7 @@ def build(cfg: dict) -> Runtime:
     plugins.register("actors", "crash-sink", CrashSink)
     transforms = [TransformSpec(DEDUP, "package", "dedup", {"window": "1h"})] if cfg.get("dedup") else []
     spec = RuntimeSpec(
-        sources=[SourceSpec("in", "file", {"path": cfg["input"]}, poll_interval=0.02)],
+        sources=[SourceSpec("feed", "file", {"path": cfg["input"]}, poll_interval=0.02)],
         actors=[ActorSpec("sink", "crash-sink", {
             "path": cfg["sink"], "seed": cfg["run"] * 7919 + os.getpid(), "run": cfg["run"],
             "fail_rate": cfg.get("fail_rate", 0.0), "delay": cfg.get("delay", 0.0), "hang": cfg.get("hang", False)})],
@@ -83,7 +83,8 @@ def _say(line: str) -> None:
 
 
 def _drained(rt: Runtime, size: int) -> bool:
-    return (rt.checkpoints.get("in") == str(size) and rt.bus.drain(0)
+    cp = rt.checkpoints.get("feed") or ""        # the file source's "<device>:<inode>:<offset>:<fingerprint>"
+    return (cp.split(":")[2:3] == [str(size)] and rt.bus.drain(0)
             and rt.bus.wal.stats()["unacked"] == 0)
 
 

@@ -189,7 +189,7 @@ e = json.load(sys.stdin)
 n = e["payload"]["n"]
 assert os.environ["ORGLOOP_TRACE_ID"] == e["trace_id"]
 if n == 5:
-    print(json.dumps({"type": "not.a.type"}))                     # an invalid follow-up: the delivery fails
+    print(json.dumps({"type": "not.a.type"}))   # not a valid event: logged and ignored, the exit code decides
 elif n % 2 == 0:
     print(json.dumps({"type": "actor.stopped", "payload": {"cause": e["id"]}}))
 else:
@@ -210,10 +210,7 @@ def test_an_actors_follow_up_events_keep_the_trace_of_their_cause(tmp_path):
     rt = Runtime(spec).start()
     try:
         assert wait_until(lambda: rt.tracker.acked == 6 + 3)              # 6 causes, 3 follow-ups
-        causes = {}
-        for _s, entry in rt.dlq.entries():
-            causes[entry["event"]["payload"]["n"]] = entry
-        assert list(causes) == [5] and "invalid follow-up event" in causes[5]["error"]
+        assert rt.dlq.count() == 0
         sent, _cp = GeneratorSource("gen", {"count": 6}, base_dir=tmp_path).poll(None, 6)   # the same events
         trace_of = {e["id"]: e["trace_id"] for e in sent if e["payload"]["n"] % 2 == 0}
         got = [json.loads(line) for line in (tmp_path / "follow-ups.jsonl").read_text().splitlines()]

@@ -2,13 +2,16 @@
 
 A source plugin is ``cls(source_id, config, *, base_dir)`` with
 ``poll(checkpoint, max_events) -> (events, new_checkpoint)`` and ``close()``. The runtime publishes the
-events durably and only then stores the new checkpoint.
+events durably and only then stores the new checkpoint. After a poll that returned no events the runtime
+waits the source's poll interval, or, when the source has ``poll_delay(interval) -> seconds``, what that
+returns (a cron source waits for its next tick; an API poller waits out a rate limit without a request).
 
 An actor plugin is ``cls(actor_id, config, *, base_dir)`` with
 ``deliver(event, prompt, config) -> list[dict] | None`` (raising :class:`DeliveryError` on failure) and
-``close()``. Events it returns are its follow-ups: the runtime gives each the trace id of the event that
-caused it (:func:`orgloop.event.adopt`; ``source`` defaults to the actor id) and makes them durable on the
-bus before the cause counts as delivered, so a crash cannot lose them.
+``close()``; optionally ``interrupt()``, which ends deliveries still running when the shutdown's drain
+deadline passes (they raise :class:`DeliveryInterrupted`). Events it returns are its follow-ups: the
+runtime gives each the trace id of the event that caused it (:func:`orgloop.event.adopt`; ``source`` defaults to the actor id) and
+makes them durable on the bus before the cause counts as delivered, so a crash cannot lose them.
 
 A **push source** (webhook-style: ``webhook``, ``github-webhook``, ``linear-webhook``, ``claude-code``) is
 not polled. Its class sets ``push = True``; the runtime mounts it on the shared ingress listener
@@ -35,7 +38,7 @@ from typing import Any, Protocol
 
 from orgloop.errors import OrgloopError
 
-__all__ = ["DeliveryError", "Source", "PushSource", "Actor"]
+__all__ = ["DeliveryError", "DeliveryInterrupted", "Source", "PushSource", "Actor"]
 
 
 class DeliveryError(OrgloopError):
@@ -49,6 +52,11 @@ class DeliveryError(OrgloopError):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+class DeliveryInterrupted(DeliveryError):
+    """The runtime ended a delivery in progress (``Actor.interrupt`` at shutdown). It is neither a failure
+    nor a success: the event stays unacked and is delivered again after the next start."""
 
 
 class Source(Protocol):

@@ -3,48 +3,63 @@
 Config: ``command`` (argv list; a string is split with shlex), ``timeout`` (duration, default 30s),
 ``cwd`` (relative to the project), ``env`` (extra variables). The event JSON goes to stdin; the prompt
 is in a temporary file named by ``ORGLOOP_PROMPT_FILE`` (and ``ORGLOOP_EVENT_ID``, ``ORGLOOP_EVENT_TYPE``,
-``ORGLOOP_SOURCE``, ``ORGLOOP_TRACE_ID`` are set). Exit 0 is success; anything else, or the timeout (which
-kills the whole process group), is a delivery failure that retries and the breaker see.
+``ORGLOOP_SOURCE``, ``ORGLOOP_TRACE_ID`` are set).
 
-On success, if stdout is JSON (an object, an array of objects, or one object per line), those objects are
-the actor's follow-up events: they keep the trace of the event that caused them (``source`` defaults to the
-actor id). Any other stdout is not part of the protocol and is ignored.
+The exit code alone decides: 0 is success; anything else, or the timeout, is a delivery failure that
+retries and the breaker see. The timeout ends the program and everything it started, grandchildren that
+called ``setsid`` included (:mod:`orgloop.connectors.process`). At shutdown, :meth:`CommandActor.interrupt`
+ends runs still going after the drain deadline; their events stay unacked and are delivered once more
+after the next start.
+
+On success, stdout that is JSON events (an object, an array of objects, or one object per line, each with
+an event ``type``) are the actor's follow-up events: they keep the trace of the event that caused them
+(``source`` defaults to the actor id). Any other stdout (``42``, ``{"status": "ok"}``, plain text) is not
+part of the protocol: it is logged at debug level and ignored.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
-import signal
-import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
-from orgloop.connectors import DeliveryError
-from orgloop.units import parse_duration
+from pydantic import Field, SecretStr, field_validator
 
-__all__ = ["CommandActor", "run_program", "json_values"]
+from orgloop.connectors import DeliveryError, DeliveryInterrupted
+from orgloop.connectors.process import ProgramRun, RunInterrupted, run_program
+from orgloop.event import EventError, adopt
+from orgloop.plugins import Duration, PluginConfig
+
+__all__ = ["CommandActor", "CommandConfig", "run_program", "json_values", "follow_ups_in"]
+
+log = logging.getLogger("orgloop.connectors.command")
 
 
-def run_program(argv: list[str], stdin: bytes, *, timeout: float, cwd: Path | None,
-                env: dict[str, str]) -> tuple[int, bytes, bytes]:
-    """Run ``argv`` in its own process group; on timeout kill the group. Returns (code, stdout, stderr).
+class CommandConfig(PluginConfig):
+    """Settings of the ``command`` actor. ``env`` values are secrets (masked in plan, logs and status):
+    that is where programs usually get their tokens."""
 
-    Raises TimeoutError on timeout and OSError if it cannot start.
-    """
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=cwd, env=env, start_new_session=True)
-    try:
-        out, err = proc.communicate(stdin, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.communicate()
-        raise TimeoutError(f"{argv[0]} did not finish within {timeout:g}s (process group killed)") from None
-    return proc.returncode, out, err
+    command: list[str] = Field(min_length=1, description="argv list (a string is split with shlex)")
+    timeout: Duration = Field(30.0, description="kill the process group after this long")
+    cwd: str | None = Field(None, description="working directory, relative to the project")
+    env: dict[str, SecretStr] = Field(default_factory=dict, description="extra environment variables")
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return shlex.split(value) if isinstance(value, str) else value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        """Numbers and booleans become their text, as the environment holds only strings."""
+        if isinstance(value, dict):
+            return {k: str(v) if isinstance(v, (int, float, bool)) else v for k, v in value.items()}
+        return value
 
 
 def json_values(text: str) -> list[Any]:
@@ -62,18 +77,38 @@ def json_values(text: str) -> list[Any]:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def follow_ups_in(cause: dict[str, Any], out: bytes, actor_id: str) -> list[dict[str, Any]]:
+    """The follow-up events in a program's stdout; everything else in it is logged and ignored."""
+    try:
+        values = json_values(out.decode("utf-8", errors="replace"))
+    except ValueError:
+        values = []
+        log.debug("command actor %s: stdout is not JSON; ignored", actor_id)
+    events = []
+    for value in values:
+        if not (isinstance(value, dict) and "type" in value):
+            log.debug("command actor %s: stdout value %.80r is not an event; ignored", actor_id, value)
+            continue
+        try:
+            events.append(adopt(cause, value, source=actor_id))
+        except EventError as exc:
+            log.warning("command actor %s: ignored an invalid follow-up event: %s", actor_id, exc)
+    return events
+
+
 class CommandActor:
+    config_model = CommandConfig
+
     def __init__(self, actor_id: str, config: dict[str, Any], *, base_dir: Path) -> None:
-        cmd = config.get("command")
-        if isinstance(cmd, str):
-            cmd = shlex.split(cmd)
-        if not cmd or not all(isinstance(a, str) for a in cmd):
-            raise ValueError(f"command actor {actor_id!r}: config.command must be a non-empty argv list")
+        cfg = CommandConfig.model_validate(config)
         self.id = actor_id
-        self.argv = cmd
-        self.timeout = parse_duration(config.get("timeout", "30s"))
-        self.cwd = (base_dir / config["cwd"]) if config.get("cwd") else base_dir
-        self.env = {str(k): str(v) for k, v in (config.get("env") or {}).items()}
+        self.argv = list(cfg.command)
+        self.timeout = cfg.timeout
+        self.cwd = (base_dir / cfg.cwd) if cfg.cwd else base_dir
+        self.env = {k: v.get_secret_value() for k, v in cfg.env.items()}
+        self._runs: set[ProgramRun] = set()
+        self._runs_lock = threading.Lock()
+        self._interrupted = False
 
     def deliver(self, event: dict[str, Any], prompt: str | None, config: dict[str, Any]) -> list[dict[str, Any]]:
         """Run the program for ``event``; returns the follow-up events it printed (possibly none)."""
@@ -88,22 +123,42 @@ class CommandActor:
                 with os.fdopen(fd, "w") as f:
                     f.write(prompt)
                 env["ORGLOOP_PROMPT_FILE"] = prompt_file
-            try:
-                code, out, err = run_program(self.argv, json.dumps(event, default=str).encode(),
-                                              timeout=self.timeout, cwd=self.cwd, env=env)
-            except (TimeoutError, OSError) as exc:
-                raise DeliveryError(f"command actor {self.id}: {exc}") from exc
+            code, out, err = self._run(json.dumps(event, default=str).encode(), env)
             if code != 0:
                 tail = err.decode(errors="replace").strip()[-500:]
                 raise DeliveryError(f"command actor {self.id}: {self.argv[0]} exited with {code}"
                                     + (f": {tail}" if tail else ""))
-            try:
-                return json_values(out.decode(errors="replace"))
-            except ValueError:
-                return []                   # ordinary output, not follow-up events
+            return follow_ups_in(event, out, self.id)
         finally:
             if prompt_file:
                 os.unlink(prompt_file)
 
+    def _run(self, stdin: bytes, env: dict[str, str]) -> tuple[int, bytes, bytes]:
+        if self._interrupted:
+            raise DeliveryInterrupted(f"command actor {self.id} is shutting down")
+        try:
+            run = ProgramRun(self.argv, stdin, cwd=self.cwd, env=env)
+        except OSError as exc:
+            raise DeliveryError(f"command actor {self.id}: cannot run {self.argv[0]}: {exc.strerror or exc}") from exc
+        with self._runs_lock:
+            self._runs.add(run)
+        try:
+            return run.wait(self.timeout)
+        except TimeoutError as exc:
+            raise DeliveryError(f"command actor {self.id}: {self.argv[0]} {exc}") from None
+        except RunInterrupted:
+            raise DeliveryInterrupted(f"command actor {self.id}: {self.argv[0]} was ended at shutdown") from None
+        finally:
+            with self._runs_lock:
+                self._runs.discard(run)
+
+    def interrupt(self) -> None:
+        """End every run in progress (and refuse new ones): they raise DeliveryInterrupted, stay unacked."""
+        self._interrupted = True
+        with self._runs_lock:
+            runs = list(self._runs)
+        for run in runs:
+            run.kill()
+
     def close(self) -> None:
-        pass
+        self.interrupt()

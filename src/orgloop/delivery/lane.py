@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
-from orgloop.connectors import DeliveryError
+from orgloop.connectors import DeliveryError, DeliveryInterrupted
 from orgloop.delivery.breaker import BreakerState, CircuitBreaker
 from orgloop.delivery.ratelimit import TokenBucket
 from orgloop.delivery.retry import RetryPolicy
@@ -267,6 +267,10 @@ class ActorLane:
             t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
 
+    def running(self) -> bool:
+        """True while a worker thread is still alive (after ``stop``: a delivery outlasted its deadline)."""
+        return any(t.is_alive() for t in self._threads)
+
     def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopping; returns False when the lane is stopping."""
         return not self._stop.wait(seconds) if seconds > 0 else not self._stop.is_set()
@@ -313,6 +317,8 @@ class ActorLane:
                                 out = deliver(event, pol.prompt, pol.config)
                                 if out:
                                     self._follow_up(event, out)
+                            except DeliveryInterrupted:
+                                return   # ended at shutdown: stays unacked, delivered again after the restart
                             except Exception as exc:  # the slow path records it, retries, dead-letters
                                 if not self._deliver(seq, event, route, first_error=exc):
                                     return
@@ -383,6 +389,8 @@ class ActorLane:
                 out = self.actor.deliver(event, pol.prompt, config)
                 if out:
                     self._follow_up(event, out)
+            except DeliveryInterrupted:
+                return False   # ended at shutdown: neither failed nor delivered; stays unacked
             except Exception as exc:  # any actor failure is a delivery failure
                 error = _describe(exc)
                 pol.record_failure()

@@ -1,0 +1,444 @@
+"""``github`` source: polls the GitHub REST API for pull-request activity of one or more repos.
+
+Config (:class:`GithubConfig`): ``repo`` (``owner/name``) or ``repos`` (a list), ``token`` (usually
+``${GITHUB_TOKEN}``; when absent the ``GITHUB_TOKEN`` environment variable is used), ``events``,
+``authors``, ``api_url`` (GitHub Enterprise, tests), ``lookback`` (on the very first start, also report
+activity this far back; default nothing before the start), ``per_page``, ``timeout``.
+
+Every event is ``resource.changed`` with ``provenance.platform: github`` and ``platform_event`` one of
+:data:`EVENTS`. Per repo and poll the source reads
+
+- ``/pulls?state=all&sort=updated&direction=desc`` page by page until it reaches its cursor
+  (``pull_request.opened|closed|merged``), and for each pull request updated since, its
+  ``/reviews`` (``pull_request.review_submitted``);
+- ``/issues/comments?since=`` (``issue_comment``) and ``/pulls/comments?since=``
+  (``pull_request_review_comment``), following ``Link: rel="next"``;
+- ``/commits/<head sha>/check-runs`` for the heads of open pull requests seen updated (at most 50 heads
+  are watched; ``check_run.completed``).
+
+Each list keeps its own "updated since" cursor in the checkpoint (see ``_pollbase.TimeCursor``). The
+first page of each list is asked with ``If-None-Match``; a 304 costs no rate limit. Event ids are
+natural: the GitHub object id plus its ``updated_at`` (or ``submitted_at``/``completed_at``), so reading
+the same activity twice gives the same id.
+
+Rate limits: ``X-RateLimit-Remaining: 0`` pauses polling until ``X-RateLimit-Reset`` (read against the
+server's ``Date``); a 403/429 with ``Retry-After`` (the secondary limit) pauses that long, and one
+without it at least 60 s. Failures (network, 5xx, 401, malformed JSON) pause 5 s doubling to 15 min. A
+paused source sends no request; its cursor never moves on a failed poll.
+
+``authors`` keeps events whose actor (or, for check runs, whose pull request's author) is listed.
+``author_type`` is ``bot`` for bot accounts, ``team_member`` for an ``OWNER``/``MEMBER``/``COLLABORATOR``
+association, else ``external``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from orgloop.connectors._apiclient import ApiError, JsonClient, Response
+from orgloop.connectors._pollbase import Batches, PollGate, RateLimited, TimeCursor
+from orgloop.event import natural_event_id, new_trace_id
+from orgloop.plugins import PluginConfig
+from orgloop.units import DURATION_PATTERN, parse_duration
+
+__all__ = ["GithubConfig", "GithubSource", "EVENTS"]
+
+log = logging.getLogger("orgloop.connectors.github")
+
+EVENTS = ("pull_request.opened", "pull_request.closed", "pull_request.merged", "pull_request.review_submitted",
+          "pull_request_review_comment", "issue_comment", "check_run.completed")
+# Names published OrgLoop projects use that this poller does not read: accepted with a warning
+# (the github-webhook source receives them).
+NOT_POLLED = ("pull_request.ready_for_review", "workflow_run.completed", "check_suite.completed")
+_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
+_TEAM = {"OWNER", "MEMBER", "COLLABORATOR"}
+MAX_HEADS = 50
+MAX_PAGES = 20
+
+
+class GithubConfig(PluginConfig):
+    repo: str | None = None
+    repos: list[str] = Field(default_factory=list)
+    token: SecretStr | None = None
+    events: list[str] = Field(default_factory=lambda: list(EVENTS))
+    authors: list[str] = Field(default_factory=list)
+    api_url: str = "https://api.github.com"
+    lookback: str = Field("0s", pattern=DURATION_PATTERN)
+    per_page: int = Field(100, ge=1, le=100)
+    timeout: float = Field(30.0, gt=0)
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        unknown = [e for e in value if e not in EVENTS and e not in NOT_POLLED]
+        if unknown:
+            raise ValueError(f"unknown github events {unknown}; known: {', '.join(EVENTS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _some_repo(self) -> "GithubConfig":
+        names = self.all_repos()
+        if not names:
+            raise ValueError("give 'repo' (owner/name) or 'repos'")
+        bad = [r for r in names if not _REPO.match(r)]
+        if bad:
+            raise ValueError(f"repos must be 'owner/name', not {bad}")
+        return self
+
+    def all_repos(self) -> list[str]:
+        return ([self.repo] if self.repo else []) + [r for r in self.repos if r != self.repo]
+
+
+def _stamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _login(user: Any) -> str:
+    return user.get("login") or "unknown" if isinstance(user, dict) else "unknown"
+
+
+def _author_type(user: Any, association: str | None) -> str:
+    login = _login(user)
+    if (isinstance(user, dict) and user.get("type") == "Bot") or login.endswith("[bot]"):
+        return "bot"
+    if association is None:
+        return "unknown"
+    return "team_member" if association in _TEAM else "external"
+
+
+def _number(url: Any) -> int | None:
+    """The trailing number of an API URL such as ``…/issues/42``."""
+    if isinstance(url, str):
+        tail = url.rstrip("/").rsplit("/", 1)[-1]
+        if tail.isdigit():
+            return int(tail)
+    return None
+
+
+class _RepoPoll:
+    """One poll of one repo: reads its lists and builds events; ``state`` is its part of the checkpoint."""
+
+    def __init__(self, src: "GithubSource", repo: str, state: dict[str, Any], initial: str) -> None:
+        self.src = src
+        self.repo = repo
+        self.state = state
+        self.initial = initial
+        self.events: list[dict[str, Any]] = []
+
+    def run(self) -> dict[str, Any]:
+        wanted = self.src.wanted
+        new_state: dict[str, Any] = {}
+        heads = {sha: dict(h) for sha, h in (self.state.get("heads") or {}).items() if isinstance(h, dict)}
+        if wanted & {"pull_request.opened", "pull_request.closed", "pull_request.merged",
+                     "pull_request.review_submitted", "check_run.completed"}:
+            new_state["pulls"] = self._pulls(heads)
+        if "issue_comment" in wanted:
+            new_state["issue_comments"] = self._comments("issue_comments", "issues/comments", self._issue_comment)
+        if "pull_request_review_comment" in wanted:
+            new_state["review_comments"] = self._comments("review_comments", "pulls/comments", self._review_comment)
+        if "check_run.completed" in wanted:
+            self._check_runs(heads)
+            new_state["heads"] = heads
+        return new_state
+
+    # ---------------------------------------------------------------- lists
+    def _pulls(self, heads: dict[str, Any]) -> dict[str, Any]:
+        cursor = TimeCursor.load(self.state.get("pulls"), self.initial)
+        url = f"/repos/{self.repo}/pulls?state=all&sort=updated&direction=desc&per_page={self.src.config.per_page}"
+        fresh: list[dict[str, Any]] = []
+        for page in self.src.pages(url):
+            done = False
+            for pr in page:
+                stamp = pr.get("updated_at") or ""
+                if stamp < cursor.since:
+                    done = True
+                    break
+                if cursor.is_new(stamp, f"pr:{pr.get('id')}:{stamp}"):
+                    fresh.append(pr)
+            if done:
+                break
+        for pr in sorted(fresh, key=lambda p: p.get("updated_at") or ""):
+            self._pull_request(pr, cursor, heads)
+            cursor.advance(pr["updated_at"], f"pr:{pr.get('id')}:{pr['updated_at']}")
+        return cursor.dump()
+
+    def _comments(self, name: str, path: str, build: Callable[[dict[str, Any]], dict[str, Any] | None]
+                  ) -> dict[str, Any]:
+        cursor = TimeCursor.load(self.state.get(name), self.initial)
+        url = (f"/repos/{self.repo}/{path}?since={cursor.since}&sort=updated&direction=asc"
+               f"&per_page={self.src.config.per_page}")
+        for page in self.src.pages(url):
+            for comment in page:
+                stamp = comment.get("updated_at") or ""
+                key = f"c:{comment.get('id')}:{stamp}"
+                if not cursor.is_new(stamp, key):
+                    continue
+                event = build(comment)
+                if event is not None:
+                    self.events.append(event)
+                cursor.advance(stamp, key)
+        return cursor.dump()
+
+    # ---------------------------------------------------------------- events
+    def _pull_request(self, pr: dict[str, Any], cursor: TimeCursor, heads: dict[str, Any]) -> None:
+        wanted = self.src.wanted
+        pid, number, user = pr.get("id"), pr.get("number"), pr.get("user")
+        common = {"pr_author": _login(user), "pr_number": number, "url": pr.get("html_url", "")}
+        body = {"pr_title": pr.get("title"), "pr_number": number, "draft": bool(pr.get("draft")),
+                "head_ref": (pr.get("head") or {}).get("ref"), "base_ref": (pr.get("base") or {}).get("ref")}
+
+        def new_at(stamp: Any) -> bool:
+            return isinstance(stamp, str) and cursor.is_new(stamp, f"pr:{pid}:{stamp}")
+
+        if "pull_request.opened" in wanted and new_at(pr.get("created_at")):
+            self._emit("pull_request.opened", (pid, "opened"), pr["created_at"], user, pr.get("author_association"),
+                       common, {"action": "opened", **body})
+        if new_at(pr.get("closed_at")):
+            merged = bool(pr.get("merged_at"))
+            kind = "pull_request.merged" if merged else "pull_request.closed"
+            if kind in wanted:
+                closer = pr.get("merged_by") if merged and pr.get("merged_by") else user
+                self._emit(kind, (pid, "closed", pr["closed_at"]), pr["closed_at"], closer, None, common,
+                           {"action": "merged" if merged else "closed", "merged": merged, **body,
+                            **({"merged_by": _login(pr.get("merged_by"))} if merged else {})})
+        if "pull_request.review_submitted" in wanted:
+            for page in self.src.pages(f"/repos/{self.repo}/pulls/{number}/reviews?per_page={self.src.config.per_page}"):
+                for review in page:
+                    stamp = review.get("submitted_at")
+                    if not new_at(stamp):
+                        continue
+                    state = str(review.get("state") or "").lower()
+                    self._emit("pull_request.review_submitted", (review.get("id"), state, stamp), stamp,
+                               review.get("user"), review.get("author_association"),
+                               {**common, "url": review.get("html_url", ""), "review_id": review.get("id"),
+                                "review_state": state},
+                               {"action": "review_submitted", "review_id": review.get("id"), "review_state": state,
+                                "review_body": review.get("body"), "pr_title": pr.get("title"), "pr_number": number})
+        sha = (pr.get("head") or {}).get("sha")
+        if "check_run.completed" in wanted and pr.get("state") == "open" and isinstance(sha, str):
+            for old in [s for s, h in heads.items() if h.get("pr_id") == pid and s != sha]:
+                del heads[old]                     # a new commit replaces the old head
+            head = heads.pop(sha, None) or {"pr_id": pid, "done": []}
+            head.update(pr=number, title=pr.get("title"), author=_login(user))
+            heads[sha] = head                      # most recently updated last
+            while len(heads) > MAX_HEADS:
+                del heads[next(iter(heads))]
+
+    def _issue_comment(self, c: dict[str, Any]) -> dict[str, Any] | None:
+        number = _number(c.get("issue_url"))
+        is_pr = "/pull/" in str(c.get("html_url", ""))
+        return self._emit("issue_comment", (c.get("id"), c.get("updated_at")), c.get("updated_at"), c.get("user"),
+                          c.get("author_association"), {"pr_number": number, "url": c.get("html_url", "")},
+                          {"action": "issue_comment", "edited": c.get("created_at") != c.get("updated_at"),
+                           "comment_id": c.get("id"), "comment_body": c.get("body"), "issue_number": number,
+                           "is_pull_request": is_pr}, collect=False)
+
+    def _review_comment(self, c: dict[str, Any]) -> dict[str, Any] | None:
+        number = _number(c.get("pull_request_url"))
+        return self._emit("pull_request_review_comment", (c.get("id"), c.get("updated_at")), c.get("updated_at"),
+                          c.get("user"), c.get("author_association"),
+                          {"pr_number": number, "url": c.get("html_url", "")},
+                          {"action": "review_comment", "edited": c.get("created_at") != c.get("updated_at"),
+                           "comment_id": c.get("id"), "comment_body": c.get("body"), "pr_number": number,
+                           "path": c.get("path"), "diff_hunk": c.get("diff_hunk"),
+                           "review_id": c.get("pull_request_review_id")}, collect=False)
+
+    def _check_runs(self, heads: dict[str, Any]) -> None:
+        for sha, head in list(heads.items()):
+            answer = self.src.get_json(f"/repos/{self.repo}/commits/{sha}/check-runs?per_page=100", etag=True)
+            if answer is None:
+                continue                           # 304: nothing changed
+            runs = answer.get("check_runs") if isinstance(answer, dict) else None
+            if not isinstance(runs, list):
+                raise ApiError(f"check-runs of {sha[:12]}: expected an object with 'check_runs'")
+            done = set(head.get("done") or [])
+            for run in runs:
+                if not isinstance(run, dict) or run.get("status") != "completed" or run.get("id") in done:
+                    continue
+                done.add(run.get("id"))
+                app = run.get("app") or {}
+                self._emit("check_run.completed", (run.get("id"), run.get("completed_at")),
+                           run.get("completed_at"), {"login": app.get("slug") or "unknown", "type": "Bot"}, None,
+                           {"pr_author": head.get("author"), "pr_number": head.get("pr"),
+                            "url": run.get("html_url", "")},
+                           {"action": "check_run_completed", "name": run.get("name"),
+                            "conclusion": run.get("conclusion"), "status": run.get("status"), "head_sha": sha,
+                            "pr_numbers": [head.get("pr")], "pr_title": head.get("title")}, filter_author=head.get("author"))
+            head["done"] = sorted(done, key=str)
+
+    def _emit(self, kind: str, key: tuple[Any, ...], stamp: Any, user: Any, association: str | None,
+              provenance: dict[str, Any], payload: dict[str, Any], *, collect: bool = True,
+              filter_author: str | None = None) -> dict[str, Any] | None:
+        author = _login(user)
+        authors = self.src.authors
+        if authors and (filter_author or author).lower() not in authors:
+            return None
+        event = {
+            "id": natural_event_id(self.src.id, self.repo, kind, *(str(k) for k in key)),
+            "timestamp": stamp if isinstance(stamp, str) and stamp else _stamp(self.src.clock()),
+            "source": self.src.id,
+            "type": "resource.changed",
+            "provenance": {"platform": "github", "platform_event": kind, "author": author,
+                           "author_type": _author_type(user, association), "repo": self.repo, **provenance},
+            "payload": payload,
+            "trace_id": new_trace_id(),
+        }
+        if collect:
+            self.events.append(event)
+        return event
+
+
+class GithubSource:
+    config_model = GithubConfig
+
+    def __init__(self, source_id: str, config: dict[str, Any], *, base_dir: Path,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.id = source_id
+        self.config = cfg = GithubConfig.model_validate(config)
+        self.repos = cfg.all_repos()
+        self.wanted = set(cfg.events)
+        skipped = sorted(self.wanted & set(NOT_POLLED))
+        if skipped:
+            log.warning("github source %s: %s are not polled (use a github-webhook source for them)",
+                        source_id, ", ".join(skipped))
+        self.authors = {a.lower() for a in cfg.authors}
+        token = cfg.token.get_secret_value() if cfg.token is not None else os.environ.get("GITHUB_TOKEN", "")
+        self._headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        else:
+            log.warning("github source %s: no token (config.token or GITHUB_TOKEN); the anonymous rate limit "
+                        "is 60 requests an hour", source_id)
+        self.clock = clock
+        self.client = JsonClient(cfg.api_url, timeout=cfg.timeout, user_agent="orgloop-github-source")
+        self.gate = PollGate(f"github source {source_id}", log, clock)
+        self._etags: dict[str, str] = {}        # first-page URL -> ETag, of answers fully processed
+        self._new_etags: dict[str, str] = {}
+        self._batches = Batches()
+        self.requests = 0
+
+    # ---------------------------------------------------------------- source API
+    def poll(self, checkpoint: str | None, max_events: int) -> tuple[list[dict[str, Any]], str | None]:
+        if self._batches:
+            return self._batches.take(max_events, checkpoint)
+        if not self.gate.open():
+            return [], checkpoint
+        state = self._load(checkpoint)
+        initial = state.setdefault("initial", _stamp(self.clock() - parse_duration(self.config.lookback)))
+        repos = state.setdefault("repos", {})
+        events: list[dict[str, Any]] = []
+        try:
+            for repo in self.repos:
+                self._new_etags = {}
+                run = _RepoPoll(self, repo, repos.get(repo) or {}, initial)
+                repos[repo] = run.run()             # only a repo read to the end moves its cursors
+                events.extend(run.events)
+                self._etags.update(self._new_etags)  # and only then may its answers be taken as seen
+        except RateLimited as exc:
+            self.gate.limited(exc)
+        except ApiError as exc:
+            self.gate.failed(str(exc))
+        else:
+            self.gate.succeeded()
+        self._batches.fill(events, json.dumps(state, separators=(",", ":")))   # key order kept: heads oldest first
+        return self._batches.take(max_events, checkpoint)
+
+    def poll_delay(self, default: float) -> float:
+        """Seconds until the next poll: the poll interval, or until a rate limit or back-off ends."""
+        return 0.0 if self._batches else self.gate.delay(default)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # ---------------------------------------------------------------- HTTP
+    def _load(self, checkpoint: str | None) -> dict[str, Any]:
+        if not checkpoint:
+            return {"v": 1}
+        try:
+            data = json.loads(checkpoint)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            log.warning("github source %s: unreadable checkpoint, starting from now", self.id)
+            return {"v": 1}
+        return data
+
+    def get_json(self, url: str, *, etag: bool = False) -> Any:
+        """GET one resource; None when ``etag`` is set and the server answers 304 Not Modified."""
+        resp = self._get(url, etag)
+        return None if resp is None else resp.json()
+
+    def pages(self, url: str) -> Iterator[list[dict[str, Any]]]:
+        """The pages of a list, following ``Link: rel="next"``; nothing when the first page is unchanged (304)."""
+        first = True
+        next_url: str | None = url
+        for _ in range(MAX_PAGES):
+            if next_url is None:
+                return
+            resp = self._get(next_url, etag=first)
+            first = False
+            if resp is None:
+                return
+            page = resp.json()
+            if not isinstance(page, list):
+                raise ApiError(f"{next_url.split('?')[0]}: expected a JSON list, got {type(page).__name__}",
+                               resp.status)
+            yield [item for item in page if isinstance(item, dict)]
+            m = _LINK_NEXT.search(resp.header("link") or "")
+            next_url = m.group(1) if m else None
+        log.warning("github source %s: stopped after %d pages of %s", self.id, MAX_PAGES, url.split("?")[0])
+
+    def _get(self, url: str, etag: bool) -> Response | None:
+        headers = dict(self._headers)
+        if etag and url in self._etags:
+            headers["If-None-Match"] = self._etags[url]
+        self.requests += 1
+        resp = self.client.request("GET", url, headers=headers)
+        self._check(resp)
+        if resp.status == 304:
+            return None
+        tag = resp.header("etag")
+        if etag and tag:
+            self._new_etags[url] = tag
+        return resp
+
+    def _check(self, resp: Response) -> None:
+        """Raise :class:`RateLimited` or :class:`ApiError` for an answer that is not a success."""
+        remaining = resp.header("x-ratelimit-remaining")
+        if resp.status in (200, 304):
+            if remaining == "0":
+                # Used up by this request: what we read is fine, the next request must wait.
+                self.gate.limited(RateLimited("rate limit used up", self._reset_wait(resp)))
+            return
+        if resp.status in (403, 429):
+            retry_after = resp.header("retry-after")
+            if retry_after and retry_after.strip().isdigit():
+                raise RateLimited(f"secondary rate limit (HTTP {resp.status}, Retry-After {retry_after})",
+                                  float(retry_after))
+            if remaining == "0":
+                raise RateLimited(f"primary rate limit exhausted (HTTP {resp.status})", self._reset_wait(resp))
+            if resp.status == 429 or b"rate limit" in resp.body.lower():
+                raise RateLimited(f"secondary rate limit (HTTP {resp.status})", 60.0)
+        message = ""
+        try:
+            body = json.loads(resp.body)
+            message = str(body.get("message", ""))[:200] if isinstance(body, dict) else ""
+        except ValueError:
+            pass
+        raise ApiError(f"HTTP {resp.status}{': ' + message if message else ''}", resp.status)
+
+    def _reset_wait(self, resp: Response) -> float:
+        reset = resp.header("x-ratelimit-reset")
+        if not reset or not reset.strip().isdigit():
+            return 60.0
+        now = resp.server_time() or self.clock()
+        return min(3700.0, max(1.0, int(reset) - now + 1))
