@@ -68,8 +68,8 @@ def test_the_stream_holds_exactly_the_unacked_entries(namespace):
 
 
 def test_open_bus_checks_the_options(namespace):
-    from pydantic import ValidationError
-    with pytest.raises(ValidationError, match="claim_idl"):
+    from orgloop.plugins import PluginConfigError
+    with pytest.raises(PluginConfigError, match="claim_idl"):
         open_bus("redis", url=URL, namespace=namespace, claim_idl=3)
 
 
