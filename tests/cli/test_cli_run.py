@@ -15,6 +15,7 @@ import pytest
 from orgloop.config.workspaces import workspace_data_dir
 from orgloop.config.loader import load_project
 from orgloop.config.resolve import to_runtime_spec
+from orgloop.control.paths import socket_path
 from orgloop.instance import INFO_FILE, PID_FILE, Instance, write_instance
 from orgloop.plan import desired_state
 from orgloop.runtime import Runtime
@@ -26,10 +27,10 @@ def live(demo, home):
     """The demo's runtime started as `orgloop start` would, in this process."""
     project = load_project(demo)
     spec = to_runtime_spec(project)
-    spec.control_port = 0
+    spec.control_socket = socket_path(project.data_dir)
     rt = Runtime(spec).start()
     rt.applied_state = desired_state(project)
-    write_instance(project.data_dir, Instance(os.getpid(), rt.control_port, time.time()))
+    write_instance(project.data_dir, Instance(os.getpid(), str(rt.control_socket), time.time()))
     yield rt
     rt.stop()
 
@@ -123,7 +124,7 @@ def test_stale_runtime_files_are_not_a_running_runtime(demo, cli, home):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()                                # a pid that surely is gone
     child = proc.pid
-    write_instance(data, Instance(child, 1, time.time()))
+    write_instance(data, Instance(child, str(data / "control.sock"), time.time()))
     assert cli("status", "-p", demo).exit_code == 3
     assert cli("stop", "-p", demo).exit_code == 3
     assert not (data / INFO_FILE).exists()
@@ -244,7 +245,7 @@ def _fake_runtime(demo, ignore_term: bool) -> subprocess.Popen:
             + "print('ready', flush=True)\ntime.sleep(120)\n")
     child = subprocess.Popen([sys.executable, "-c", code, "orgloop-fake-runtime"], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "ready"          # its signal handling is in place
-    write_instance(workspace_data_dir("demo", demo, "default"), Instance(child.pid, 9, time.time()))
+    write_instance(workspace_data_dir("demo", demo, "default"), Instance(child.pid, str(demo / "no-such.sock"), time.time()))
     return child
 
 

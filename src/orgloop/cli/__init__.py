@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "validate": ("validate", "validate", "Check every project file: syntax, schema, references, prompt..."),
     "plan": ("plan", "plan", "Show what `orgloop start` would add (+), change (~) or remove (-)."),
     "start": ("run", "start", "Validate, plan and start the workspace's runtime, or reconcile the..."),
-    "stop": ("run", "stop", "Stop the workspace's runtime (SIGTERM, then wait)."),
+    "stop": ("run", "stop", "Stop the workspace's runtime and wait."),
     "status": ("run", "status", "Sources, routes, queues, breakers and the WAL of the running runtime."),
     "logs": ("run", "logs", "Print the pipeline log written by the workspace's file logger (JSON..."),
     "test": ("inspect", "test_cmd", "Route the event in EVENT_FILE (JSON, '-' for stdin) in dry-run and..."),

@@ -2,9 +2,10 @@
 
 ``start`` validates, plans, prints the plan, then runs the runtime in the foreground (Ctrl-C or SIGTERM
 stops it cleanly), or with ``--daemon`` in the background. When the workspace's runtime already runs,
-``start`` reconciles it in place (``POST /apply`` to its control endpoint) instead of starting another.
-Files in the workspace data directory: ``orgloop.pid``, ``runtime.json`` (pid, control port), ``orgloop.log``
-(daemon output) and ``applied-state.json`` (what ``plan`` compares with).
+``start`` reconciles it in place (``POST /apply`` on its control socket) instead of starting another.
+Files in the workspace data directory: ``orgloop.pid``, ``runtime.json`` (pid, control socket, read-only
+port), ``control.sock`` (the owner's control socket), ``orgloop.log`` (daemon output) and
+``applied-state.json`` (what ``plan`` compares with).
 
 Exit codes (``docs/operations.md``): ``start`` 0 started and stopped cleanly / started in the background /
 reconciled / nothing to change, 1 error (invalid project, failed to start, a change that needs a restart).
@@ -91,13 +92,13 @@ def start(project_dir: Path | None, workspace: str | None, daemon: bool, run_for
 
 def _run(project: Project, spec: Any, desired: State, run_for: float | None) -> None:
     """Run in this process until a signal (or ``run_for`` seconds); record the applied state once up."""
+    from orgloop.control.paths import socket_path
     from orgloop.plan import write_applied
     from orgloop.runtime import Runtime
     from orgloop.instance import LOG_FILE, Instance, clear_instance, write_instance
 
     _claim(project)
-    if spec.control_port is None:
-        spec.control_port = 0                 # any free port on 127.0.0.1, recorded in runtime.json
+    spec.control_socket = socket_path(project.data_dir)   # recorded in runtime.json, where the CLI finds it
     runtime = Runtime(spec)
     try:
         runtime.start()
@@ -106,12 +107,12 @@ def _run(project: Project, spec: Any, desired: State, run_for: float | None) -> 
         sys.exit(1)
     runtime.applied_state = desired
     pid, port = os.getpid(), runtime.control_port
-    assert port is not None                   # the control endpoint is always on (port 0 = any free one)
     try:
         write_applied(project.data_dir, desired, project=project.name, workspace=project.workspace)
-        write_instance(project.data_dir, Instance(pid, port, time.time(), str(project.data_dir / LOG_FILE)))
+        write_instance(project.data_dir, Instance(pid, str(runtime.control_socket), time.time(), port,
+                                                  str(project.data_dir / LOG_FILE)))
         hooks = runtime.ingress_port
-        click.echo(f"orgloop is running: pid {pid}, control endpoint http://127.0.0.1:{port}, "
+        click.echo(f"orgloop is running: pid {pid}, {_listeners(runtime.control_socket, port)}, "
                    + (f"webhooks at http://{spec.ingress_host}:{hooks}/webhook/<source-id>, " if hooks else "")
                    + f"data in {project.data_dir}" + (f", stopping after {run_for:g}s" if run_for else
                                                      " (Ctrl-C to stop)"))
@@ -182,6 +183,10 @@ def _reload(loaded: Project, runtime: Any) -> None:
     _say(f"reload applied: {plan.summary()}")
 
 
+def _listeners(sock: Any, port: int | None) -> str:
+    return f"control socket {sock}" + (f", read-only endpoint http://127.0.0.1:{port}" if port else "")
+
+
 def _spawn_daemon(project: Project, run_for: float | None, wait_up: float) -> None:
     """Start ``orgloop start --daemon-child`` in a new session, output to the log file; wait until it is up."""
     from orgloop.instance import LOG_FILE, read_instance, running_instance
@@ -205,8 +210,8 @@ def _spawn_daemon(project: Project, run_for: float | None, wait_up: float) -> No
             sys.exit(1)
         inst = read_instance(data_dir)
         if inst is not None and inst.pid == pid and running_instance(data_dir) is not None:
-            click.echo(f"orgloop is running in the background: pid {pid}, control endpoint "
-                       f"http://127.0.0.1:{inst.control_port}, log {log_path}")
+            click.echo(f"orgloop is running in the background: pid {pid}, "
+                       f"{_listeners(inst.control_socket, inst.control_port)}, log {log_path}")
             return
         time.sleep(0.1)
     os.kill(pid, signal.SIGTERM)
@@ -275,8 +280,9 @@ def _is_daemon(pid: int) -> bool:
 @click.option("--timeout", metavar="DURATION", callback=_duration, default="30s", show_default=True,
               help="How long to wait for a clean shutdown.")
 def stop(project_dir: Path | None, workspace: str | None, timeout: float) -> None:
-    """Stop the workspace's runtime (SIGTERM, then wait). Exit 0: stopped, 3: not running, 1: still running."""
-    from orgloop.instance import clear_instance, pid_alive, read_instance, wait_for_exit
+    """Stop the workspace's runtime and wait. It gets a stop request on its control socket (SIGTERM when
+    that does not answer). Exit 0: stopped, 3: not running, 1: still running."""
+    from orgloop.instance import ControlError, clear_instance, pid_alive, read_instance, wait_for_exit
 
     project = load_lenient(project_dir, workspace)
     inst = read_instance(project.data_dir)
@@ -285,7 +291,10 @@ def stop(project_dir: Path | None, workspace: str | None, timeout: float) -> Non
             clear_instance(project.data_dir, inst.pid)
         click.echo(f'orgloop is not running for workspace "{project.workspace}".', err=True)
         sys.exit(EXIT_NOT_RUNNING)
-    os.kill(inst.pid, signal.SIGTERM)
+    try:
+        inst.request("POST", "/stop", timeout=5.0)   # the owner's socket; a signal when it does not answer
+    except ControlError:
+        os.kill(inst.pid, signal.SIGTERM)
     if not wait_for_exit(inst.pid, timeout):
         click.echo(f"Error: orgloop (pid {inst.pid}) is still running after {timeout:g}s.", err=True)
         sys.exit(EXIT_ERROR)
@@ -294,7 +303,7 @@ def stop(project_dir: Path | None, workspace: str | None, timeout: float) -> Non
 
 
 def _is_orgloop(inst: Instance) -> bool:
-    """The pid is the runtime (control endpoint agrees), not another process that reused the number."""
+    """The pid is the runtime (its control socket agrees), not another process that reused the number."""
     from orgloop.instance import ControlError
 
     try:

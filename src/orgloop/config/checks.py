@@ -35,6 +35,7 @@ def check_project(project: Project) -> Project:
         _check_routes(project)
         _check_scripts(project)
         _check_loops(project)
+        _check_ingress(project)
     return project
 
 
@@ -402,3 +403,25 @@ def _cycle_through(start: Any, members: set[Any], successors: Any) -> list[Any]:
 
 def _describe_cycle(cycle: list[Node]) -> str:
     return " -> ".join(f"{kind} {name}" for kind, name in cycle if kind != "channel")
+
+
+def _check_ingress(project: Project) -> None:
+    """Push sources (the webhook listener): unsigned ones are a warning on loopback, an error beyond it."""
+    from orgloop.connectors.ingress import is_loopback
+
+    host = project.settings.runtime.ingress_host if project.settings else "127.0.0.1"
+    exposed = not is_loopback(host)
+    for d in project.definitions["sources"].values():
+        name = _text(d, "connector")
+        try:
+            cls = plugins.load("sources", name) if name else None
+        except (plugins.PluginError, ImportError):
+            continue                                   # reported by _check_plugins
+        if not getattr(cls, "push", False) or _text(d, "config", "secret"):
+            continue
+        if exposed:
+            _error(project, d, ("connector",), f"webhook source {d.name!r} has no secret, and runtime.ingress_host "
+                   f"{host!r} is beyond loopback: set config.secret (anyone could post events)")
+        elif getattr(cls, "signed_by_sender", True):
+            _error(project, d, ("connector",), f"webhook source {d.name!r} has no secret: it accepts unsigned "
+                   "posts from any local program; set config.secret", "warning")

@@ -73,7 +73,8 @@ class RuntimeSettings(_Model):
     bus_options: dict[str, Any] = Field(default_factory=dict)
     data_dir: str | None = Field(None, description="each workspace keeps its data in <data_dir>/<workspace>; "
                                                    "default $ORGLOOP_HOME/data/<project>/<workspace>")
-    control_port: int | None = Field(None, ge=1, le=65535, description="HTTP control endpoint on 127.0.0.1")
+    control_port: int | None = Field(None, ge=1, le=65535, description="read-only HTTP endpoint on 127.0.0.1 "
+                                                                        "(/healthz, /metrics, /status)")
     ingress_port: int | None = Field(None, ge=1, le=65535, description="webhook listener port (default 4800; "
                                                                        "ORGLOOP_PORT wins when set)")
     ingress_host: str = Field("127.0.0.1", description="webhook listener address; beyond loopback every "
