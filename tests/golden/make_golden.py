@@ -1,4 +1,5 @@
-"""Build the golden WAL directories of format version 1 (run once per format version; commit the result).
+"""Build the golden WAL directories of the current format version (run once per format version; commit the
+result, and keep the directories of earlier versions as they are).
 
     python tests/golden/make_golden.py
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 from orgloop.wal import Wal
+from orgloop.wal.format import FORMAT_VERSION
 
 HERE = Path(__file__).parent
 
@@ -20,7 +22,7 @@ def records() -> list[dict]:
 
 def main() -> None:
     for encoding in ("msgpack", "jsonl"):
-        target = HERE / f"wal-v1-{encoding}"
+        target = HERE / f"wal-v{FORMAT_VERSION}-{encoding}"
         shutil.rmtree(target, ignore_errors=True)
         events = records()
         if encoding == "jsonl":   # JSON has no bytes: keep the same shape with a list

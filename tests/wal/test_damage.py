@@ -274,6 +274,20 @@ def test_strict_mode_refuses_mid_log_damage_and_changes_nothing(tmp_path, impl):
         assert len([s for b in wal.replay() for s in b.seqs]) == 298 and wal.stats()["lost_records"] == 2
 
 
+def test_strict_mode_is_a_filewal_bus_option(tmp_path):
+    from orgloop.bus.filewal import FileWalBus, FileWalOptions
+
+    assert FileWalOptions.model_validate({"strict": True}).strict
+    with Wal(tmp_path, segment_size=SEG) as wal:
+        wal.append_many([b'{"n":%d}' % i for i in range(50)])
+    seg = active_segment(tmp_path)
+    data = bytearray(seg.read_bytes())
+    data[data.index(b'{"n":20}') + 2] ^= 0x01
+    seg.write_bytes(bytes(data))
+    with pytest.raises(WalCorruptionError):
+        FileWalBus(tmp_path, strict=True, segment_size=SEG)
+
+
 def test_sequence_numbers_are_never_reused_after_losing_the_tail(tmp_path, impl):
     """The issue's case: acks reached 500, then a crash, then the disk lost the tail after record 100.
     New appends must get seqs above every seq ever issued, and replay must still see them."""

@@ -1,4 +1,4 @@
-"""Logs written by format version 1 (tests/golden/, made by make_golden.py) must read back exactly,
+"""Logs written by every format version (tests/golden/, made by make_golden.py) must read back exactly,
 with both twins, forever: an upgrade never discards what an earlier release wrote."""
 import shutil
 import sys
@@ -14,9 +14,10 @@ sys.path.insert(0, str(GOLDEN))
 from make_golden import records  # noqa: E402
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("encoding", ["msgpack", "jsonl"])
-def test_golden_v1_logs_read_back_exactly(tmp_path, impl, encoding):
-    src = GOLDEN / f"wal-v1-{encoding}"
+def test_golden_logs_read_back_exactly(tmp_path, impl, encoding, version):
+    src = GOLDEN / f"wal-v{version}-{encoding}"
     work = tmp_path / "log"
     shutil.copytree(src, work)
     expected = records()

@@ -47,6 +47,8 @@ class FileWalOptions(PluginConfig):
     ack_flush_interval: float = Field(0.05, gt=0, description="seconds between ack commits")
     ack_flush_batch: int = Field(1000, ge=1, description="commit acks at once when this many are pending")
     implementation: Literal["compiled", "pure"] | None = None
+    strict: bool = Field(False, description="refuse to start if the log holds unreadable durable records "
+                                            "(default: keep every readable record and count the rest as lost)")
 
 
 class FileWalBus(BusBase):
