@@ -100,7 +100,12 @@ class AckState:
                 else:
                     self.watermark = seq
             elif seq > w:
-                self._add(seq, seq)
+                ends = self._ends
+                if ends and seq == ends[-1] + 1:           # the usual case: extends the newest range
+                    ends[-1] = seq
+                    self._held += 1
+                else:
+                    self._add(seq, seq)
             self.changes += 1
 
     def ack_many(self, seqs: Iterable[int]) -> None:

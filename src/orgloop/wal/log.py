@@ -12,6 +12,7 @@ Durability is explicit (``sync``):
 from __future__ import annotations
 
 import fcntl
+from collections import Counter
 import logging
 import os
 import signal
@@ -137,6 +138,7 @@ class Wal:
         self._lock = threading.RLock()
         self._closed = False
         self._follow_cv = threading.Condition()
+        self._pins: Counter[int] = Counter()       # segment id -> readers holding it (see replay)
         self._followers = 0
         self._preparer: threading.Thread | None = None
         self._cancel_prewrite = threading.Event()
@@ -647,7 +649,11 @@ class Wal:
 
     def _compact_locked(self) -> int:
         w = self.acks.watermark
-        done = [s for s in self._segments[:-1] if s.last_seq is not None and s.last_seq <= w]
+        done = []
+        for seg in self._segments[:-1]:
+            if seg.last_seq is None or seg.last_seq > w or seg.id in self._pins:
+                break                     # a reader holds it: compacted by a later rotation or compact()
+            done.append(seg)
         if not done:
             return 0
         self._store().flush(self.acks, durable=True)   # checkpoint first, delete after
@@ -679,35 +685,66 @@ class Wal:
             segs = list(self._segments)
             tail_offset = self._offset
             stop_seq = self._next_seq
+            pinned = self._pin(segs)
+        try:
+            yield from self._replay(segs, tail_offset, stop_seq, from_seq, unacked_only, decode, read_chunk, pinned)
+        finally:
+            self._unpin(pinned)
+
+    def _pin(self, segs: list[SegmentInfo]) -> list[int]:
+        """Keep ``segs`` from being compacted or recycled while a reader holds them (caller holds the lock)."""
+        ids = [s.id for s in segs]
+        self._pins.update(ids)
+        return ids
+
+    def _unpin(self, ids: list[int]) -> None:
+        """Release the pins of ``ids``."""
+        with self._lock:
+            self._pins.subtract(ids)
+            for seg_id in ids:
+                if self._pins[seg_id] <= 0:
+                    del self._pins[seg_id]
+
+    def _replay(self, segs: list[SegmentInfo], tail_offset: int, stop_seq: int, from_seq: int | None,
+                unacked_only: bool, decode: bool, read_chunk: int, pinned: list[int]) -> Iterator[ReplayBatch]:
         start = max(from_seq or 1, 1)
         if unacked_only:
             start = max(start, self.acks.watermark + 1)
         for idx, seg in enumerate(segs):
+            if idx:
+                self._unpin([pinned.pop(0)])            # done with the previous one: compaction may take it
             last = seg.last_seq if seg.last_seq is not None else stop_seq - 1
             if last < start:
                 continue
             is_tail = idx == len(segs) - 1 and seg is self._segments[-1] and seg.last_seq is None
             view = SegmentInfo(seg.id, seg.path, seg.header, last if not is_tail else None)
             end = tail_offset if is_tail else seg.header.capacity
-            for first, records in self._walk(view, end, collect=True, chunk=read_chunk):
-                n = len(records)
-                if first + n <= start:
-                    continue
-                if first < start:
-                    records = records[start - first:]
-                    first = start
-                if first + len(records) > stop_seq:
-                    records = records[: stop_seq - first]
-                if not records:
-                    continue
-                seqs: Sequence[int] = range(first, first + len(records))
-                if unacked_only and (self.acks.held or first <= self.acks.watermark):
-                    runs = self.acks.unacked_runs(first, first + len(records) - 1)
-                    if runs != [(first, first + len(records) - 1)]:
-                        seqs = [s for lo, hi in runs for s in range(lo, hi + 1)]
-                        records = [r for lo, hi in runs for r in records[lo - first: hi - first + 1]]
-                if records:
-                    yield ReplayBatch(seqs, self.decode_records(records) if decode else records)
+            try:
+                yield from self._replay_segment(view, end, start, stop_seq, unacked_only, decode, read_chunk)
+            except FileNotFoundError:
+                continue                                # dropped by the byte cap (drop_oldest) meanwhile
+
+    def _replay_segment(self, view: SegmentInfo, end: int, start: int, stop_seq: int, unacked_only: bool,
+                        decode: bool, read_chunk: int) -> Iterator[ReplayBatch]:
+        for first, records in self._walk(view, end, collect=True, chunk=read_chunk):
+            n = len(records)
+            if first + n <= start:
+                continue
+            if first < start:
+                records = records[start - first:]
+                first = start
+            if first + len(records) > stop_seq:
+                records = records[: stop_seq - first]
+            if not records:
+                continue
+            seqs: Sequence[int] = range(first, first + len(records))
+            if unacked_only and (self.acks.held or first <= self.acks.watermark):
+                runs = self.acks.unacked_runs(first, first + len(records) - 1)
+                if runs != [(first, first + len(records) - 1)]:
+                    seqs = [s for lo, hi in runs for s in range(lo, hi + 1)]
+                    records = [r for lo, hi in runs for r in records[lo - first: hi - first + 1]]
+            if records:
+                yield ReplayBatch(seqs, self.decode_records(records) if decode else records)
 
     def follow(self, from_seq: int | None = None, *, unacked_only: bool = False, decode: bool = False,
                timeout: float | None = None) -> Iterator[ReplayBatch]:
@@ -741,12 +778,16 @@ class Wal:
             self._committer.commit(self._next_seq - 1, False)
             segs = list(self._segments)
             tail = self._offset
-        for seg in segs:
-            end = tail if seg.last_seq is None else seg.header.capacity
-            for _ in self._walk(seg, end, collect=False):
-                pass
-            if progress:
-                progress(seg)
+            pinned = self._pin(segs)
+        try:
+            for seg in segs:
+                end = tail if seg.last_seq is None else seg.header.capacity
+                for _ in self._walk(seg, end, collect=False):
+                    pass
+                if progress:
+                    progress(seg)
+        finally:
+            self._unpin(pinned)
         return self.recovery
 
     # ------------------------------------------------------------------ introspection and shutdown
