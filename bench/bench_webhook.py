@@ -134,6 +134,18 @@ class _Noop:
         pass
 
 
+def _histogram_p99(counts: list[int]) -> float | None:
+    """The upper bound (ms) of the WAL fdatasync-histogram bucket holding the 99th percentile (None: beyond 50 ms)."""
+    from orgloop.wal._wal_py import SYNC_BUCKETS_US
+
+    total, seen = sum(counts), 0
+    for bound, n in zip(list(SYNC_BUCKETS_US) + [None], counts):
+        seen += n
+        if seen >= 0.99 * total:
+            return None if bound is None else bound / 1000
+    return None
+
+
 def run_orgloop(seconds: float, warmup: float) -> dict[str, Any]:
     from orgloop.runtime import Runtime
     from orgloop.spec import ActorSpec, RouteSpec, RuntimeSpec, SourceSpec
@@ -148,6 +160,8 @@ def run_orgloop(seconds: float, warmup: float) -> dict[str, Any]:
             result = drive(rt.ingress_port, seconds, warmup)
             wal = rt.bus.stats()["wal"]
             result["fdatasyncs"] = wal["syncs"]
+            result["fdatasync_ms"] = wal["sync_seconds"] * 1000 / max(wal["syncs"], 1)
+            result["fdatasync_p99_ms"] = _histogram_p99(wal["sync_histogram"])
             result["events_published"] = rt.events_published
             return result
         finally:
@@ -187,8 +201,10 @@ def main() -> None:
         print(f"{name:<40} {rps:>9,.0f} {p50:>8.2f} {p99_:>8.2f}  {note}")
     syncs = med(ours, "fdatasyncs")
     events = med(ours, "events_published")
-    print(f"orgloop: {events / max(syncs, 1):.1f} events per fdatasync (group commit); errors: "
-          f"bare {sum(r['errors'] for r in bare)}, orgloop {sum(r['errors'] for r in ours)}")
+    p99s = [r["fdatasync_p99_ms"] for r in ours]
+    print(f"orgloop: {events / max(syncs, 1):.1f} events per fdatasync (group commit), fdatasync mean "
+          f"{med(ours, 'fdatasync_ms'):.2f} ms, p99 <= " + ", ".join("> 50" if p is None else f"{p:g}" for p in p99s)
+          + f" ms per run; errors: bare {sum(r['errors'] for r in bare)}, orgloop {sum(r['errors'] for r in ours)}")
     print(f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
           f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} ({os.cpu_count()} CPUs)")
     out = Path(args.out)

@@ -24,3 +24,22 @@ def test_rates_and_sizes():
     for bad in ["1.5MB", "-1", "10XB", True]:
         with pytest.raises(UnitError):
             parse_size(bad)
+
+
+@pytest.mark.parametrize("bad", ["100/ms", "1.5/s", " 100/s", "100/s ", "100/s\n", "0/s", "01/s", "100 /s",
+                                 "100/sec", "100/m", "100/hour", "100/d", "+5/s", "١٠/s"])
+def test_rates_parse_exactly_as_documented(bad):
+    with pytest.raises(UnitError):
+        parse_rate(bad)
+
+
+def test_the_documented_rates():
+    assert parse_rate("5/h") == pytest.approx(5 / 3600) and parse_rate("1/s") == 1.0
+
+
+@pytest.mark.parametrize("bad", [" 30s", "30s ", "30s\n", "1.0s", "30 s", "３０s", "+30s"])
+def test_durations_and_sizes_take_no_spaces_or_other_digits(bad):
+    with pytest.raises(UnitError):
+        parse_duration(bad)
+    with pytest.raises(UnitError):
+        parse_size(bad.replace("s", "MB"))

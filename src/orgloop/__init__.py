@@ -10,13 +10,7 @@ The main types are importable from the package itself; each is loaded on first u
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version as _version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = _version("orgloop")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+unknown"
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -34,6 +28,7 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    __version__: str
     from orgloop.bus import EventBus, EventFilter, FileWalBus, InMemoryBus, Subscription, open_bus
     from orgloop.connectors import DeliveryError
     from orgloop.event import EventError, follow_up, new_event, validate_event
@@ -44,7 +39,20 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from orgloop.wal import Wal
 
 
+def _package_version() -> str:
+    """The installed version (read on first use: importlib.metadata costs ~80 ms, `orgloop --help` less)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("orgloop")
+    except PackageNotFoundError:  # running from a source tree without an install
+        return "0.0.0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value = globals()["__version__"] = _package_version()
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'orgloop' has no attribute {name!r}")

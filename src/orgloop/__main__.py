@@ -1,3 +1,3 @@
 from orgloop.cli import main
 
-main()
+main(prog_name="orgloop")

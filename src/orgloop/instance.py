@@ -1,49 +1,43 @@
 """The files a running runtime leaves in its workspace data directory, and talking to it.
 
-``orgloop.pid`` holds the pid (for ``kill $(cat …)``); ``runtime.json`` holds the pid, the control port,
-the start time and the log file of a daemon. Both are written atomically once the runtime is up and
-removed by the runtime when it stops. A runtime counts as running when the pid is alive and its control
-endpoint on 127.0.0.1 answers with that same pid (so a reused pid is never mistaken for it).
+``orgloop.pid`` holds the pid (for ``kill $(cat …)``); ``runtime.json`` holds the pid, the path of the
+owner's control socket, the read-only TCP port (if one is configured), the start time and the log file of
+a daemon. Both are written atomically once the runtime is up and removed by the runtime when it stops. A
+runtime counts as running when the pid is alive and its control socket answers with that same pid (so a
+reused pid is never mistaken for it). Every request goes over the socket (:mod:`orgloop.control.client`).
 """
 from __future__ import annotations
 
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from orgloop.plan import atomic_write_json
+from orgloop.control.client import ControlError, request
+from orgloop.control.paths import socket_path
 
 __all__ = ["Instance", "PID_FILE", "INFO_FILE", "LOG_FILE", "write_instance", "read_instance", "clear_instance",
-           "running_instance", "pid_alive", "wait_for_exit", "ControlError", "control_request"]
+           "running_instance", "pid_alive", "wait_for_exit", "ControlError"]
 
 PID_FILE = "orgloop.pid"
 INFO_FILE = "runtime.json"
 LOG_FILE = "orgloop.log"
 
 
-class ControlError(RuntimeError):
-    """The control endpoint did not answer, or answered with an error (``status`` is the HTTP code)."""
-
-    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body
-
-
 @dataclass
 class Instance:
     pid: int
-    control_port: int
+    control_socket: str
     started_at: float
+    control_port: int | None = None
     log_file: str | None = None
 
     def request(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> Any:
-        return control_request(self.control_port, method, path, body, timeout)
+        """One request over the control socket (:func:`orgloop.control.client.request`)."""
+        return request(Path(self.control_socket), method, path, body, timeout)
 
 
 def write_instance(data_dir: Path, instance: Instance) -> None:
@@ -56,7 +50,9 @@ def write_instance(data_dir: Path, instance: Instance) -> None:
 def read_instance(data_dir: Path) -> Instance | None:
     try:
         raw = json.loads((Path(data_dir) / INFO_FILE).read_text(encoding="utf-8"))
-        return Instance(int(raw["pid"]), int(raw["control_port"]), float(raw["started_at"]), raw.get("log_file"))
+        port = raw.get("control_port")
+        return Instance(int(raw["pid"]), str(raw.get("control_socket") or socket_path(Path(data_dir))),
+                        float(raw["started_at"]), None if port is None else int(port), raw.get("log_file"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -91,27 +87,6 @@ def running_instance(data_dir: Path) -> Instance | None:
     except ControlError:
         return None
     return inst if isinstance(status, dict) and status.get("pid") == inst.pid else None
-
-
-def control_request(port: int, method: str, path: str, body: Any = None, timeout: float = 10.0) -> Any:
-    """One JSON request to the control endpoint on 127.0.0.1; raises :class:`ControlError`."""
-    data = None if body is None else json.dumps(body, default=str).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            payload = json.loads(exc.read() or b"null")
-        except ValueError:
-            payload = None
-        finally:
-            exc.close()
-        message = str(payload["error"]) if isinstance(payload, dict) and payload.get("error") else str(exc)
-        raise ControlError(message, exc.code, payload) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise ControlError(f"control endpoint on 127.0.0.1:{port} did not answer: {exc}") from None
 
 
 def wait_for_exit(pid: int, timeout: float) -> bool:

@@ -4,9 +4,10 @@ state that workspace last applied (recorded in its data directory, or reported b
 A *state* is ``{kind: {name: item}}`` for the five kinds (sources, actors, routes, transforms, loggers);
 an item is its definition normalised through its schema model (defaults filled in, so writing a default
 explicitly is not a change), plus a digest of its prompt file or script so that editing one is a change.
-Secrets never enter a state in clear: values under secret-looking keys, and strings that contain the value
-of a secret-looking variable, are replaced by a digest marker (``***sha256:…``) that still
-changes when the secret does. A state is plain JSON.
+Secrets never enter a state in clear: the values of fields a plugin's config model types as
+``SecretStr`` (:func:`orgloop.plugins.mask_secrets`), and strings that contain the value of a
+secret-looking variable (``GITHUB_TOKEN``, ``API_KEY``...), are replaced by a digest marker
+(``***sha256:…``) that still changes when the secret does. A state is plain JSON.
 
 A :class:`Plan` lists every item as added, changed, removed or unchanged, with field-level changes
 (``FieldChange.path`` is a key tuple; :meth:`FieldChange.dotted` its display form), and
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
+from orgloop import plugins
 from orgloop.atomicfile import atomic_write
 
 __all__ = ["KINDS", "SINGULAR", "ACTIONS", "ABSENT", "MASK", "State", "Action", "FieldChange", "ItemChange",
@@ -53,7 +55,7 @@ ABSENT: Any = _Absent()
 
 
 def looks_secret(name: str) -> bool:
-    """True for a key or variable name containing token, secret, password, key or credential."""
+    """True for a variable name containing token, secret, password, key or credential."""
     lowered = name.lower()
     return any(w in lowered for w in _SECRET_WORDS)
 
@@ -64,7 +66,11 @@ def empty_state() -> State:
 
 # --------------------------------------------------------------------------- secrets
 class Masker:
-    """Replaces secrets by digest markers (for states) and markers by ``***`` (for display)."""
+    """Replaces secrets by digest markers (for states) and markers by ``***`` (for display).
+
+    :meth:`hide` masks strings that contain a secret variable's value; :func:`desired_state` masks the
+    fields a plugin's config model marks as secret first. Key names alone never make a value secret (a
+    dedup ``key`` list is not a key)."""
 
     def __init__(self, secret_values: Iterable[str] = ()) -> None:
         # Longest first, so a secret containing another one is recognised whole; very short values only
@@ -81,31 +87,32 @@ class Masker:
 
     @staticmethod
     def marker(value: Any) -> str:
-        text = json.dumps(value, sort_keys=True)
+        """The digest marker of ``value`` (already a marker: itself)."""
+        if isinstance(value, str) and value.startswith(SECRET_PREFIX):
+            return value
+        text = json.dumps(value, sort_keys=True, default=str)
         return SECRET_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _contains_secret(self, text: str) -> bool:
         return text in self._whole or any(v in text for v in self._inner)
 
     def hide(self, value: Any) -> Any:
-        """``value`` with every secret leaf replaced by its digest marker (a copy, or ``value`` itself when
-        it holds nothing to hide: one scan of its JSON text tells, which is much cheaper than a walk)."""
+        """``value`` with every string that contains a secret variable's value replaced by its digest
+        marker (a copy, or ``value`` itself when it holds nothing to hide: one scan of its JSON text
+        tells, which is much cheaper than a walk)."""
+        if not self._in_json:
+            return value
         text = json.dumps(value, ensure_ascii=False, default=str)
-        lowered = text.lower()
-        if not any(w in lowered for w in _SECRET_WORDS) and not any(v in text for v in self._in_json):
+        if not any(v in text for v in self._in_json):
             return value
-        return self._hide(value, False)
+        return self._hide(value)
 
-    def _hide(self, value: Any, secret: bool) -> Any:
+    def _hide(self, value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: self._hide(v, secret or looks_secret(str(k))) for k, v in value.items()}
+            return {k: self._hide(v) for k, v in value.items()}
         if isinstance(value, list):
-            return [self._hide(v, secret) for v in value]
-        if isinstance(value, str) and value.startswith(SECRET_PREFIX):
-            return value
-        if secret and value is not None and not isinstance(value, bool):
-            return self.marker(value)
-        if isinstance(value, str) and self._contains_secret(value):
+            return [self._hide(v) for v in value]
+        if isinstance(value, str) and not value.startswith(SECRET_PREFIX) and self._contains_secret(value):
             return self.marker(value)
         return value
 
@@ -129,6 +136,7 @@ def desired_state(project: Any) -> State:
     out = empty_state()
     digests: dict[Path, str] = {}                 # many routes share one prompt file
     prompts: dict[tuple[Path, str], Path | None] = {}
+    models: dict[tuple[str, str], Any] = {}
     for kind in KINDS:
         ident = "id" if kind in ("sources", "actors") else "name"
         items = out[kind]
@@ -143,8 +151,26 @@ def desired_state(project: Any) -> State:
                 script = (d.file.parent / d.model.script).resolve()
                 if script.is_file():
                     entry["script_sha256"] = _digest(script, digests)
+            if isinstance(entry.get("config"), dict) and kind != "routes":
+                entry["config"] = plugins.mask_secrets(_config_model(kind, d.model, models), entry["config"],
+                                                       masker.marker)
             items[name] = masker.hide(entry)
     return out
+
+
+def _config_model(kind: str, item: Any, cache: dict[tuple[str, str], Any]) -> Any:
+    """The config model of the plugin behind one source, actor, transform or logger (None: unknown)."""
+    if kind == "transforms":
+        name = "script" if item.type == "script" else item.package
+    else:
+        name = item.type if kind == "loggers" else item.connector
+    key = (kind, plugins.plugin_name(name))
+    if key not in cache:
+        try:
+            cache[key] = plugins.config_model(plugins.load(*key))
+        except (plugins.PluginError, ImportError):
+            cache[key] = None
+    return cache[key]
 
 
 def _prompt_path(project: Any, route: Any, cache: dict[tuple[Path, str], Path | None]) -> Path | None:

@@ -8,7 +8,7 @@ resize or re-police an existing actor's queue (``queue_depth``/``queue_policy``)
 lists those; the CLI refuses to apply a plan that has any, and the runtime checks again.
 
 The CLI builds the request (:func:`build_request`, from the resolved :class:`~orgloop.spec.RuntimeSpec`)
-and ``POST``s it to the control endpoint's ``/apply``; the runtime runs :func:`apply_request`.
+and ``POST``s it to ``/apply`` on the control socket; the runtime runs :func:`apply_request`.
 """
 from __future__ import annotations
 

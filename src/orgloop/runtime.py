@@ -19,10 +19,11 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from orgloop import plugins
 from orgloop.bus import open_bus
+from orgloop.control.tap import TapHub
 from orgloop.delivery.lane import ActorLane
 from orgloop.event import EventError, check_encodable
 from orgloop.router.acks import AckTracker
@@ -39,11 +40,11 @@ log = logging.getLogger("orgloop.runtime")
 
 def make_transform(t: TransformSpec, base_dir: Path, state_dir: Path | None) -> Any:
     """Instantiate the plugin of one transform definition."""
-    cls = plugins.load("transforms", "script" if t.type == "script" else t.plugin)
     config = dict(t.config)
     if t.type == "script":
         config.setdefault("timeout_ms", t.timeout_ms)
-    return cls(t.name, config, base_dir=t.base_dir or base_dir, state_dir=state_dir)
+    return plugins.create("transforms", "script" if t.type == "script" else t.plugin, t.name, config,
+                          base_dir=t.base_dir or base_dir, state_dir=state_dir)
 
 
 class Runtime:
@@ -55,7 +56,12 @@ class Runtime:
         self._stop = threading.Event()
         self._source_threads: dict[str, tuple[threading.Thread, threading.Event, Any]] = {}
         self._started = False
-        self._control: Any = None   # ControlServer while the endpoint is on
+        self._control: Any = None   # the read-only TCP endpoint (orgloop.control.http) while it is on
+        self._socket: Any = None    # the owner's control socket (orgloop.control.server) while it is on
+        self.taps = TapHub()        # orgloop tap's watchers; the router offers them each batch while any exist
+        # run_until_signal's (stopping, wake) events while it runs: a stop request (POST /stop) sets them
+        self._signal_loop: tuple[threading.Event, threading.Event] | None = None
+        self.source_events: dict[str, int] = {}
         self._ingress: Any = None   # the shared webhook listener, once a push source is mounted
         self._push_sources: dict[str, Any] = {}
         self.started_at: float | None = None
@@ -133,7 +139,7 @@ class Runtime:
         return policy or ("block" if self.bus.durable else "drop_oldest")
 
     def _make_lane(self, a: ActorSpec, depth: int, policy: str | None) -> ActorLane:
-        actor = plugins.load("actors", a.connector)(a.id, a.config, base_dir=self.spec.base_dir)
+        actor = plugins.create("actors", a.connector, a.id, a.config, base_dir=self.spec.base_dir)
         self.actors[a.id] = actor
         lane = self.lanes[a.id] = ActorLane(a.id, actor, depth=depth, policy=self._queue_policy(policy),
                                             concurrency=a.concurrency, tracker=self.tracker,
@@ -160,10 +166,51 @@ class Runtime:
         if self._started:
             raise RuntimeError("runtime already started")
         spec = self.spec
+        self._open_listeners()          # first: a taken port or a second runtime fails before anything runs
+        try:
+            self._start_pipeline()
+        except BaseException:
+            self._close_listeners()
+            raise
+        self._started = True
+        self.started_at = time.time()
+        for listener in (self._socket, self._control):
+            if listener is not None:
+                listener.start()
+        log.info("runtime started: %d sources, %d routes, %d actors, bus=%s", len(spec.sources), len(spec.routes),
+                 len(spec.actors), spec.bus)
+        return self
+
+    def _open_listeners(self) -> None:
+        spec = self.spec
+        if spec.control_socket is not None:
+            if spec.data_dir is None:
+                raise ValueError("the control socket needs a data directory (spec.data_dir)")
+            from orgloop.control.server import OwnerServer
+
+            self._socket = OwnerServer(self, Path(spec.control_socket), Path(spec.data_dir))
+        if spec.control_port is not None:
+            from orgloop.control.http import ReadOnlyServer
+
+            try:
+                self._control = ReadOnlyServer(self, spec.control_port)
+            except BaseException:
+                self._close_listeners()
+                raise
+
+    def _close_listeners(self) -> None:
+        self.taps.close()
+        for listener in (self._socket, self._control):
+            if listener is not None:
+                listener.stop()
+        self._socket = self._control = None
+
+    def _start_pipeline(self) -> None:
+        spec = self.spec
         from orgloop.checkpoint import resolve_checkpoint_store
         from orgloop.loggers.hub import LogHub
 
-        self.loggers = [plugins.load("loggers", lg.type)(lg.name, lg.config, base_dir=spec.base_dir)
+        self.loggers = [plugins.create("loggers", lg.type, lg.name, lg.config, base_dir=spec.base_dir)
                         for lg in spec.loggers]
         self.hub = LogHub(self.loggers, spec.workspace) if self.loggers else None
         emit = self.hub.emit if self.hub else None
@@ -185,6 +232,7 @@ class Runtime:
         for a in spec.actors:
             self._make_lane(a, depth.get(a.id, 1000), policy.get(a.id))
         self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit, self._dead_letter)
+        self.router.tap = self.taps
         if self.hub:
             self.hub.start()
             self.hub.emit([{"phase": "runtime.start", "metadata": {"routes": len(spec.routes), "bus": spec.bus}}])
@@ -195,20 +243,10 @@ class Runtime:
             self._start_source(s)
         self._flusher = threading.Thread(target=self._flush_loop, name="orgloop-ack-flusher", daemon=True)
         self._flusher.start()
-        if spec.control_port is not None:
-            from orgloop.control import ControlServer
-
-            self._control = ControlServer(self, spec.control_port)
-            self._control.start()
-        self._started = True
-        self.started_at = time.time()
-        log.info("runtime started: %d sources, %d routes, %d actors, bus=%s", len(spec.sources), len(spec.routes),
-                 len(spec.actors), spec.bus)
-        return self
 
     # ------------------------------------------------------------------ sources
     def _start_source(self, s: SourceSpec) -> None:
-        source = plugins.load("sources", s.connector)(s.id, s.config, base_dir=self.spec.base_dir)
+        source = plugins.create("sources", s.connector, s.id, s.config, base_dir=self.spec.base_dir)
         if getattr(source, "push", False):     # webhook-style: mounted on the shared ingress listener
             self._ingress_listener().mount(source)
             self._push_sources[s.id] = source
@@ -231,6 +269,7 @@ class Runtime:
         """Called on an ingress request thread: returns once the events are durable (then the sender gets 200)."""
         self.bus.publish_many(events)
         self.events_published += len(events)
+        self.source_events[source_id] = self.source_events.get(source_id, 0) + len(events)
         if self.emit:
             self.emit([{"phase": "source.emit", "source": source_id, "event_id": e.get("id"),
                         "trace_id": e.get("trace_id"), "event_type": e.get("type")} for e in events])
@@ -266,6 +305,7 @@ class Runtime:
                         stop.wait(backoff)
                         continue
                 self.events_published += len(events)
+                self.source_events[s.id] = self.source_events.get(s.id, 0) + len(events)
                 if self.emit:
                     self.emit([{"phase": "source.emit", "source": s.id, "event_id": e.get("id"),
                                 "trace_id": e.get("trace_id"), "event_type": e.get("type")} for e in events])
@@ -366,8 +406,13 @@ class Runtime:
 
     @property
     def control_port(self) -> int | None:
-        """The port the control endpoint listens on (the one picked when the spec asked for port 0)."""
+        """The port the read-only endpoint listens on (the one picked when the spec asked for port 0)."""
         return self._control.port if self._control is not None else None
+
+    @property
+    def control_socket(self) -> Path | None:
+        """The path of the owner's control socket, while it is on."""
+        return self._socket.path if self._socket is not None else None
 
     def healthy(self) -> tuple[bool, list[str]]:
         """Never green while the log is broken or a breaker is open."""
@@ -393,7 +438,8 @@ class Runtime:
             "started_at": self.started_at, "healthy": self.healthy()[0], "problems": self.healthy()[1],
             "bus": self.spec.bus, "events_published": self.events_published, "router_events": self.router.events_in,
             "unmatched": self.router.unmatched, "acked": self.tracker.acked,
-            "sources": [{"id": s.id, "checkpoint": self.checkpoints.get(s.id)} for s in self.spec.sources],
+            "sources": [{"id": s.id, "checkpoint": self.checkpoints.get(s.id), "events": self.source_events.get(s.id, 0)}
+                        for s in list(self.spec.sources)],
             "routes": [{"name": name, "actor": r.spec.actor, "dropped_by_transform": r.dropped,
                         **{k: v for k, v in r.lane.stats()["routes"].get(name, {}).items()},
                         "queue_depth": len(r.lane.queue), "max_rate": r.spec.delivery.max_rate}
@@ -435,8 +481,7 @@ class Runtime:
                 # Past the drain deadline: end what still runs (no orphans); it stays unacked.
                 lane.actor.interrupt()
                 lane.stop(timeout=2.0)
-        if self._control is not None:
-            self._control.stop()
+        self._close_listeners()
         self.bus.close()
         if self.dlq is not None:
             self.dlq.close()
@@ -454,22 +499,53 @@ class Runtime:
             self.hub.close()
         log.info("runtime stopped")
 
-    def run_until_signal(self, drain_timeout: float = 5.0, timeout: float | None = None) -> None:
-        """Block until SIGINT/SIGTERM (or ``timeout`` seconds), then stop cleanly; a second signal exits at once."""
-        got = threading.Event()
+    def request_stop(self) -> bool:
+        """Ask :meth:`run_until_signal` to stop the runtime, as a SIGTERM would (``POST /stop`` on the control
+        socket); False when nothing is waiting in it (a library user stops the runtime itself)."""
+        loop = self._signal_loop
+        if loop is None:
+            return False
+        stopping, wake = loop
+        stopping.set()
+        wake.set()
+        return True
+
+    def run_until_signal(self, drain_timeout: float = 5.0, timeout: float | None = None,
+                         on_reload: Callable[[], None] | None = None) -> None:
+        """Block until SIGINT/SIGTERM, a stop request (or ``timeout`` seconds), then stop cleanly; a second
+        signal exits at once.
+
+        SIGHUP calls ``on_reload`` in this thread (not in the signal handler), as often as it arrives; an
+        exception from it is logged and the runtime keeps running. Without ``on_reload``, SIGHUP stops
+        cleanly like SIGTERM (it never kills the process with its files left behind)."""
+        stopping, reload, wake = threading.Event(), threading.Event(), threading.Event()
         deadline = None if timeout is None else time.monotonic() + timeout
 
         def handler(signum, frame):
-            if got.is_set():
+            if signum == signal.SIGHUP and on_reload is not None:
+                reload.set()
+            elif stopping.is_set():
                 os._exit(130)
-            got.set()
+            else:
+                stopping.set()
+            wake.set()
 
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        self._signal_loop = (stopping, wake)
         try:
-            while not got.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))):
+            while not stopping.is_set():
+                wake.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
+                wake.clear()
+                if reload.is_set() and not stopping.is_set() and on_reload is not None:
+                    reload.clear()
+                    try:
+                        on_reload()
+                    except Exception:
+                        log.exception("reload failed; the previous configuration keeps running")
                 if deadline is not None and time.monotonic() >= deadline:
                     break
             self.stop(drain_timeout)
         finally:
+            self._signal_loop = None
             for s, h in old.items():
                 signal.signal(s, h)

@@ -103,7 +103,8 @@ class RuntimeSpec:
     bus: str = "filewal"                      # one line of config: memory | filewal | …
     bus_options: dict[str, Any] = field(default_factory=dict)
     checkpoint: dict[str, Any] | None = None  # {store: lmdb|file|memory, dir}
-    control_port: int | None = None           # HTTP control endpoint on 127.0.0.1 (off when None)
+    control_port: int | None = None           # read-only HTTP endpoint on 127.0.0.1 (off when None; 0 = any port)
+    control_socket: Path | None = None        # the owner's control socket (off when None; needs data_dir)
     ingress_port: int | None = None           # webhook listener; None: ORGLOOP_PORT or 4800 (0: any free port)
     ingress_host: str = "127.0.0.1"
     workspace: str = "default"

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from orgloop.config.workspaces import project_key
 from orgloop.instance import pid_alive
 
 pytestmark = pytest.mark.slow
@@ -32,7 +33,7 @@ def test_init_plan_daemon_status_reconcile_stop(tmp_path):
     try:
         r = run("start", "-p", project, "--daemon", env=env)
         assert r.returncode == 0, r.stdout + r.stderr
-        data_dir = tmp_path / "home" / "data" / "demo" / "default"
+        data_dir = tmp_path / "home" / "data" / project_key("demo", project) / "default"
         info = json.loads((data_dir / "runtime.json").read_text())
         daemon_pid = info["pid"]
         assert (data_dir / "orgloop.pid").read_text().strip() == str(daemon_pid)
@@ -57,8 +58,8 @@ def test_init_plan_daemon_status_reconcile_stop(tmp_path):
         r = run("stop", "-p", project, env=env)
         assert r.returncode == 0 and f"orgloop stopped (pid {daemon_pid})" in r.stdout, r.stderr
         assert not pid_alive(daemon_pid)
-        assert run("status", "-p", project, env=env).returncode == 1
-        assert run("stop", "-p", project, env=env).returncode == 1
+        assert run("status", "-p", project, env=env).returncode == 3          # not running
+        assert run("stop", "-p", project, env=env).returncode == 3
     finally:
         if daemon_pid is not None and pid_alive(daemon_pid):
             os.kill(daemon_pid, signal.SIGKILL)

@@ -24,7 +24,8 @@ def _add_script_route(demo: Path) -> Path:
         "apiVersion: orgloop/v1alpha1\nkind: RouteGroup\nroutes:\n  - name: tagged\n    when:\n"
         "      source: heartbeat\n      filter:\n        payload.severity: high\n    transforms:\n"
         "      - ref: tag\n    then:\n      actor: inbox\n      config:\n"
-        "        title: \"n={{payload.n}} by {{payload.tagged_by}}\"\n        api_key: \"k-{{payload.n}}\"\n")
+        "        title: \"n={{payload.n}} by {{payload.tagged_by}}\"\n        api_key: \"${API_TOKEN}-{{payload.n}}\"\n")
+    (demo / ".env").write_text("API_TOKEN=s3cr3t-value\n")    # a secret-looking variable: its value is masked
     return script
 
 
@@ -100,18 +101,20 @@ def test_routes_lists_every_route(demo, cli):
 def test_inspect_shows_the_resolved_definition_with_workspace_overrides_and_masked_secrets(demo, cli, monkeypatch):
     monkeypatch.setenv("INBOX_SECRET", "very-secret-value")
     edit(demo / "connectors" / "connectors.yaml", "      include_prompt: true\n",
-         "      include_prompt: true\n      header: \"Bearer ${INBOX_SECRET}\"\n")
-    r = cli("inspect", "-p", demo, "actor", "inbox")
+         "      include_prompt: true\n  - id: notify\n    connector: command\n    config:\n"
+         "      command: [notify, \"Bearer ${INBOX_SECRET}\"]\n      env: {TOKEN: literal-token-123}\n")
+    r = cli("inspect", "-p", demo, "actor", "notify")
     assert r.exit_code == 0, r.output
-    assert r.stdout.startswith("# actor inbox, defined at connectors/connectors.yaml:14:5 (workspace default)\n")
-    assert "header: '***'" in r.stdout and "very-secret-value" not in r.stdout
+    assert r.stdout.startswith("# actor notify, defined at connectors/connectors.yaml:20:5 (workspace default)\n")
+    assert "- '***'" in r.stdout and "very-secret-value" not in r.stdout     # a secret variable's value
+    assert "TOKEN: '***'" in r.stdout and "literal-token-123" not in r.stdout  # a SecretStr field of the model
     assert "concurrency: 1" in r.stdout                                  # defaults are filled in
     r = cli("inspect", "-p", demo, "-w", "staging", "source", "heartbeat", "--json")
     out = json.loads(r.stdout)
     assert out["definition"]["config"]["rate"] == 1 and out["definition"]["id"] == "heartbeat"
     r = cli("inspect", "-p", demo, "route", "heartbeat-to-inbx")
     assert r.exit_code == 1 and "did you mean 'heartbeat-to-inbox'" in r.stderr
-    assert cli("inspect", "-p", demo, "widget", "x").exit_code == 2      # click usage error
+    assert cli("inspect", "-p", demo, "widget", "x").exit_code == 64     # usage error
 
 
 def test_init_refuses_a_non_empty_directory_unless_forced(tmp_path, cli):

@@ -12,8 +12,10 @@ def _change_everything(demo: Path) -> None:
     edit(demo / "routes" / "heartbeat.yaml", "max_rate: 100/s", "max_rate: 50/s")
     edit(demo / "routes" / "heartbeat.yaml", "      actor: inbox\n", "      actor: inbox\n      config:\n"
          "        ticket: \"{{payload.n}}\"\n")
+    (demo / ".env").write_text("INBOX_TOKEN=hunter2hunter2\n")   # a secret-looking variable: its value is masked
     edit(demo / "connectors" / "connectors.yaml", "      include_prompt: true\n",
-         "      include_prompt: true\n      api_token: ${INBOX_TOKEN:-hunter2hunter2}\n")
+         "      include_prompt: true\n      fsync: true\n")
+    edit(demo / "connectors" / "connectors.yaml", "${INBOX_PATH:-out/inbox.jsonl}", "out/${INBOX_TOKEN}.jsonl")
     edit(demo / "connectors" / "connectors.yaml", "actors:\n", "  - id: ticks\n    connector: generator\n"
          "    config: {rate: 1}\nactors:\n")
     edit(demo / "orgloop.yaml", "loggers:\n  - loggers/loggers.yaml\n", "")
@@ -70,7 +72,7 @@ def test_an_invalid_project_exits_1_with_its_diagnostics_on_stderr(cli):
     r = cli("plan", "-p", BROKEN)
     assert r.exit_code == 1
     assert r.stdout == ""
-    assert "error:" in r.stderr and "nothing was done" in r.stderr
+    assert "error:" in r.stderr and "Nothing was done" in r.stderr
 
 
 def test_a_missing_project_or_a_damaged_state_file_exits_1(demo, cli, home, tmp_path):

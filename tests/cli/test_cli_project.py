@@ -7,15 +7,15 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from orgloop.cli._project import exit_if_invalid, load_for_command, project_options
+from orgloop.cli._project import project_options
+from orgloop.cli._run_context import load_checked
 from support.projects import STARTER, copy_project, write
 
 
 @click.command()
 @project_options
 def probe(project_dir: Path | None, workspace: str | None) -> None:
-    project = load_for_command(project_dir, workspace)
-    exit_if_invalid(project)
+    project = load_checked(project_dir, workspace)
     click.echo(f"{project.name} {project.workspace} {len(project.routes)}")
 
 
@@ -32,14 +32,14 @@ def test_a_valid_project_in_the_chosen_workspace(project, monkeypatch):
     assert CliRunner().invoke(probe, []).stdout == "starter staging 1\n"
 
 
-def test_errors_are_printed_like_validate_and_exit_2(project):
+def test_errors_are_printed_like_validate_and_exit_1(project):
     write(project, "routes/more.yaml", "apiVersion: orgloop/v1alpha1\nkind: RouteGroup\nroutes:\n"
           "  - name: r\n    when: {source: nowhere}\n    then: {actor: inbox}\n")
     result = CliRunner().invoke(probe, ["-p", str(project)])
-    assert result.exit_code == 2 and result.stdout == ""
+    assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
         "routes/more.yaml:5:20: error: unknown source 'nowhere'",
-        "Error: the project has 1 error; fix it first (`orgloop validate` lists them too)"]
+        "Error: the project has 1 error; fix it first (`orgloop validate` lists them too). Nothing was done."]
 
 
 def test_no_project_and_a_bad_stored_selection_exit_1(project, tmp_path):

@@ -1,6 +1,7 @@
 """``orgloop start | stop | status | logs`` in-process: a foreground run, reconciling a live runtime without a
 restart (the runtime runs in this process, so its pid is ours), refusals, and the not-running exit codes."""
 import json
+import re
 import os
 import queue
 import signal
@@ -11,8 +12,10 @@ import time
 
 import pytest
 
+from orgloop.config.workspaces import workspace_data_dir
 from orgloop.config.loader import load_project
 from orgloop.config.resolve import to_runtime_spec
+from orgloop.control.paths import socket_path
 from orgloop.instance import INFO_FILE, PID_FILE, Instance, write_instance
 from orgloop.plan import desired_state
 from orgloop.runtime import Runtime
@@ -24,10 +27,10 @@ def live(demo, home):
     """The demo's runtime started as `orgloop start` would, in this process."""
     project = load_project(demo)
     spec = to_runtime_spec(project)
-    spec.control_port = 0
+    spec.control_socket = socket_path(project.data_dir)
     rt = Runtime(spec).start()
     rt.applied_state = desired_state(project)
-    write_instance(project.data_dir, Instance(os.getpid(), rt.control_port, time.time()))
+    write_instance(project.data_dir, Instance(os.getpid(), str(rt.control_socket), time.time()))
     yield rt
     rt.stop()
 
@@ -35,8 +38,11 @@ def live(demo, home):
 def test_foreground_start_records_the_state_and_cleans_up_after_itself(demo, cli, home):
     r = cli("start", "-p", demo, "--for", "300ms")
     assert r.exit_code == 0, r.output
-    assert "Plan: 1 source added" in r.stdout and r.stdout.rstrip().endswith("orgloop stopped")
-    data = home / "data" / "demo" / "default"
+    assert "Plan: 1 source added" in r.stdout
+    last = r.stdout.rstrip().splitlines()[-1]
+    assert re.fullmatch(r"orgloop stopped: (\d+) received, (\d+) delivered, (\d+) dropped, (\d+) deduplicated, "
+                        r"0 dead-lettered", last), last
+    data = workspace_data_dir("demo", demo, "default")
     assert (data / "applied-state.json").is_file()
     assert not (data / INFO_FILE).exists() and not (data / PID_FILE).exists()
     phases = [json.loads(line)["phase"] for line in (demo / "out" / "pipeline.jsonl").read_text().splitlines()]
@@ -89,7 +95,7 @@ def test_start_on_a_running_runtime_reconciles_routes_actors_sources_without_a_r
 
 @pytest.mark.parametrize("change, reason", [
     (("loggers/loggers.yaml", "max_size: 10MB", "max_size: 20MB"), "logger pipeline-log changed"),
-    (("transforms/transforms.yaml", "window: 10m", "window: 20m"), "transform once changed"),
+    (("transforms/transforms.yaml", "window: 2s", "window: 3s"), "transform once changed"),
     (("connectors/connectors.yaml", "include_prompt: true", "include_prompt: false"), "actor inbox changed"),
     (("routes/heartbeat.yaml", "queue_depth: 1000", "queue_depth: 50"),
      "actor inbox: its queue would change from 1000 events (default) to 50 (default)"),
@@ -107,20 +113,20 @@ def test_changes_that_need_a_restart_are_refused_and_nothing_is_applied(demo, cl
 
 def test_stop_and_status_when_nothing_runs(demo, cli, home):
     r = cli("stop", "-p", demo)
-    assert r.exit_code == 1 and 'not running for workspace "default"' in r.stderr
+    assert r.exit_code == 3 and 'not running for workspace "default"' in r.stderr
     r = cli("status", "-p", demo)
-    assert r.exit_code == 1 and "not running" in r.stdout
+    assert r.exit_code == 3 and "not running" in r.stdout
     assert json.loads(cli("status", "-p", demo, "--json").stdout) == {"running": False, "workspace": "default"}
 
 
 def test_stale_runtime_files_are_not_a_running_runtime(demo, cli, home):
-    data = home / "data" / "demo" / "default"
+    data = workspace_data_dir("demo", demo, "default")
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()                                # a pid that surely is gone
     child = proc.pid
-    write_instance(data, Instance(child, 1, time.time()))
-    assert cli("status", "-p", demo).exit_code == 1
-    assert cli("stop", "-p", demo).exit_code == 1
+    write_instance(data, Instance(child, str(data / "control.sock"), time.time()))
+    assert cli("status", "-p", demo).exit_code == 3
+    assert cli("stop", "-p", demo).exit_code == 3
     assert not (data / INFO_FILE).exists()
 
 
@@ -164,7 +170,7 @@ def test_logs_filters_and_formats(demo, cli):
     assert len(cli("logs", "-p", demo, "--event-type", "actor.stopped").stdout.splitlines()) == 1
     recent = cli("logs", "-p", demo, "--since", "1h", "--format", "json").stdout.splitlines()
     assert [json.loads(x)["phase"] for x in recent] == ["deliver.success", "deliver.failure"]
-    assert cli("logs", "-p", demo, "--since", "soon").exit_code == 2
+    assert cli("logs", "-p", demo, "--since", "soon").exit_code == 64
 
 
 def test_logs_without_a_file_logger_or_file(demo, cli):
@@ -232,21 +238,21 @@ def test_status_of_an_unhealthy_runtime_exits_2(demo, cli, live, monkeypatch):
     assert "UNHEALTHY" in r.stdout and "problem: route heartbeat-to-inbox: circuit breaker open" in r.stdout
 
 
-def _fake_runtime(home, ignore_term: bool) -> subprocess.Popen:
+def _fake_runtime(demo, ignore_term: bool) -> subprocess.Popen:
     """A child whose command line names orgloop, recorded as the demo's runtime (no control endpoint)."""
     code = ("import signal, sys, time\n"
             + ("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if ignore_term else "")
             + "print('ready', flush=True)\ntime.sleep(120)\n")
     child = subprocess.Popen([sys.executable, "-c", code, "orgloop-fake-runtime"], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "ready"          # its signal handling is in place
-    write_instance(home / "data" / "demo" / "default", Instance(child.pid, 9, time.time()))
+    write_instance(workspace_data_dir("demo", demo, "default"), Instance(child.pid, str(demo / "no-such.sock"), time.time()))
     return child
 
 
 @pytest.mark.parametrize("ignore_term, code, message", [(False, 0, "orgloop stopped"),
-                                                        (True, 2, "still running after 0.3s")])
+                                                        (True, 1, "still running after 0.3s")])
 def test_stop_sends_sigterm_and_waits(demo, cli, home, ignore_term, code, message):
-    child = _fake_runtime(home, ignore_term)
+    child = _fake_runtime(demo, ignore_term)
     try:
         r = cli("stop", "-p", demo, "--timeout", "300ms")
         assert r.exit_code == code
@@ -262,5 +268,19 @@ def test_start_refuses_an_invalid_project(cli, tmp_path, home):
 
     r = cli("start", "-p", BROKEN)
     assert r.exit_code == 1
-    assert r.stdout == "" and "error:" in r.stderr and "nothing was done" in r.stderr
+    assert r.stdout == "" and "error:" in r.stderr and "Nothing was done" in r.stderr
     assert not (home / "data").exists()
+
+
+def test_the_starter_shows_its_filter_and_dedup_at_work_in_the_summary(demo, cli):
+    r = cli("start", "-p", demo, "--for", "3s")
+    assert r.exit_code == 0, r.output
+    last = r.stdout.rstrip().splitlines()[-1]
+    m = re.fullmatch(r"orgloop stopped: (\d+) received, (\d+) delivered, (\d+) dropped, (\d+) deduplicated, "
+                     r"(\d+) dead-lettered", last)
+    assert m, last
+    received, delivered, dropped, deduplicated, dead = map(int, m.groups())
+    assert dropped == 5 and deduplicated >= 1 and delivered >= 1 and dead == 0      # the warm-up, the repeats
+    assert delivered + dropped + deduplicated <= received
+    inbox = [json.loads(line) for line in (demo / "out" / "inbox.jsonl").read_text().splitlines()]
+    assert len(inbox) == delivered

@@ -49,12 +49,12 @@ def test_one_kind_and_the_details_editors_need():
 
 def test_unknown_kind_is_a_usage_error():
     result = CliRunner().invoke(main, ["schema", "--kind", "Nope"])
-    assert result.exit_code == 2
+    assert result.exit_code == 64
 
 
 def test_output_file(tmp_path):
     out = tmp_path / "schema.json"
-    result = CliRunner().invoke(main, ["schema", "--kind", "Workspace", "-o", str(out)])
+    result = CliRunner().invoke(main, ["schema", "--kind", "Workspace", "--out", str(out)])
     assert result.exit_code == 0 and result.stdout == ""
     assert json.loads(out.read_text())["properties"]["kind"]["const"] == "Workspace"
 

@@ -30,14 +30,14 @@ def golden(name: str, text: str) -> str:
 @pytest.mark.usefixtures("orgloop_env", "installed_plugins_only")
 def test_broken_project_human_output_is_exactly_the_golden_file():
     result = run("validate", "-p", str(BROKEN))
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert result.stdout == golden("validate_broken.txt", result.stdout)
 
 
 @pytest.mark.usefixtures("orgloop_env", "installed_plugins_only")
 def test_broken_project_json_output_is_exactly_the_golden_file():
     result = run("validate", "-p", str(BROKEN), "--format", "json")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert result.stdout == golden("validate_broken.json", result.stdout)
     report = json.loads(result.stdout)
     assert report["summary"]["errors"] == sum(d["severity"] == "error" for d in report["diagnostics"])
@@ -112,14 +112,14 @@ def test_an_unreadable_project_file_exits_1(tmp_path, orgloop_env):
 def test_a_syntax_error_in_orgloop_yaml_is_an_error_not_unreadable(tmp_path, orgloop_env):
     write(tmp_path, "orgloop.yaml", "apiVersion: [\n")
     result = run("validate", "-p", str(tmp_path))
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert result.stdout.splitlines()[0].startswith("orgloop.yaml:2:1: error: YAML syntax error:")
 
 
 def test_an_invalid_workspace_name_is_a_usage_error(tmp_path, orgloop_env):
     project = copy_project(STARTER, tmp_path / "p")
     result = run("validate", "-p", str(project), "-w", "../etc")
-    assert result.exit_code == 2 and "invalid workspace name" in result.stderr
+    assert result.exit_code == 64 and "invalid workspace name" in result.stderr
 
 
 def test_colour_only_on_a_tty(tmp_path, orgloop_env, monkeypatch):
@@ -130,5 +130,5 @@ def test_colour_only_on_a_tty(tmp_path, orgloop_env, monkeypatch):
     assert "\x1b[" not in plain.stdout
     monkeypatch.setattr(_output, "is_tty", lambda: True)
     coloured = CliRunner().invoke(main, ["validate", "-p", str(project)], color=True)
-    assert "\x1b[31m" in coloured.stdout and coloured.exit_code == plain.exit_code == 2
+    assert "\x1b[31m" in coloured.stdout and coloured.exit_code == plain.exit_code == 1
     assert click.unstyle(coloured.stdout) == plain.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from orgloop.config.workspaces import workspace_data_dir
 from orgloop.cli import main
 from support.projects import STARTER, copy_project, write
 
@@ -38,7 +39,7 @@ def test_select_refuses_unknown_and_invalid_names(project):
     assert result.exit_code == 1 and "workspace 'prod' does not exist" in result.stderr
     assert not (project / ".orgloop" / "workspace").exists()
     result = run(project, "select", "a/b")
-    assert result.exit_code == 2 and "invalid workspace name" in result.stderr
+    assert result.exit_code == 64 and "invalid workspace name" in result.stderr
 
 
 def test_select_warns_when_the_environment_overrides_it(project, monkeypatch):
@@ -56,7 +57,7 @@ def test_new_writes_a_skeleton_that_validates_and_refuses_existing(project):
     again = run(project, "new", "qa")
     assert again.exit_code == 1 and "already exists" in again.stderr
     assert run(project, "new", "default").exit_code == 1
-    assert run(project, "new", "bad name").exit_code == 2
+    assert run(project, "new", "bad name").exit_code == 64
 
 
 def test_show_prints_selection_file_data_dir_and_masked_variables(project, orgloop_env):
@@ -68,7 +69,7 @@ def test_show_prints_selection_file_data_dir_and_masked_variables(project, orglo
     assert result.stdout.splitlines() == [
         "workspace:   prod (selected by --workspace)",
         "file:        workspaces/prod.yaml",
-        f"data dir:    {orgloop_env / 'data' / 'starter' / 'prod'}",
+        f"data dir:    {workspace_data_dir('starter', project, 'prod')}",
         "variables:",
         "  API_TOKEN = ********",
         "  Client_Secret = ********",
@@ -85,7 +86,7 @@ def test_show_the_default_workspace(project, orgloop_env):
     assert run(project, "show").stdout.splitlines() == [
         "workspace:   default (selected by default)",
         "file:        (none; the base project as is)",
-        f"data dir:    {orgloop_env / 'data' / 'starter' / 'default'}",
+        f"data dir:    {workspace_data_dir('starter', project, 'default')}",
         "variables:   (none)",
     ]
     run(project, "select", "staging")
@@ -109,14 +110,18 @@ def test_delete_refuses_default_selected_and_unknown(project):
     assert run(project, "delete", "nope").exit_code == 1
 
 
-def test_delete_keeps_data_unless_purged_and_purging_asks_first(project, orgloop_env):
-    data = orgloop_env / "data" / "starter" / "staging"
-    other = orgloop_env / "data" / "starter" / "default"
+def test_delete_refuses_state_keeps_data_with_force_and_purging_asks_first(project, orgloop_env):
+    data = workspace_data_dir("starter", project, "staging")
+    other = workspace_data_dir("starter", project, "default")
     for d in (data, other):
         write(d, "wal/00000001.wal", "x")
     text = (project / "workspaces" / "staging.yaml").read_text()
-    result = run(project, "delete", "staging")
+    refused = run(project, "delete", "staging")            # it has state: neither deleted nor orphaned
+    assert refused.exit_code == 1 and "has state in" in refused.stderr and "--purge-data" in refused.stderr
+    assert (project / "workspaces" / "staging.yaml").exists()
+    result = run(project, "delete", "staging", "--force")
     assert result.exit_code == 0 and not (project / "workspaces" / "staging.yaml").exists() and data.exists()
+    assert f"Its data directory {data} was kept" in result.stdout
 
     write(project, "workspaces/staging.yaml", text)
     declined = run(project, "delete", "staging", "--purge-data", input="n\n")
@@ -127,7 +132,7 @@ def test_delete_keeps_data_unless_purged_and_purging_asks_first(project, orgloop
 
 
 def test_delete_purge_with_yes_does_not_ask(project, orgloop_env):
-    data = orgloop_env / "data" / "starter" / "staging"
+    data = workspace_data_dir("starter", project, "staging")
     write(data, "checkpoints/heartbeat.json", "{}")
     result = run(project, "delete", "staging", "--purge-data", "--yes")
     assert result.exit_code == 0 and not data.exists()

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from orgloop.config.workspaces import workspace_data_dir
 from orgloop.config.checks import check_project
 from orgloop.config.loader import ProjectNotFound, check_every_file, load_project
 from orgloop.config.resolve import to_runtime_spec
@@ -41,8 +42,9 @@ def test_the_starter_project_is_valid_in_both_workspaces(starter):
 def test_two_workspaces_get_two_data_dirs_variables_and_deep_merged_overrides(starter, orgloop_env):
     base = load_project(starter)
     staging = load_project(starter, workspace="staging")
-    assert base.data_dir == orgloop_env / "data" / "starter" / "default"
-    assert staging.data_dir == orgloop_env / "data" / "starter" / "staging"
+    assert base.data_dir == workspace_data_dir("starter", starter, "default")
+    assert staging.data_dir == workspace_data_dir("starter", starter, "staging")
+    assert base.data_dir.parent.parent == orgloop_env / "data"
     assert to_runtime_spec(staging).data_dir != to_runtime_spec(base).data_dir
     # ${INBOX_PATH:-out/inbox.jsonl} takes the workspace variable
     assert base.actors["inbox"].model.config["path"] == "out/inbox.jsonl"
@@ -264,7 +266,7 @@ def test_workspaces_never_share_checkpoints(starter, orgloop_env, checkpoint):
     if checkpoint:
         assert dirs == [starter / ".orgloop" / "checkpoints" / w for w in ("default", "staging")]
     else:
-        assert dirs == [orgloop_env / "data" / "starter" / w / "checkpoints" for w in ("default", "staging")]
+        assert dirs == [workspace_data_dir("starter", starter, w) / "checkpoints" for w in ("default", "staging")]
 
 
 @pytest.mark.usefixtures("installed_plugins_only")

@@ -46,3 +46,33 @@ def test_dotenv(tmp_path):
     with pytest.raises(DotenvError) as info:
         read_dotenv(path)
     assert info.value.line == 2
+
+
+def test_every_unset_variable_of_a_string_is_named_at_once():
+    out, problems = collect({"url": "https://${HOST}:${PORT}/${HOST}/${PATH_:-x}"}, {})
+    assert problems == [(("url",), "variables HOST, PORT are not set (use ${HOST:-default} for a fallback)")]
+
+
+@pytest.mark.parametrize("text, env, expected", [
+    ("${A:-${B:-c}}", {}, "c"),
+    ("${A:-${B:-c}}", {"B": "b"}, "b"),
+    ("${A:-${B:-c}}", {"A": "a"}, "a"),
+    ("${A:-x${B}y}-z", {"B": "1"}, "x1y-z"),
+    ("${A:-$${B}}", {}, "${B}"),           # the escape inside a default; its first "}" ends the default
+    ("${A:-}", {}, ""),
+])
+def test_nested_defaults(text, env, expected):
+    assert collect([text], env) == ([expected], [])
+
+
+def test_a_nested_default_names_what_is_unset_and_is_lazy():
+    assert collect(["${A:-${B}}"], {}) == (["${A:-${B}}"], [((0,), "variable B is not set (use ${B:-default} "
+                                                                 "for a fallback)")])
+    assert collect(["${A:-${B}}"], {"A": "set"})[0] == ["set"]         # B is never needed
+
+
+@pytest.mark.parametrize("text", ["${A:-${B:-c}", "${A:-", "${A:x}", "${}"])
+def test_malformed_references_are_errors(text):
+    out, problems = collect([text], {})
+    assert out == [text] and len(problems) == 1
+    assert "malformed variable reference" in problems[0][1] or "unterminated default" in problems[0][1]

@@ -1,6 +1,8 @@
 """Workspace names, selection precedence, data directories, deep merge and the workspace files."""
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import pytest
@@ -57,15 +59,48 @@ def test_a_bad_stored_selection_is_an_error_not_a_path(tmp_path, monkeypatch):
         ws.selected_workspace(tmp_path)
 
 
-def test_data_dirs_are_per_project_and_workspace(tmp_path, monkeypatch):
+def test_data_dirs_are_per_project_path_and_workspace(tmp_path, monkeypatch):
+    import hashlib
+
     monkeypatch.setenv("ORGLOOP_HOME", str(tmp_path))
-    assert ws.workspace_data_dir("eng", "default") == tmp_path / "data" / "eng" / "default"
-    assert ws.workspace_data_dir("eng", "staging") == tmp_path / "data" / "eng" / "staging"
-    assert ws.workspace_data_dir("@org/eng:x", "default") == tmp_path / "data" / "_org_eng_x" / "default"
-    assert ws.workspace_data_dir("..", "default") == tmp_path / "data" / "_" / "default"
-    assert ws.workspace_data_dir("eng", "staging", Path("/srv/x")) == Path("/srv/x")
+    root = Path("/src/eng")
+    h = hashlib.sha256(b"/src/eng").hexdigest()[:8]
+    assert ws.workspace_data_dir("eng", root, "default") == tmp_path / "data" / f"eng-{h}" / "default"
+    assert ws.workspace_data_dir("eng", root, "staging") == tmp_path / "data" / f"eng-{h}" / "staging"
+    assert ws.workspace_data_dir("@org/eng:x", root, "default") == tmp_path / "data" / f"_org_eng_x-{h}" / "default"
+    assert ws.workspace_data_dir("..", root, "default") == tmp_path / "data" / f"_-{h}" / "default"
+    assert ws.workspace_data_dir("eng", root, "staging", Path("/srv/x")) == Path("/srv/x")
+    other = ws.workspace_data_dir("eng", Path("/src/eng2"), "default")        # same name, another checkout
+    assert other != ws.workspace_data_dir("eng", root, "default") and other.parent.name.startswith("eng-")
     with pytest.raises(ws.WorkspaceError):
-        ws.workspace_data_dir("eng", "../default")
+        ws.workspace_data_dir("eng", root, "../default")
+
+
+def test_a_data_dir_records_its_owner_and_refuses_another_project(tmp_path):
+    data = tmp_path / "shared" / "default"
+    ws.claim_data_dir(data, "eng", tmp_path / "a")
+    assert ws.read_owner(data) == {"name": "eng", "root": str(tmp_path / "a")}
+    ws.claim_data_dir(data, "eng", tmp_path / "a")                             # the owner again: fine
+    for name, root in (("eng", tmp_path / "b"), ("ops", tmp_path / "a")):
+        with pytest.raises(ws.DataDirError) as info:
+            ws.claim_data_dir(data, name, root)
+        message = str(info.value)
+        assert f"belongs to project 'eng' at {tmp_path / 'a'}" in message and f"not to project {name!r} at {root}" in message
+
+
+def test_the_old_name_only_layout_is_moved_once_unless_a_runtime_uses_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORGLOOP_HOME", str(tmp_path))
+    old = write(tmp_path, "data/eng/default/wal/00000001.wal", "x").parent.parent
+    write(old, "orgloop.pid", f"{os.getpid()}\n")                 # a live pid: left where it is
+    assert ws.adopt_legacy_data_dir("eng", tmp_path / "a", "default") is None and old.is_dir()
+    (old / "orgloop.pid").unlink()
+    assert ws.adopt_legacy_data_dir("eng", tmp_path / "a", "default") == old
+    new = ws.workspace_data_dir("eng", tmp_path / "a", "default")
+    assert (new / "wal" / "00000001.wal").read_text() == "x" and not old.exists()
+    assert not (tmp_path / "data" / "eng").exists()                      # the emptied name folder is gone
+    assert ws.read_owner(new) == {"name": "eng", "root": str(tmp_path / "a")}
+    write(tmp_path, "data/eng/default/wal/x", "y")                       # once: the new directory exists now
+    assert ws.adopt_legacy_data_dir("eng", tmp_path / "a", "default") is None
 
 
 def test_list_select_create_and_removal_checks(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@ import sys
 
 import pytest
 
+from orgloop import plugins
 from orgloop.connectors import DeliveryError
 from orgloop.connectors.command import CommandActor
 from orgloop.connectors.file import FileActor, FileSource
@@ -25,8 +26,8 @@ def test_generator_counts_checkpoints_and_rate(tmp_path):
     now[0] = 1.0
     nxt, cp = r.poll(cp, 100)
     assert len(nxt) == 9 and len(slept) == 1                  # 10/s: by t=1 ten are due in total
-    with pytest.raises(ValueError, match="unknown config"):
-        GeneratorSource("x", {"rat": 1}, base_dir=tmp_path)
+    with pytest.raises(plugins.PluginConfigError, match=r"source 'x' \(generator\): invalid config: rat: Extra"):
+        plugins.create("sources", "generator", "x", {"rat": 1}, base_dir=tmp_path)
 
 
 def test_file_source_tails_with_offsets_partial_lines_and_bad_lines(tmp_path):
@@ -70,8 +71,8 @@ def test_command_actor_exit_codes_prompt_and_timeout(tmp_path):
                         base_dir=tmp_path)
     with pytest.raises(DeliveryError, match="did not finish"):
         slow.deliver(e, None, {})
-    with pytest.raises(ValueError, match="argv list"):
-        CommandActor("bad", {"command": []}, base_dir=tmp_path)
+    with pytest.raises(plugins.PluginConfigError, match="command: List should have at least 1 item"):
+        plugins.create("actors", "command", "bad", {"command": []}, base_dir=tmp_path)
 
 
 @pytest.mark.parametrize("stdout,types", [

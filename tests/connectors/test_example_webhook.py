@@ -62,6 +62,10 @@ def test_webhook_filter_dedup_command_example_over_http(tmp_path):
         assert [(x["service"], x["version"]) for x in lines] == [("api", "1.4.2"), ("api", "1.4.3")]
         assert lines[0]["event_id"] == first[1]["event_id"]
         assert "Look at the CI log" in lines[0]["prompt"] and "title:" not in lines[0]["prompt"]
+        status = subprocess.run([sys.executable, "-m", "orgloop", "status", "-p", str(project)], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert f"webhooks on http://127.0.0.1:{port} (1 sources); answers by status: 200: 4, 401: 1" in status.stdout
+        assert SECRET not in status.stdout + status.stderr
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

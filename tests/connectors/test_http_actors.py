@@ -134,3 +134,19 @@ def test_actor_secrets_stay_out_of_config_dumps_and_logs(gateway, tmp_path, capl
     dumped = repr(actor.config) + json.dumps(actor.config.model_dump(mode="json"))
     for secret in (TOKEN, "sign-secret-xyz"):
         assert secret not in dumped and secret not in str(info.value) and secret not in caplog.text
+
+
+def test_webhook_to_openclaw_through_the_pipeline(run_pipeline, gateway, monkeypatch):
+    """A post to the ingress ends at the fake gateway with the route's templated session key and prompt."""
+    monkeypatch.setenv("OC_TOKEN", TOKEN)
+    rt = run_pipeline(SourceSpec("in", "webhook", {}),
+                      ActorSpec("oc", "openclaw", {"base_url": gateway.url, "auth_token_env": "OC_TOKEN"}),
+                      config={"session_key": "orgloop:deploy:{{payload.service}}", "wake_mode": "next-heartbeat"},
+                      prompt="Check the deploy.")
+    assert post(rt.ingress_port, "/webhook/in", {"type": "deploy", "service": "api"})[0] == 200
+    assert wait_until(lambda: len(gateway.received) == 1)
+    body = gateway.received[0].json()
+    assert body["sessionKey"] == "orgloop:deploy:api" and body["wakeMode"] == "next-heartbeat"
+    assert body["message"].startswith("[in] resource.changed (deploy)")
+    assert body["message"].endswith("Instructions:\nCheck the deploy.")
+    assert gateway.received[0].headers["Authorization"] == f"Bearer {TOKEN}"

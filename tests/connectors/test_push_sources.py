@@ -13,6 +13,7 @@ import pytest
 
 from orgloop.connectors.hooks import session_phase
 from orgloop.connectors.ingress import sign
+from orgloop.connectors.linear_webhook import linear_event
 from orgloop.spec import SourceSpec
 from support.fake_gateway import post
 from support.pipeline import wait_until
@@ -25,7 +26,8 @@ def _lines(path):
 
 
 PR = {"number": 7, "title": "Fix it", "user": {"login": "alice", "type": "User"}, "html_url": "https://gh/pr/7",
-      "head": {"ref": "fix"}, "base": {"ref": "main"}, "draft": False, "merged": False}
+      "head": {"ref": "fix"}, "base": {"ref": "main"}, "draft": False, "merged": False,
+      "author_association": "MEMBER"}
 REPO = {"full_name": "acme/app"}
 
 
@@ -39,12 +41,13 @@ REPO = {"full_name": "acme/app"}
                                         "user": {"login": "rev[bot]", "type": "Bot"}}},
      "pull_request.review_submitted", "bot"),
     ("issue_comment", {"action": "created", "issue": {"number": 3, "title": "t", "user": {"login": "a"}},
-                       "comment": {"body": "hi", "user": {"login": "carol"}}, "repository": REPO},
-     "issue_comment", "team_member"),
+                       "comment": {"body": "hi", "user": {"login": "carol"}, "author_association": "NONE"},
+                       "repository": REPO},
+     "issue_comment", "external"),
     ("check_run", {"action": "completed", "check_run": {"name": "ci", "conclusion": "failure",
                                                         "app": {"slug": "actions"}}, "repository": REPO},
      "check_run.completed", "bot"),
-    ("star", {"action": "created", "repository": REPO, "sender": {"login": "fan"}}, "star.created", "team_member"),
+    ("star", {"action": "created", "repository": REPO, "sender": {"login": "fan"}}, "star.created", "unknown"),
 ])
 def test_github_deliveries_map_to_the_poller_names(run_pipeline, tmp_path, kind, body, name, author_type):
     rt = run_pipeline(SourceSpec("gh", "github-webhook", {"secret": SECRET}))
@@ -103,6 +106,14 @@ def test_linear_webhook_is_verified_with_linear_signature(run_pipeline, tmp_path
     assert event["provenance"]["platform_event"] == "issue.state_changed"
     assert event["provenance"]["author"] == "Dana" and event["payload"]["identifier"] == "ENG-1"
     assert event["payload"]["state"] == "Done"
+
+
+def test_linear_events_are_named_as_the_poller_names_them():
+    assert linear_event({"type": "Comment", "action": "create", "data": {"body": "x"}})[0] == "comment.created"
+    assert linear_event({"type": "Issue", "action": "create", "data": {}})[0] == "issue.created"
+    update = {"type": "Issue", "action": "update", "data": {}}
+    assert linear_event({**update, "updatedFrom": {"assigneeId": None}})[0] == "issue.assignee_changed"
+    assert linear_event({**update, "updatedFrom": {"title": "old"}})[0] == "issue.updated"
 
 
 def test_session_phases():

@@ -37,9 +37,9 @@ def test_cli_list_show_replay_purge(tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["dlq", "list", "--data-dir", str(tmp_path), "--json"])
     assert r.exit_code == 0, r.output
-    rows = [json.loads(line) for line in r.output.splitlines()]
+    rows = json.loads(r.output)
     assert [x["id"] for x in rows] == ids and rows[0]["reason"] == "gave_up"
-    r = runner.invoke(main, ["dlq", "show", "--data-dir", str(tmp_path), str(ids[1])])
+    r = runner.invoke(main, ["dlq", "show", "--data-dir", str(tmp_path), str(ids[1]), "-o", "json"])
     assert r.exit_code == 0 and json.loads(r.output)["event"]["payload"] == {"n": 1}
     assert runner.invoke(main, ["dlq", "show", "--data-dir", str(tmp_path), "999"]).exit_code == 1
     r = runner.invoke(main, ["dlq", "replay", "--data-dir", str(tmp_path), str(ids[0]), str(ids[2])])
@@ -48,15 +48,15 @@ def test_cli_list_show_replay_purge(tmp_path):
         assert [e["payload"]["event"]["payload"]["n"] for b in wal.replay(decode=True) for e in b.records] == [0, 2]
     r = runner.invoke(main, ["dlq", "purge", "--data-dir", str(tmp_path), "--yes"])
     assert r.exit_code == 0 and "purged 3" in r.output
-    assert runner.invoke(main, ["dlq", "replay", "--data-dir", str(tmp_path)]).exit_code == 2
+    assert runner.invoke(main, ["dlq", "replay", "--data-dir", str(tmp_path)]).exit_code == 64
 
 
 def test_cli_refuses_to_write_while_the_store_is_open(tmp_path):
     _fill(tmp_path)
     with DeadLetterStore(tmp_path / "dlq"):
         r = CliRunner().invoke(main, ["dlq", "purge", "--data-dir", str(tmp_path), "--yes"])
-        assert r.exit_code == 2 and "in use" in r.output
+        assert r.exit_code == 1 and "in use" in r.output
         # another process may read while the store is open (py-lmdb allows one handle per process)
         proc = subprocess.run([sys.executable, "-m", "orgloop", "dlq", "list", "--data-dir", str(tmp_path), "--json"],
                               capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 5
+        assert proc.returncode == 0 and len(json.loads(proc.stdout)) == 5

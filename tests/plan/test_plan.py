@@ -5,9 +5,11 @@ import os
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from orgloop.plan import (ABSENT, KINDS, MASK, Masker, compute_plan, empty_state, looks_secret, read_applied,
                           write_applied)
+from orgloop.plugins import PluginConfig, mask_secrets
 
 
 def state(**kinds):
@@ -57,20 +59,36 @@ def test_secret_looking_names(name, secret):
     assert looks_secret(name) is secret
 
 
-def test_secrets_are_hidden_by_key_and_by_variable_value_but_still_change():
+class _Auth(PluginConfig):
+    user: str
+    password: SecretStr
+
+
+class _SecretConfig(PluginConfig):
+    token: SecretStr
+    url: str
+    path: str
+    auth: _Auth
+    n: int
+    key: list[str]
+
+
+def test_secret_fields_and_variable_values_are_hidden_but_still_change():
     masker = Masker.for_variables({"GH_TOKEN": "ghp_abcdef123", "PATH_X": "plain"})
-    item = {"config": {"token": "t0k3n", "url": "https://x/?auth=ghp_abcdef123", "path": "plain",
-                       "auth": {"password": "pw", "user": "bob"}, "n": 3}}
-    hidden = masker.hide(item)
+    config = {"token": "t0k3n", "url": "https://x/?auth=ghp_abcdef123", "path": "plain",
+              "auth": {"password": "pw", "user": "bob"}, "n": 3, "key": ["source", "id"]}
+    hidden = masker.hide({"config": mask_secrets(_SecretConfig, config, Masker.marker)})
     text = json.dumps(hidden)
     assert "t0k3n" not in text and "ghp_abcdef123" not in text and '"pw"' not in text
     assert hidden["config"]["path"] == "plain" and hidden["config"]["auth"]["user"] == "bob"
+    assert hidden["config"]["key"] == ["source", "id"]           # a name with "key" in it is not a secret
     assert masker.hide(hidden) == hidden                       # idempotent: markers stay markers
+    assert mask_secrets(_SecretConfig, hidden["config"], Masker.marker) == hidden["config"]
     shown = Masker.display(hidden)
     assert shown["config"]["token"] == MASK and shown["config"]["url"] == MASK
-    other = Masker.for_variables({"GH_TOKEN": "ghp_zzzzzz999"}).hide({"config": {"token": "other"}})
+    other = mask_secrets(_SecretConfig, {"token": "other"}, Masker.marker)
     plan = compute_plan(state(actors={"a": hidden}), state(actors={"a": {**hidden, "config": {
-        **hidden["config"], "token": other["config"]["token"]}}}))
+        **hidden["config"], "token": other["token"]}}}))
     change = plan.of("actors", "changed")[0]
     assert change.fields[0].dotted() == "config.token"
     assert change.to_json()["changes"] == [{"path": "config.token", "old": MASK, "new": MASK}]

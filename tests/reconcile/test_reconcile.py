@@ -3,14 +3,14 @@ nothing."""
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict
 
 import pytest
 from support.pipeline import wait_until
 
 from orgloop import plugins
+from orgloop.control.client import ControlError, _UnixConnection, request
+from orgloop.control.paths import socket_path
 from orgloop.reconcile import ReconcileError, apply_request
 from orgloop.runtime import Runtime
 from orgloop.spec import ActorSpec, DeliverySpec, RouteSpec, RuntimeSpec, SourceSpec
@@ -44,7 +44,7 @@ def runtime(tmp_path, monkeypatch):
         sources=[SourceSpec("gen", "generator", {"count": 40, "sources": 1}, poll_interval=0.05)],
         actors=[ActorSpec("a", "test-gated", {})],
         routes=[RouteSpec("r", "gen-0", "a", config={"tag": "old"}, delivery=DeliverySpec(queue_policy="block"))],
-        data_dir=tmp_path / "data", base_dir=tmp_path, control_port=0)
+        data_dir=tmp_path / "data", base_dir=tmp_path, control_socket=socket_path(tmp_path / "data"))
     rt = Runtime(spec).start()
     yield rt
     GatedActor.gate.set()
@@ -97,24 +97,27 @@ def test_refusals_change_nothing(runtime, body, message):
     assert runtime.router.routes == before and set(runtime.lanes) == {"a"}
 
 
-def _post(port, path, data: bytes):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
-
-
-def test_control_endpoint_apply_and_state(runtime):
-    port = runtime.control_port
-    code, body = _post(port, "/apply", json.dumps(_body(routes=([], ["nope"]))).encode())
-    assert code == 409 and "no route nope" in body["error"]
-    code, body = _post(port, "/apply", b"{not json")
+def test_control_socket_apply_and_state(runtime):
+    sock = runtime.control_socket
+    with pytest.raises(ControlError, match="no route nope") as err:
+        request(sock, "POST", "/apply", _body(routes=([], ["nope"])))
+    assert err.value.status == 409
+    code, body = _raw_post(sock, "/apply", b"{not json")
     assert code == 400 and body["error"].startswith("bad request")
-    assert _post(port, "/elsewhere", b"{}")[0] == 404
-    code, body = _post(port, "/apply", json.dumps({**_body(routes=([], ["r"])), "state": {"x": 1}}).encode())
-    assert code == 200 and body["routes"]["removed"] == ["r"] and "r" not in runtime.router.routes
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/state", timeout=10) as resp:
-        assert json.loads(resp.read()) == {"state": {"x": 1}}
+    with pytest.raises(ControlError) as err:
+        request(sock, "POST", "/elsewhere", {})
+    assert err.value.status == 404
+    body = request(sock, "POST", "/apply", {**_body(routes=([], ["r"])), "state": {"x": 1}})
+    assert body["routes"]["removed"] == ["r"] and "r" not in runtime.router.routes
+    assert request(sock, "GET", "/state") == {"state": {"x": 1}}
+
+
+def _raw_post(sock, path, data: bytes):
+    """A POST whose body is not valid JSON (the client only sends JSON it encoded itself)."""
+    conn = _UnixConnection(sock, 10.0)
+    try:
+        conn.request("POST", path, body=data)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()

@@ -22,7 +22,19 @@ EventBus = BusBase
 
 
 def open_bus(kind: str, **options) -> BusBase:
-    """Create a bus by its plugin name (``memory``, ``filewal`` or an installed plugin)."""
+    """Create a bus by its plugin name (``memory``, ``filewal`` or an installed plugin). A bus class that
+    declares a ``config_model`` gets its options checked against it first, and receives them parsed
+    (durations in seconds, sizes in bytes); a mismatch raises :class:`~orgloop.plugins.PluginConfigError`."""
+    from pydantic import ValidationError
+
     from orgloop import plugins
 
-    return plugins.load("buses", kind)(**options)
+    cls = plugins.load("buses", kind)
+    model = plugins.config_model(cls)
+    if model is not None:
+        try:
+            parsed = model.model_validate(options)
+        except ValidationError as exc:
+            raise plugins.PluginConfigError(f"bus {kind!r}: invalid bus_options: {plugins.config_errors(exc)}") from None
+        options = {name: getattr(parsed, name) for name in parsed.model_fields_set}
+    return cls(**options)

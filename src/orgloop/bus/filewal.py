@@ -17,16 +17,42 @@ import bisect
 import collections
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Literal, Sequence
+
+from pydantic import Field
 
 from orgloop.bus.base import BusBase
+from orgloop.plugins import Duration, PluginConfig, Size
 from orgloop.wal import ReplayBatch, Wal
 
-__all__ = ["FileWalBus"]
+__all__ = ["FileWalBus", "FileWalOptions"]
+
+
+class FileWalOptions(PluginConfig):
+    """``runtime.bus_options`` of the ``filewal`` bus (the WAL's settings; see docs/wal-format.md)."""
+
+    path: Path | None = Field(None, description="the WAL directory (default: <data dir>/wal)")
+    max_inflight: int | None = Field(None, ge=1, description="publishers wait while this many events are "
+                                                             "not fetched yet (default: never; the log is the buffer)")
+    compact_every: int = Field(50_000, ge=1, description="compact the ack index after this many acks")
+    tail_max: int = Field(1024, ge=1, description="recent events kept in memory for dispatch")
+    read_chunk: Size = Field(256 << 10, description="bytes read from the log at a time when catching up")
+    encoding: Literal["msgpack", "jsonl"] | None = None
+    sync: Literal["always", "interval", "none"] = "always"
+    sync_interval_ms: float = Field(10.0, gt=0)
+    segment_size: Size = 64 << 20
+    max_segment_age: Duration | None = None
+    max_bytes: Size | None = None
+    full_policy: Literal["error", "drop_oldest"] = "error"
+    sync_window: Size = 8 << 20
+    ack_flush_interval: float = Field(0.05, gt=0, description="seconds between ack commits")
+    ack_flush_batch: int = Field(1000, ge=1, description="commit acks at once when this many are pending")
+    implementation: Literal["compiled", "pure"] | None = None
 
 
 class FileWalBus(BusBase):
     durable = True
+    config_model = FileWalOptions
 
     def __init__(self, path: str | Path, *, max_inflight: int | None = None, compact_every: int = 50_000,
                  tail_max: int = 2048, read_chunk: int = 256 << 10, **wal_options: Any) -> None:

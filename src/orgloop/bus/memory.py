@@ -4,9 +4,19 @@ from __future__ import annotations
 import threading
 from typing import Any, Iterator, Sequence
 
-from orgloop.bus.base import BusBase
+from pydantic import Field
 
-__all__ = ["InMemoryBus"]
+from orgloop.bus.base import BusBase
+from orgloop.plugins import PluginConfig
+
+__all__ = ["InMemoryBus", "MemoryBusOptions"]
+
+
+class MemoryBusOptions(PluginConfig):
+    """``runtime.bus_options`` of the ``memory`` bus."""
+
+    max_inflight: int | None = Field(100_000, ge=1, description="publishers wait while this many events are "
+                                                                "not fetched yet (null: never)")
 
 
 class InMemoryBus(BusBase):
@@ -17,6 +27,7 @@ class InMemoryBus(BusBase):
     """
 
     durable = False
+    config_model = MemoryBusOptions
 
     def __init__(self, max_inflight: int | None = 100_000) -> None:
         super().__init__(max_inflight)

@@ -7,28 +7,28 @@ Usage::
     @project_options
     def plan(project_dir: Path | None, workspace: str | None) -> None:
         project = load_for_command(project_dir, workspace)
-        exit_if_invalid(project)        # prints the problems like `orgloop validate`, exits 2
 
 Failures to find or read the project, or an invalid workspace name from the environment or the stored
 selection, raise :class:`click.ClickException` (``Error: ...`` on stderr, exit code 1); an invalid
-``--workspace`` value is a usage error (exit code 2).
+``--workspace`` value is a usage error (exit code 64). :func:`orgloop.cli._run_context.load_checked` adds
+the "problems on stderr, exit 1 when invalid" step that most commands want.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import click
 
 from orgloop.cli._output import style
-from orgloop.config._gc import cyclic_gc_paused
-from orgloop.config.checks import check_project
-from orgloop.config.diagnostics import Diagnostic
-from orgloop.config.loader import Project, ProjectNotFound, find_project, load_project
 from orgloop.config.workspaces import WorkspaceError, check_name, selected_workspace
 
+if TYPE_CHECKING:   # the loader, models and checks are imported when a command runs, not for --help
+    from orgloop.config.diagnostics import Diagnostic
+    from orgloop.config.loader import Project
+
 __all__ = ["project_option", "workspace_option", "project_options", "check_workspace_name", "project_root",
-           "resolve_workspace", "load_for_command", "format_diagnostic", "exit_if_invalid"]
+           "resolve_workspace", "load_for_command", "format_diagnostic"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,6 +59,8 @@ def project_options(f: F) -> F:
 
 
 def _project_file(project_dir: Path | None) -> Path:
+    from orgloop.config.loader import ProjectNotFound, find_project
+
     try:
         if project_dir is None:
             return find_project(Path.cwd())
@@ -85,6 +87,10 @@ def load_for_command(project_dir: Path | None, workspace: str | None, *, check: 
     """Load the project in its workspace, with the cross-file checks unless ``check=False``. The caller
     decides what to do with ``project.errors``; a project that cannot be read at all exits 1. What was
     loaded is frozen for the garbage collector (see :func:`orgloop.config._gc.cyclic_gc_paused`)."""
+    from orgloop.config._gc import cyclic_gc_paused
+    from orgloop.config.checks import check_project
+    from orgloop.config.loader import ProjectNotFound, load_project
+
     file = _project_file(project_dir)
     ws = resolve_workspace(file.parent, workspace)
     with cyclic_gc_paused(freeze=True):      # the project lives as long as the command
@@ -103,15 +109,3 @@ def format_diagnostic(d: Diagnostic, root: Path) -> str:
     where = style(f"{d.display_file(root)}:{d.line}:{d.column}:", bold=True)
     severity = style(f"{d.severity}:", fg=_SEVERITY_COLOUR[d.severity], bold=True)
     return f"{where} {severity} {d.message}"
-
-
-def exit_if_invalid(project: Project) -> None:
-    """When ``project`` has errors: print every problem to stderr as ``orgloop validate`` does, and exit 2."""
-    if not project.errors:
-        return
-    for d in project.sorted_diagnostics():
-        click.echo(format_diagnostic(d, project.root), err=True)
-    n = len(project.errors)
-    click.echo(f"Error: the project has {n} error{'' if n == 1 else 's'}; fix {'it' if n == 1 else 'them'} "
-               "first (`orgloop validate` lists them too)", err=True)
-    raise SystemExit(2)

@@ -1,8 +1,13 @@
-"""``orgloop demo``: show the WAL's promise: append, get killed mid-write, recover, lose nothing acknowledged."""
+"""``orgloop demo``: show the WAL's promise: append, get killed mid-write, recover, lose nothing acknowledged.
+
+Without ``--dir`` the WAL lives in a temporary directory that is removed at the end (also on failure).
+Exit codes: 0 every acknowledged record survived, 1 one did not (or the demo failed), 64 usage.
+"""
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,9 +48,20 @@ threading.Event().wait()
 def demo(directory: Path | None, seconds: float, threads: int) -> None:
     """Append durably from several threads in a child process, SIGKILL it mid-write, recover the log,
     and check that every record the child was told is durable survived intact. Exit 1 if one did not."""
+    if directory is not None:
+        _demo(directory, seconds, threads)
+        return
+    temporary = Path(tempfile.mkdtemp(prefix="orgloop-demo-"))
+    try:
+        _demo(temporary, seconds, threads)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+        click.echo(f"removed {temporary}")
+
+
+def _demo(directory: Path, seconds: float, threads: int) -> None:
     from orgloop.wal import Wal, implementation
 
-    directory = directory or Path(tempfile.mkdtemp(prefix="orgloop-demo-"))
     click.echo(f"WAL directory: {directory}  (implementation: {implementation()}, sync=always)")
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(directory), str(threads)],
                              stdout=subprocess.PIPE, text=True)
@@ -59,9 +75,11 @@ def demo(directory: Path | None, seconds: float, threads: int) -> None:
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    time.sleep(seconds)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
+    try:
+        time.sleep(seconds)
+    finally:                                   # Ctrl-C here must not leave the child appending
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
     reader.join(timeout=10)
     click.echo(f"child killed with SIGKILL after {seconds:.1f}s; it had been told {len(acked)} records were durable")
 

@@ -2,7 +2,7 @@
 
 Exit codes: ``test`` 0 at least one route would deliver, 2 nothing would be delivered (no route matches,
 or its transforms drop the event), 1 error. ``routes`` 0 (1 invalid project). ``inspect`` 0 found,
-1 not found or invalid project.
+1 not found or invalid project. Every command: 64 for a bad flag or argument.
 """
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
-import yaml
 
-from orgloop.cli._output import echo_json, echo_table, style
+from orgloop.cli._exit import EXIT_ATTENTION, EXIT_ERROR, EXIT_OK
+from orgloop.cli._output import echo_json, echo_table, output_option, style
 from orgloop.cli._project import project_options
 from orgloop.cli._run_context import load_checked
-from orgloop.config.diagnostics import did_you_mean
-from orgloop.plan import KINDS, SINGULAR, Masker, desired_state
+from orgloop.plan import KINDS, SINGULAR
 
 __all__ = ["test_cmd", "routes", "inspect"]
 
@@ -35,8 +34,8 @@ def _indent(text: str, prefix: str = "      ") -> str:
 @click.command("test")
 @project_options
 @click.argument("event_file", type=click.File("r", encoding="utf-8"))
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-def test_cmd(project_dir: Path | None, workspace: str | None, event_file: TextIO, as_json: bool) -> None:
+@output_option()
+def test_cmd(project_dir: Path | None, workspace: str | None, event_file: TextIO, output: str) -> None:
     """Route the event in EVENT_FILE (JSON, '-' for stdin) in dry-run and show what each actor would receive.
 
     Nothing is delivered and nothing is written to the WAL; script transforms really run.
@@ -50,12 +49,14 @@ def test_cmd(project_dir: Path | None, workspace: str | None, event_file: TextIO
         event = validate_event(json.load(event_file), fill=True)
     except (ValueError, EventError) as exc:
         click.echo(f"Error: {event_file.name} is not a valid event: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_ERROR)
     try:
         outcomes = dry_run(to_runtime_spec(project), event)
     except Exception as exc:  # a transform plug-in that cannot be built is the user's error, not a crash
         click.echo(f"Error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
+    from orgloop.plan import Masker
+
     masker = Masker.for_variables(project.variables)
 
     def shown(value: Any) -> Any:
@@ -67,7 +68,7 @@ def test_cmd(project_dir: Path | None, workspace: str | None, event_file: TextIO
                "deliveries": [{"event": d.event, "prompt": d.prompt, "config": shown(d.config)}
                               for d in o.deliveries]} for o in outcomes]
     delivering = sum(1 for o in outcomes if not o.dropped)
-    if as_json:
+    if output == "json":
         echo_json({"event": event, "routes": result})
     else:
         click.echo(f"Event {event['id']} ({event['type']} from {event['source']})")
@@ -87,22 +88,23 @@ def test_cmd(project_dir: Path | None, workspace: str | None, event_file: TextIO
         click.echo()
         click.echo(f"{len(outcomes)} route(s) matched, {delivering} would deliver." if outcomes
                    else "No route matches this event.")
-    sys.exit(0 if delivering else 2)
+    sys.exit(EXIT_OK if delivering else EXIT_ATTENTION)
 
 
 @click.command()
 @project_options
-@click.option("--json", "as_json", is_flag=True, help="Print the routes as JSON.")
-def routes(project_dir: Path | None, workspace: str | None, as_json: bool) -> None:
+@output_option()
+def routes(project_dir: Path | None, workspace: str | None, output: str) -> None:
     """List the project's routes: name, source, event types, actor, transforms."""
     project = load_checked(project_dir, workspace)
-    rows = [{"name": d.name, "source": d.model.when.source, "events": ",".join(d.model.when.events or ["*"]),
-             "actor": d.model.then.actor, "transforms": ",".join(t.ref for t in d.model.transforms) or "-"}
+    rows = [{"name": d.name, "source": d.model.when.source, "events": list(d.model.when.events or ["*"]),
+             "actor": d.model.then.actor, "transforms": [t.ref for t in d.model.transforms]}
             for d in project.routes.values()]
-    if as_json:
+    if output == "json":
         echo_json(rows)
     elif rows:
-        echo_table(rows, ["name", "source", "events", "actor", "transforms"])
+        echo_table([{**r, "transforms": r["transforms"] or "-"} for r in rows],
+                   ["name", "source", "events", "actor", "transforms"])
     else:
         click.echo("no routes (add RouteGroup files under routes/)", err=True)
 
@@ -111,9 +113,14 @@ def routes(project_dir: Path | None, workspace: str | None, as_json: bool) -> No
 @project_options
 @click.argument("kind", type=click.Choice([SINGULAR[k] for k in KINDS]))
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print the definition as JSON.")
-def inspect(project_dir: Path | None, workspace: str | None, kind: str, name: str, as_json: bool) -> None:
+@output_option()
+def inspect(project_dir: Path | None, workspace: str | None, kind: str, name: str, output: str) -> None:
     """Show one resolved definition (workspace overrides and defaults applied, secrets masked)."""
+    import yaml
+
+    from orgloop.config.diagnostics import did_you_mean
+    from orgloop.plan import Masker, desired_state
+
     project = load_checked(project_dir, workspace)
     plural = next(k for k in KINDS if SINGULAR[k] == kind)
     table = project.definitions[plural]
@@ -125,7 +132,7 @@ def inspect(project_dir: Path | None, workspace: str | None, kind: str, name: st
     item = {("id" if plural in ("sources", "actors") else "name"): name,
             **Masker.display(desired_state(project)[plural][name])}
     where = f"{os.path.relpath(d.file, project.root)}:{line}:{column}"
-    if as_json:
+    if output == "json":
         echo_json({"kind": kind, "file": where, "definition": item})
     else:
         click.echo(f"# {kind} {name}, defined at {where} (workspace {project.workspace})")

@@ -2,14 +2,16 @@
 
 ``start`` validates, plans, prints the plan, then runs the runtime in the foreground (Ctrl-C or SIGTERM
 stops it cleanly), or with ``--daemon`` in the background. When the workspace's runtime already runs,
-``start`` reconciles it in place (``POST /apply`` to its control endpoint) instead of starting another.
-Files in the workspace data directory: ``orgloop.pid``, ``runtime.json`` (pid, control port), ``orgloop.log``
-(daemon output) and ``applied-state.json`` (what ``plan`` compares with).
+``start`` reconciles it in place (``POST /apply`` on its control socket) instead of starting another.
+Files in the workspace data directory: ``orgloop.pid``, ``runtime.json`` (pid, control socket, read-only
+port), ``control.sock`` (the owner's control socket), ``orgloop.log`` (daemon output) and
+``applied-state.json`` (what ``plan`` compares with).
 
-Exit codes: ``start`` 0 started and stopped cleanly / started in the background / reconciled / nothing to
-change, 1 error (invalid project, failed to start, a change that needs a restart). ``stop`` 0 stopped,
-1 not running, 2 still running after ``--timeout``. ``status`` 0 running and healthy, 1 not running,
-2 running but unhealthy. ``logs`` 0, 1 no file logger configured.
+Exit codes (``docs/operations.md``): ``start`` 0 started and stopped cleanly / started in the background /
+reconciled / nothing to change, 1 error (invalid project, failed to start, a change that needs a restart).
+``stop`` 0 stopped, 3 not running, 1 still running after ``--timeout``. ``status`` 0 running and healthy,
+2 running but unhealthy, 3 not running, 1 error. ``logs`` 0, 1 no file logger configured. Every command:
+64 for a bad flag or argument.
 """
 from __future__ import annotations
 
@@ -20,20 +22,21 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import click
 
-from orgloop.cli._output import echo_json, echo_table, style
-from orgloop.cli._project import project_options
+from orgloop.cli._exit import EXIT_ATTENTION, EXIT_ERROR, EXIT_NOT_RUNNING, EXIT_OK
+from orgloop.cli._output import echo_json, echo_table, output_option, style
+from orgloop.cli._project import format_diagnostic, load_for_command, project_options
 from orgloop.cli._run_context import load_checked, load_lenient
-from orgloop.config._gc import cyclic_gc_paused
 from orgloop.cli.plan import current_state, render_plan
-from orgloop.config.loader import Project
-from orgloop.instance import (LOG_FILE, ControlError, Instance, clear_instance, pid_alive, read_instance,
-                              running_instance, wait_for_exit, write_instance)
-from orgloop.plan import State, compute_plan, desired_state, write_applied
 from orgloop.units import parse_duration
+
+if TYPE_CHECKING:   # imported when a command runs, not for --help
+    from orgloop.instance import Instance
+    from orgloop.config.loader import Project
+    from orgloop.plan import State
 
 __all__ = ["start", "stop", "status", "logs"]
 
@@ -42,9 +45,12 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    if seconds <= 0:
+        raise click.BadParameter(f"must be longer than zero, not {value!r}")
+    return seconds
 
 
 # --------------------------------------------------------------------------- start
@@ -59,7 +65,10 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 def start(project_dir: Path | None, workspace: str | None, daemon: bool, run_for: float | None, wait_up: float,
           daemon_child: bool) -> None:
     """Validate, plan and start the workspace's runtime, or reconcile the running one without a restart."""
+    from orgloop.config._gc import cyclic_gc_paused
     from orgloop.config.resolve import to_runtime_spec
+    from orgloop.plan import compute_plan, desired_state
+    from orgloop.instance import clear_instance
 
     with cyclic_gc_paused():
         project = load_checked(project_dir, workspace)
@@ -72,7 +81,7 @@ def start(project_dir: Path | None, workspace: str | None, daemon: bool, run_for
         return
     render_plan(plan, base, project)
     if inst is not None:
-        _reconcile(project, inst, plan, current, desired)
+        _reconcile(project, inst, plan, current, desired, daemon)
         return
     clear_instance(project.data_dir)          # files of a runtime that is gone
     if daemon:
@@ -83,10 +92,13 @@ def start(project_dir: Path | None, workspace: str | None, daemon: bool, run_for
 
 def _run(project: Project, spec: Any, desired: State, run_for: float | None) -> None:
     """Run in this process until a signal (or ``run_for`` seconds); record the applied state once up."""
+    from orgloop.control.paths import socket_path
+    from orgloop.plan import write_applied
     from orgloop.runtime import Runtime
+    from orgloop.instance import LOG_FILE, Instance, clear_instance, write_instance
 
-    if spec.control_port is None:
-        spec.control_port = 0                 # any free port on 127.0.0.1, recorded in runtime.json
+    _claim(project)
+    spec.control_socket = socket_path(project.data_dir)   # recorded in runtime.json, where the CLI finds it
     runtime = Runtime(spec)
     try:
         runtime.start()
@@ -95,26 +107,92 @@ def _run(project: Project, spec: Any, desired: State, run_for: float | None) -> 
         sys.exit(1)
     runtime.applied_state = desired
     pid, port = os.getpid(), runtime.control_port
-    assert port is not None                   # the control endpoint is always on (port 0 = any free one)
     try:
         write_applied(project.data_dir, desired, project=project.name, workspace=project.workspace)
-        write_instance(project.data_dir, Instance(pid, port, time.time(), str(project.data_dir / LOG_FILE)))
+        write_instance(project.data_dir, Instance(pid, str(runtime.control_socket), time.time(), port,
+                                                  str(project.data_dir / LOG_FILE)))
         hooks = runtime.ingress_port
-        click.echo(f"orgloop is running: pid {pid}, control endpoint http://127.0.0.1:{port}, "
+        click.echo(f"orgloop is running: pid {pid}, {_listeners(runtime.control_socket, port)}, "
                    + (f"webhooks at http://{spec.ingress_host}:{hooks}/webhook/<source-id>, " if hooks else "")
                    + f"data in {project.data_dir}" + (f", stopping after {run_for:g}s" if run_for else
                                                      " (Ctrl-C to stop)"))
-        runtime.run_until_signal(timeout=run_for)
+        runtime.run_until_signal(timeout=run_for, on_reload=lambda: _reload(project, runtime))
     finally:
         runtime.stop()
         clear_instance(project.data_dir, pid)
-    click.echo("orgloop stopped")
+    click.echo(f"orgloop stopped: {_summary(runtime)}")
+
+
+def _summary(runtime: Any) -> str:
+    """``25 received, 3 delivered, 5 dropped, 17 deduplicated, 0 dead-lettered`` for this run: events the
+    sources published; deliveries the actors took; events the transforms dropped, of which the dedup
+    transforms' drops are counted apart; dead letters written (and events no route matched, when any)."""
+    from orgloop.transforms.dedup import DedupTransform
+
+    per_route = [r for lane in runtime.lanes.values() for r in lane.stats()["routes"].values()]
+    deduplicated = sum(t.dropped for t, _policy in runtime.transforms.values() if isinstance(t, DedupTransform))
+    dropped = max(0, sum(r.dropped for r in runtime.router.routes.values()) - deduplicated)
+    text = (f"{runtime.events_published} received, {sum(r['delivered'] for r in per_route)} delivered, "
+            f"{dropped} dropped, {deduplicated} deduplicated, "
+            f"{sum(r['dead_lettered'] for r in per_route)} dead-lettered")
+    return text + (f", {runtime.router.unmatched} matched no route" if runtime.router.unmatched else "")
+
+
+def _say(message: str) -> None:
+    """A timestamped line on stderr (the daemon's log file)."""
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    click.echo(f"{stamp} orgloop: {message}", err=True)
+
+
+def _reload(loaded: Project, runtime: Any) -> None:
+    """SIGHUP: read the project again, validate, plan against what runs, and reconcile in this process, as
+    ``orgloop start`` does against a running runtime. On any problem the running configuration stays and
+    the reason is logged."""
+    from orgloop.config.resolve import to_runtime_spec
+    from orgloop.plan import compute_plan, desired_state, write_applied
+    from orgloop.reconcile import ReconcileError, apply_request, build_request, restart_reasons
+
+    _say("SIGHUP: reloading the project")
+    try:
+        project = load_for_command(loaded.root, loaded.workspace)
+    except click.ClickException as exc:
+        _say(f"reload failed, the previous configuration keeps running: {exc.message}")
+        return
+    if project.errors:
+        for d in project.sorted_diagnostics():
+            _say(format_diagnostic(d, project.root))
+        _say(f"reload failed: the project has {len(project.errors)} error(s); the previous configuration "
+             "keeps running")
+        return
+    current, desired = runtime.applied_state or {}, desired_state(project)
+    plan = compute_plan(current, desired, project.workspace)
+    if not plan.has_changes:
+        _say("reload: nothing to change")
+        return
+    reasons = restart_reasons(plan, current, desired)
+    if reasons:
+        _say("reload failed, these changes need a restart (the previous configuration keeps running): "
+             + "; ".join(reasons))
+        return
+    try:
+        apply_request(runtime, build_request(plan, to_runtime_spec(project), desired))
+    except (ReconcileError, ValueError) as exc:
+        _say(f"reload failed, the previous configuration keeps running: {exc}")
+        return
+    write_applied(project.data_dir, desired, project=project.name, workspace=project.workspace)
+    _say(f"reload applied: {plan.summary()}")
+
+
+def _listeners(sock: Any, port: int | None) -> str:
+    return f"control socket {sock}" + (f", read-only endpoint http://127.0.0.1:{port}" if port else "")
 
 
 def _spawn_daemon(project: Project, run_for: float | None, wait_up: float) -> None:
     """Start ``orgloop start --daemon-child`` in a new session, output to the log file; wait until it is up."""
+    from orgloop.instance import LOG_FILE, read_instance, running_instance
+
     data_dir = project.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    _claim(project)
     log_path = data_dir / LOG_FILE
     offset = log_path.stat().st_size if log_path.exists() else 0
     argv = [sys.executable, "-m", "orgloop", "start", "-p", str(project.root), "-w", project.workspace,
@@ -132,8 +210,8 @@ def _spawn_daemon(project: Project, run_for: float | None, wait_up: float) -> No
             sys.exit(1)
         inst = read_instance(data_dir)
         if inst is not None and inst.pid == pid and running_instance(data_dir) is not None:
-            click.echo(f"orgloop is running in the background: pid {pid}, control endpoint "
-                       f"http://127.0.0.1:{inst.control_port}, log {log_path}")
+            click.echo(f"orgloop is running in the background: pid {pid}, "
+                       f"{_listeners(inst.control_socket, inst.control_port)}, log {log_path}")
             return
         time.sleep(0.1)
     os.kill(pid, signal.SIGTERM)
@@ -142,16 +220,29 @@ def _spawn_daemon(project: Project, run_for: float | None, wait_up: float) -> No
     sys.exit(1)
 
 
+def _claim(project: Project) -> None:
+    """Create the data directory and record this project as its owner (exit 1 if another project owns it)."""
+    from orgloop.config.workspaces import DataDirError, claim_data_dir
+
+    try:
+        claim_data_dir(project.data_dir, project.name or project.root.name, project.root)
+    except (DataDirError, OSError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+
+
 def _read_from(path: Path, offset: int) -> str:
     with open(path, "rb") as f:
         f.seek(offset)
         return f.read().decode("utf-8", "replace")
 
 
-def _reconcile(project: Project, inst: Instance, plan: Any, current: State, desired: State) -> None:
+def _reconcile(project: Project, inst: Instance, plan: Any, current: State, desired: State, daemon: bool) -> None:
     """Send the plan to the running runtime; refuse (exit 1) when part of it needs a restart."""
     from orgloop.config.resolve import to_runtime_spec
+    from orgloop.plan import write_applied
     from orgloop.reconcile import build_request, restart_reasons
+    from orgloop.instance import ControlError
 
     if not plan.has_changes:
         click.echo(f"orgloop is already running (pid {inst.pid}); nothing to change.")
@@ -161,9 +252,11 @@ def _reconcile(project: Project, inst: Instance, plan: Any, current: State, desi
         click.echo("Error: these changes cannot be applied to the running runtime:", err=True)
         for r in reasons:
             click.echo(f"  - {r}", err=True)
-        click.echo(f"Nothing was changed. Restart to apply them: orgloop stop -p {project.root} -w {project.workspace}"
-                   f" && orgloop start -p {project.root} -w {project.workspace}", err=True)
-        sys.exit(1)
+        where = f"-p {project.root} -w {project.workspace}"
+        again = " --daemon" if daemon or _is_daemon(inst.pid) else ""
+        click.echo(f"Nothing was changed. Restart to apply them: orgloop stop {where} && "
+                   f"orgloop start {where}{again}", err=True)
+        sys.exit(EXIT_ERROR)
     try:
         inst.request("POST", "/apply", build_request(plan, to_runtime_spec(project), desired), timeout=60.0)
     except ControlError as exc:
@@ -173,30 +266,46 @@ def _reconcile(project: Project, inst: Instance, plan: Any, current: State, desi
     click.echo(f"Applied to the running runtime (pid {inst.pid}) without a restart.")
 
 
+def _is_daemon(pid: int) -> bool:
+    """Whether ``pid`` is a runtime started with ``--daemon`` (its command line says so)."""
+    try:
+        return b"--daemon-child" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 # --------------------------------------------------------------------------- stop
 @click.command()
 @project_options
 @click.option("--timeout", metavar="DURATION", callback=_duration, default="30s", show_default=True,
               help="How long to wait for a clean shutdown.")
 def stop(project_dir: Path | None, workspace: str | None, timeout: float) -> None:
-    """Stop the workspace's runtime (SIGTERM, then wait). Exit 0: stopped, 1: not running, 2: still running."""
+    """Stop the workspace's runtime and wait. It gets a stop request on its control socket (SIGTERM when
+    that does not answer). Exit 0: stopped, 3: not running, 1: still running."""
+    from orgloop.instance import ControlError, clear_instance, pid_alive, read_instance, wait_for_exit
+
     project = load_lenient(project_dir, workspace)
     inst = read_instance(project.data_dir)
     if inst is None or not pid_alive(inst.pid) or not _is_orgloop(inst):
         if inst is not None:
             clear_instance(project.data_dir, inst.pid)
         click.echo(f'orgloop is not running for workspace "{project.workspace}".', err=True)
-        sys.exit(1)
-    os.kill(inst.pid, signal.SIGTERM)
+        sys.exit(EXIT_NOT_RUNNING)
+    try:
+        inst.request("POST", "/stop", timeout=5.0)   # the owner's socket; a signal when it does not answer
+    except ControlError:
+        os.kill(inst.pid, signal.SIGTERM)
     if not wait_for_exit(inst.pid, timeout):
         click.echo(f"Error: orgloop (pid {inst.pid}) is still running after {timeout:g}s.", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_ERROR)
     clear_instance(project.data_dir, inst.pid)
     click.echo(f"orgloop stopped (pid {inst.pid}).")
 
 
 def _is_orgloop(inst: Instance) -> bool:
-    """The pid is the runtime (control endpoint agrees), not another process that reused the number."""
+    """The pid is the runtime (its control socket agrees), not another process that reused the number."""
+    from orgloop.instance import ControlError
+
     try:
         return inst.request("GET", "/status", timeout=5.0).get("pid") == inst.pid
     except (ControlError, AttributeError):
@@ -209,10 +318,12 @@ def _is_orgloop(inst: Instance) -> bool:
 # --------------------------------------------------------------------------- status
 @click.command()
 @project_options
-@click.option("--json", "as_json", is_flag=True, help="Print the runtime's status as JSON.")
-def status(project_dir: Path | None, workspace: str | None, as_json: bool) -> None:
-    """Sources, routes, queues, breakers and the WAL of the running runtime. Exit 0 healthy, 1 not running,
-    2 unhealthy."""
+@output_option()
+def status(project_dir: Path | None, workspace: str | None, output: str) -> None:
+    """Sources, routes, queues, breakers and the WAL of the running runtime. Exit 0 healthy, 2 unhealthy,
+    3 not running."""
+    from orgloop.instance import ControlError, running_instance
+
     project = load_lenient(project_dir, workspace)
     inst = running_instance(project.data_dir)
     st = None
@@ -222,16 +333,16 @@ def status(project_dir: Path | None, workspace: str | None, as_json: bool) -> No
         except ControlError:
             st = None
     if st is None:
-        if as_json:
+        if output == "json":
             echo_json({"running": False, "workspace": project.workspace})
         else:
             click.echo(f'orgloop is not running for workspace "{project.workspace}".')
-        sys.exit(1)
-    if as_json:
+        sys.exit(EXIT_NOT_RUNNING)
+    if output == "json":
         echo_json({"running": True, **st})
     else:
         _render_status(st)
-    sys.exit(0 if st.get("healthy") else 2)
+    sys.exit(EXIT_OK if st.get("healthy") else EXIT_ATTENTION)
 
 
 def _render_status(st: dict[str, Any]) -> None:
@@ -246,6 +357,11 @@ def _render_status(st: dict[str, Any]) -> None:
                 if wal else "no WAL")
     click.echo(f"bus {st.get('bus')}: {wal_text}; events in {st.get('events_published')}, acked "
                f"{st.get('acked')}, unmatched {st.get('unmatched')}, dead letters {st.get('dead_letters')}")
+    ingress = st.get("ingress")
+    if ingress:
+        answers = ", ".join(f"{code}: {n}" for code, n in sorted(ingress["answers"].items())) or "none yet"
+        click.echo(f"webhooks on http://{ingress['host']}:{ingress['port']} "
+                   f"({len(set(ingress['mounts'].values()))} sources); answers by status: {answers}")
     click.echo()
     echo_table(st.get("sources") or [], ["id", "checkpoint"])
     click.echo()
@@ -279,9 +395,9 @@ def _human_bytes(n: float) -> str:
 @click.option("--since", metavar="DURATION", callback=_duration, default=None,
               help="Only entries of the last DURATION (e.g. 10m).")
 @click.option("--logger", "logger_name", help="Which file logger to read (default: the first).")
-@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@output_option(format_alias=True)
 def logs(project_dir: Path | None, workspace: str | None, follow: bool, route: str | None, event_type: str | None,
-         source: str | None, since: float | None, logger_name: str | None, fmt: str) -> None:
+         source: str | None, since: float | None, logger_name: str | None, output: str) -> None:
     """Print the pipeline log written by the workspace's file logger (JSON lines). Exit 1: no file logger."""
     path = _log_file(load_lenient(project_dir, workspace), logger_name)
     cutoff = None if since is None else dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=since)
@@ -293,7 +409,7 @@ def logs(project_dir: Path | None, workspace: str | None, follow: bool, route: s
         for entry in _entries(path, follow):
             if any(entry.get(k) != v for k, v in wanted.items()) or (cutoff and not _after(entry, cutoff)):
                 continue
-            click.echo(json.dumps(entry, sort_keys=True) if fmt == "json" else _human_entry(entry))
+            click.echo(json.dumps(entry, sort_keys=True) if output == "json" else _human_entry(entry))
     except KeyboardInterrupt:
         pass
 

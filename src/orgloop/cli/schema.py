@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from orgloop.config.schema import KINDS, json_schema
+# the file kinds, listed here so that `orgloop schema --help` needs no pydantic (a test keeps them in step)
+KINDS = ("Project", "ConnectorGroup", "RouteGroup", "TransformGroup", "LoggerGroup", "Workspace")
 
 __all__ = ["schema"]
 
@@ -14,13 +15,15 @@ __all__ = ["schema"]
 @click.command()
 @click.option("--kind", type=click.Choice(KINDS), default=None,
               help="Only this file kind (default: every kind, discriminated by 'kind').")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the schema to this file instead of standard output.")
-def schema(kind: str | None, output: Path | None) -> None:
+def schema(kind: str | None, out: Path | None) -> None:
     """Print the JSON Schema (draft 2020-12) of orgloop project files."""
+    from orgloop.config.schema import json_schema
+
     text = json.dumps(json_schema(kind), indent=2, sort_keys=True) + "\n"
-    if output is None:
+    if out is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}", err=True)
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)

@@ -2,20 +2,23 @@
 
 Each problem is one line ``file:line:col: error|warning: message`` (file relative to the project root),
 sorted by file, line and column, followed by a summary. Exit codes: 0 valid (warnings allowed),
-2 errors found, 1 the project cannot be read (no ``orgloop.yaml``, or it is unreadable).
+1 errors found or the project cannot be read (no ``orgloop.yaml``, or it is unreadable), 64 usage.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from orgloop.cli._output import echo_json, style
+from orgloop.cli._exit import EXIT_ERROR, EXIT_OK
+from orgloop.cli._output import echo_json, output_option, style
 from orgloop.cli._project import format_diagnostic, load_for_command, project_options
-from orgloop.config.loader import Project, check_every_file
 from orgloop.config.workspaces import DEFAULT
+
+if TYPE_CHECKING:
+    from orgloop.config.loader import Project
 
 __all__ = ["validate"]
 
@@ -44,25 +47,26 @@ def _summary_line(project: Project) -> str:
 
 @click.command()
 @project_options
-@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human",
-              show_default=True, help="human: one line per problem and a summary; json: an object with "
-                                      "'diagnostics' (a list) and 'summary'.")
-def validate(project_dir: Path | None, workspace: str | None, output_format: str) -> None:
+@output_option(json_alias=True, format_alias=True)
+def validate(project_dir: Path | None, workspace: str | None, output: str) -> None:
     """Check every project file: syntax, schema, references, prompt files, plugins and loops, in the
     selected workspace; the other workspace files are checked on their own.
 
-    Exit codes: 0 valid (warnings allowed), 2 errors found, 1 the project cannot be read."""
+    -o human: one line per problem and a summary; -o json: an object with 'diagnostics' (a list) and
+    'summary'. Exit codes: 0 valid (warnings allowed), 1 errors found or the project cannot be read."""
+    from orgloop.config.loader import check_every_file
+
     try:
         project = check_every_file(load_for_command(project_dir, workspace))
     except click.ClickException as exc:
-        if output_format == "json":
+        if output == "json":
             echo_json({"error": exc.message})
         raise
     diagnostics = project.sorted_diagnostics()
-    if output_format == "json":
+    if output == "json":
         echo_json({"diagnostics": [d.to_json(project.root) for d in diagnostics], "summary": summary(project)})
     else:
         for d in diagnostics:
             click.echo(format_diagnostic(d, project.root))
         click.echo(_summary_line(project))
-    sys.exit(2 if project.errors else 0)
+    sys.exit(EXIT_ERROR if project.errors else EXIT_OK)

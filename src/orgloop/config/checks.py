@@ -13,9 +13,11 @@ from fnmatch import translate
 from pathlib import Path
 from typing import Any, Iterator
 
+from pydantic import BaseModel, ValidationError
+
 from orgloop import plugins
 from orgloop.config._gc import cyclic_gc_paused
-from orgloop.config.diagnostics import Severity, did_you_mean
+from orgloop.config.diagnostics import Severity, did_you_mean, from_validation_error
 from orgloop.config.loader import Definition, Project
 from orgloop.config.models import EVENT_TYPES
 
@@ -28,9 +30,12 @@ def check_project(project: Project) -> Project:
     """Run every cross-file check; returns the project for chaining."""
     with cyclic_gc_paused():
         _check_plugins(project)
+        _check_plugin_configs(project)
+        _check_bus(project)
         _check_routes(project)
         _check_scripts(project)
         _check_loops(project)
+        _check_ingress(project)
     return project
 
 
@@ -62,7 +67,7 @@ def _check_plugins(project: Project) -> None:
         short = plugins.plugin_name(name)
         if short not in installed[kind]:
             _error(project, d, (field,), f"no {kind[:-1]} plugin {name!r} is installed"
-                   + did_you_mean(short, installed[kind])
+                   + (plugins.distribution_hint(kind, name) or did_you_mean(short, installed[kind]))
                    + f" (installed: {', '.join(sorted(installed[kind])) or 'none'})")
 
     for kind, field in (("sources", "connector"), ("actors", "connector"), ("loggers", "type")):
@@ -71,6 +76,93 @@ def _check_plugins(project: Project) -> None:
     for d in _all(project, "transforms"):
         if d.value("type") == "package":
             check("transforms", d, "package")
+
+
+def _plugin_of(d: Definition) -> tuple[str, str] | None:
+    """(kind, name) of the plugin that takes this definition's ``config``."""
+    if d.kind in ("sources", "actors"):
+        name = _text(d, "connector")
+    elif d.kind == "loggers":
+        name = _text(d, "type")
+    elif d.value("type") == "script":
+        name = "script"
+    else:
+        name = _text(d, "package") if d.value("type") == "package" else None
+    return (d.kind, name) if name else None
+
+
+def _model(kind: str, name: str) -> type[BaseModel] | None:
+    """The plugin's config model; None when it is not installed (reported elsewhere) or declares none."""
+    try:
+        return plugins.config_model(plugins.load(kind, name))
+    except (plugins.PluginError, ImportError):
+        return None
+
+
+def _secret_at(model: type[BaseModel], config: Any) -> Any:
+    """``secret(loc)`` for :func:`from_validation_error`: whether the value at ``loc`` is a secret field."""
+    marker = object()
+    masked = plugins.mask_secrets(model, config, lambda v: marker)
+
+    def secret(loc: tuple[Any, ...]) -> bool:
+        value = masked
+        for part in loc:
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+            elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+                value = value[part]
+            else:
+                return False
+        return value is marker
+    return secret
+
+
+def _check_plugin_configs(project: Project) -> None:
+    """Every source's, actor's, transform's and logger's ``config`` against its plugin's model."""
+    models: dict[tuple[str, str], type[BaseModel] | None] = {}
+    for kind in ("sources", "actors", "transforms", "loggers"):
+        for d in _all(project, kind):
+            which = _plugin_of(d)
+            config = d.value("config")
+            if which is None or not isinstance(config if config is not None else {}, dict):
+                continue
+            key = (which[0], plugins.plugin_name(which[1]))
+            if key not in models:
+                models[key] = _model(*key)
+            model = models[key]
+            if model is None:
+                continue
+            config = config or {}
+            try:
+                model.model_validate(config)
+            except ValidationError as exc:
+                project.diagnostics.extend(from_validation_error(
+                    exc, model, d.doc, prefix=d.loc + ("config",), data=config, secret=_secret_at(model, config)))
+
+
+def _check_bus(project: Project) -> None:
+    """``runtime.bus`` names an installed bus, and ``runtime.bus_options`` match its model."""
+    settings = project.settings
+    doc = next((doc for doc in project.documents if doc.path == project.file), None)
+    if settings is None or doc is None:
+        return
+    bus = settings.runtime.bus
+    installed = plugins.available("buses")
+    if plugins.plugin_name(bus) not in installed:
+        pos = doc.position(("runtime", "bus"))
+        project.report(project.file, pos.line, pos.column, "error", f"no bus plugin {bus!r} is installed"
+                       + (plugins.distribution_hint("buses", bus) or did_you_mean(bus, installed))
+                       + f" (installed: {', '.join(installed)})")
+        return
+    model = _model("buses", bus)
+    options = settings.runtime.bus_options
+    if model is None:
+        return
+    try:
+        model.model_validate(options)
+    except ValidationError as exc:
+        project.diagnostics.extend(from_validation_error(exc, model, doc, prefix=("runtime", "bus_options"),
+                                                         data=options, secret=_secret_at(model, options)))
 
 
 class _Names:
@@ -311,3 +403,25 @@ def _cycle_through(start: Any, members: set[Any], successors: Any) -> list[Any]:
 
 def _describe_cycle(cycle: list[Node]) -> str:
     return " -> ".join(f"{kind} {name}" for kind, name in cycle if kind != "channel")
+
+
+def _check_ingress(project: Project) -> None:
+    """Push sources (the webhook listener): unsigned ones are a warning on loopback, an error beyond it."""
+    from orgloop.connectors.ingress import is_loopback
+
+    host = project.settings.runtime.ingress_host if project.settings else "127.0.0.1"
+    exposed = not is_loopback(host)
+    for d in project.definitions["sources"].values():
+        name = _text(d, "connector")
+        try:
+            cls = plugins.load("sources", name) if name else None
+        except (plugins.PluginError, ImportError):
+            continue                                   # reported by _check_plugins
+        if not getattr(cls, "push", False) or _text(d, "config", "secret"):
+            continue
+        if exposed:
+            _error(project, d, ("connector",), f"webhook source {d.name!r} has no secret, and runtime.ingress_host "
+                   f"{host!r} is beyond loopback: set config.secret (anyone could post events)")
+        elif getattr(cls, "signed_by_sender", True):
+            _error(project, d, ("connector",), f"webhook source {d.name!r} has no secret: it accepts unsigned "
+                   "posts from any local program; set config.secret", "warning")

@@ -102,7 +102,7 @@ def _keys(model: type[BaseModel]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
 
-def _message(error: dict[str, Any], model: type[BaseModel], where: str) -> str:
+def _message(error: dict[str, Any], model: type[BaseModel], where: str, hide_input: bool = False) -> str:
     kind = error["type"]
     loc = error["loc"]
     if kind == "extra_forbidden":
@@ -115,7 +115,7 @@ def _message(error: dict[str, Any], model: type[BaseModel], where: str) -> str:
     if text.startswith("Value error, "):
         text = text[len("Value error, "):]
     elif text.startswith("Input should be"):
-        text = "expected " + text[len("Input should be "):] + f", got {_show(error.get('input'))}"
+        text = "expected " + text[len("Input should be "):] + ("" if hide_input else f", got {_show(error.get('input'))}")
     elif text.startswith("String should match pattern"):
         text = f"invalid name {error.get('input')!r}: use letters, digits and _ . : @ / - (max 128)"
     return f"{where}: {text}" if where else text
@@ -150,6 +150,26 @@ def _in_data(data: Any, loc: Sequence[Any]) -> int:
     return len(loc)
 
 
+UNION_TAGS = ("file", "inline")
+"""Tags of the tagged unions in the models (a list entry that is a file path or an inline item); pydantic
+puts the tag into an error's location, where the data has no such key."""
+
+
+def _drop_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for part in loc:
+        if part in UNION_TAGS and not (isinstance(data, dict) and part in data):
+            continue
+        out.append(part)
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            data = None
+    return tuple(out)
+
+
 def _merge_union_errors(errors: list[Any], data: Any) -> list[dict[str, Any]]:
     """One error per value: the errors of every member of a union become one 'expected A or B'."""
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -177,13 +197,15 @@ def _merge_union_errors(errors: list[Any], data: Any) -> list[dict[str, Any]]:
 
 def from_validation_error(exc: ValidationError, model: type[BaseModel], doc: YamlDocument,
                           prefix: Sequence[Any] = (), locate: Locator | None = None,
-                          data: Any = None) -> list[Diagnostic]:
+                          data: Any = None, secret: Callable[[tuple[Any, ...]], bool] | None = None
+                          ) -> list[Diagnostic]:
     """One diagnostic per schema error, placed in ``doc`` (``prefix``: where the validated value sits), or
     wherever ``locate`` says the value came from. With the validated ``data``, the errors of the members
-    of a union are reported as one."""
+    of a union are reported as one. ``secret(loc)`` true: the message does not quote the value at ``loc``
+    (relative to the validated value)."""
     errors: list[Any] = exc.errors(include_url=False)
     if data is not None:
-        errors = _merge_union_errors(errors, data)
+        errors = _merge_union_errors([{**e, "loc": _drop_tags(tuple(e["loc"]), data)} for e in errors], data)
     out = []
     for error in errors:
         loc = tuple(prefix) + tuple(error["loc"])
@@ -191,6 +213,7 @@ def from_validation_error(exc: ValidationError, model: type[BaseModel], doc: Yam
         is_key = kind in ("extra_forbidden", "missing")
         target, at = locate(loc, kind) if locate is not None else (doc, loc)
         pos = target.position(at[:-1] if kind == "missing" else at, key=kind == "extra_forbidden")
-        message = _message(error, model, _where(loc, is_key))
+        hide = secret is not None and secret(tuple(error["loc"]))
+        message = _message(error, model, _where(loc, is_key), hide)
         out.append(Diagnostic(target.path, pos.line, pos.column, "error", message))
     return out

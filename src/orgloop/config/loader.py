@@ -40,6 +40,7 @@ _ITEM_MODELS: dict[str, type[BaseModel]] = {
 _GROUP_ITEMS = {"ConnectorGroup": ("sources", "actors"), "RouteGroup": ("routes",),
                 "TransformGroup": ("transforms",), "LoggerGroup": ("loggers",)}
 _IDENT = {"sources": "id", "actors": "id", "routes": "name", "transforms": "name", "loggers": "name"}
+_INLINE = ("sources", "actors", "routes", "transforms", "loggers")   # item kinds orgloop.yaml may hold inline
 _SINGULAR = {"sources": "source", "actors": "actor", "routes": "route", "transforms": "transform",
              "loggers": "logger"}
 
@@ -154,7 +155,7 @@ class Project:
         configured = self.settings.runtime.data_dir if self.settings else None
         override = self.data_dir_override or (
             self.root / Path(configured).expanduser() / self.workspace if configured else None)
-        return workspace_data_dir(self.name or self.root.name, self.workspace, override)
+        return workspace_data_dir(self.name or self.root.name, self.root, self.workspace, override)
 
     def prompt_candidates(self, route_file: Path, prompt_file: str) -> list[Path]:
         """Where ``prompt_file`` of a route in ``route_file`` may live, resolved, in the order tried:
@@ -272,14 +273,22 @@ def _load(start: Path | str, workspace: str | None, env: Mapping[str, str] | Non
                 base = data.get(section)
                 data = {**data, section: deep_merge(base if isinstance(base, dict) else {}, override)}
                 overridden[(section,)] = ((section,), override)
+    if isinstance(data, dict):
+        data = _merge_overrides(data, _INLINE, overlay, overridden)
+    inline_valid: m.ProjectFile | None = None
     try:
-        project.settings = m.ProjectFile.model_validate(data)
+        project.settings = inline_valid = m.ProjectFile.model_validate(data)
     except ValidationError as exc:
         project.diagnostics.extend(from_validation_error(exc, m.ProjectFile, doc, data=data, locate=_locator(
             doc, overlay, overridden)))
+        project.settings = _settings_without_inline_items(data)
     metadata = data.get("metadata") if isinstance(data, dict) else None
     name = metadata.get("name") if isinstance(metadata, dict) else None
     project.name = name if isinstance(name, str) and name else root.name
+    for key in _INLINE if isinstance(data, dict) else ():
+        items = data.get(key)
+        if isinstance(items, list):
+            _add_items(project, doc, key, items, getattr(inline_valid, key) if inline_valid is not None else None)
 
     for path, list_key, index in _listed_files(project, doc, data):
         if not path.is_file():
@@ -427,20 +436,7 @@ def _load_group(project: Project, path: Path, variables: Mapping[str, str], over
         return
     item_keys = _GROUP_ITEMS[kind]
     overridden: dict[tuple[Any, ...], tuple[tuple[Any, ...], dict[str, Any]]] = {}
-    if overlay is not None:
-        for key in item_keys:
-            overrides = getattr(overlay.model, key)
-            items = data.get(key)
-            if not overrides or not isinstance(items, list):
-                continue
-            ident = _IDENT[key]
-            merged = list(items)
-            for index, item in enumerate(items):
-                name = item.get(ident) if isinstance(item, dict) else None
-                if isinstance(name, str) and name in overrides:
-                    merged[index] = deep_merge(item, overrides[name])
-                    overridden[(key, index)] = ((key, name), overrides[name])
-            data = {**data, key: merged}
+    data = _merge_overrides(data, item_keys, overlay, overridden)
     try:
         group: Any = model.model_validate(data)
     except ValidationError as exc:
@@ -451,6 +447,42 @@ def _load_group(project: Project, path: Path, variables: Mapping[str, str], over
         items = data.get(key)
         if isinstance(items, list):
             _add_items(project, doc, key, items, getattr(group, key) if group is not None else None)
+
+
+def _merge_overrides(data: dict[str, Any], item_keys: tuple[str, ...], overlay: Overlay | None,
+                     overridden: dict[tuple[Any, ...], tuple[tuple[Any, ...], dict[str, Any]]]) -> dict[str, Any]:
+    """``data`` with the workspace's overrides deep-merged into the items under ``item_keys``; records in
+    ``overridden`` where each merged item sits in the workspace file (see :func:`_locator`)."""
+    if overlay is None:
+        return data
+    for key in item_keys:
+        overrides = getattr(overlay.model, key)
+        items = data.get(key)
+        if not overrides or not isinstance(items, list):
+            continue
+        ident = _IDENT[key]
+        merged = list(items)
+        for index, item in enumerate(items):
+            name = item.get(ident) if isinstance(item, dict) else None
+            if isinstance(name, str) and name in overrides:
+                merged[index] = deep_merge(item, overrides[name])
+                overridden[(key, index)] = ((key, name), overrides[name])
+        data = {**data, key: merged}
+    return data
+
+
+def _settings_without_inline_items(data: Any) -> m.ProjectFile | None:
+    """The project settings when only inline items (already reported) are invalid, else None."""
+    if not isinstance(data, dict):
+        return None
+    core = {k: v for k, v in data.items() if k not in ("sources", "actors", "routes")}
+    for key in ("transforms", "loggers"):
+        if isinstance(core.get(key), list):
+            core[key] = [entry for entry in core[key] if not isinstance(entry, dict)]
+    try:
+        return m.ProjectFile.model_validate(core)
+    except ValidationError:
+        return None
 
 
 def _add_items(project: Project, doc: YamlDocument, kind: str, items: list[Any], valid: list[Any] | None) -> None:

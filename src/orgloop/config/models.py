@@ -7,9 +7,9 @@ stay as written (``"30s"``, ``"100/s"``) after a strict parse check; the loader 
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from orgloop.units import DURATION_PATTERN, RATE_PATTERN, parse_duration, parse_rate
 
@@ -73,22 +73,12 @@ class RuntimeSettings(_Model):
     bus_options: dict[str, Any] = Field(default_factory=dict)
     data_dir: str | None = Field(None, description="each workspace keeps its data in <data_dir>/<workspace>; "
                                                    "default $ORGLOOP_HOME/data/<project>/<workspace>")
-    control_port: int | None = Field(None, ge=1, le=65535, description="HTTP control endpoint on 127.0.0.1")
+    control_port: int | None = Field(None, ge=1, le=65535, description="read-only HTTP endpoint on 127.0.0.1 "
+                                                                        "(/healthz, /metrics, /status)")
     ingress_port: int | None = Field(None, ge=1, le=65535, description="webhook listener port (default 4800; "
                                                                        "ORGLOOP_PORT wins when set)")
     ingress_host: str = Field("127.0.0.1", description="webhook listener address; beyond loopback every "
                                                        "webhook source needs a secret")
-
-
-class ProjectFile(_Model):
-    apiVersion: Literal["orgloop/v1alpha1"]
-    kind: Literal["Project"]
-    metadata: Metadata
-    defaults: Defaults = Field(default_factory=Defaults)
-    connectors: list[str] = Field(default_factory=list)
-    transforms: list[str] = Field(default_factory=list)
-    loggers: list[str] = Field(default_factory=list)
-    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
 
 
 class Poll(_Model):
@@ -219,6 +209,35 @@ class LoggerGroup(_Model):
     kind: Literal["LoggerGroup"]
     metadata: GroupMetadata | None = None
     loggers: list[Logger] = Field(default_factory=list)
+
+
+def _file_or_inline(value: Any) -> str:
+    return "inline" if isinstance(value, dict) else "file"
+
+
+def _file_or(item: type[BaseModel]) -> Any:
+    """A list entry of orgloop.yaml: a path (or glob) to a group file, or an item written inline."""
+    return Annotated[Union[Annotated[str, Tag("file")], Annotated[item, Tag("inline")]],
+                     Discriminator(_file_or_inline)]
+
+
+class ProjectFile(_Model):
+    """``orgloop.yaml``. Sources, actors, routes, transforms and loggers may be written inline here (as
+    published OrgLoop examples do) as well as in the group files it lists."""
+
+    apiVersion: Literal["orgloop/v1alpha1"]
+    kind: Literal["Project"]
+    metadata: Metadata
+    defaults: Defaults = Field(default_factory=Defaults)
+    connectors: list[str] = Field(default_factory=list, description="ConnectorGroup files (paths or globs)")
+    sources: list[Source] = Field(default_factory=list, description="sources written inline")
+    actors: list[Actor] = Field(default_factory=list, description="actors written inline")
+    routes: list[Route] = Field(default_factory=list, description="routes written inline")
+    transforms: list[_file_or(Transform)] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="TransformGroup files (paths or globs) or transforms written inline")
+    loggers: list[_file_or(Logger)] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="LoggerGroup files (paths or globs) or loggers written inline")
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
 
 
 class WorkspaceFile(_Model):

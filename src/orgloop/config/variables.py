@@ -1,8 +1,9 @@
 """``${VAR}`` substitution in string values, and the ``.env`` file beside ``orgloop.yaml``.
 
-``${VAR}`` takes the variable (an unset one is an error naming it); ``${VAR:-default}`` falls back
-to the default when the variable is unset or empty; ``$${`` is a literal ``${``. Only string values
-are substituted, after parsing, so a variable can never inject YAML structure.
+``${VAR}`` takes the variable (an unset one is an error naming it; every unset variable of a string is
+named in one error); ``${VAR:-default}`` falls back to the default when the variable is unset or empty,
+and the default may itself hold references (``${A:-${B:-c}}``); ``$${`` is a literal ``${``. Only string
+values are substituted, after parsing, so a variable can never inject YAML structure.
 
 Precedence: the shell environment, then the workspace's ``variables``, then ``.env``.
 """
@@ -15,7 +16,9 @@ from typing import Any, Callable
 
 __all__ = ["substitute", "read_dotenv", "VariableError", "DotenvError"]
 
-_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{([^}]*)\}?")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TOKEN = re.compile(r"\$\$\{|\$\{|\}")
+_Parts = list["str | _Ref"]
 
 
 class VariableError(ValueError):
@@ -30,22 +33,81 @@ class DotenvError(VariableError):
         self.line = line
 
 
-def _substitute_text(text: str, env: Mapping[str, str]) -> str:
-    def repl(m: re.Match[str]) -> str:
-        whole = m.group(0)
-        if whole == "$${":
-            return "${"
-        name, default = m.group(1), m.group(2)
-        if name is None:
-            raise VariableError(f"malformed variable reference {whole!r}: expected ${{NAME}} or ${{NAME:-default}}")
-        value = env.get(name)
-        if value is None or (value == "" and default is not None):
-            if default is None:
-                raise VariableError(f"variable {name} is not set (use ${{{name}:-default}} for a fallback)")
-            return default
-        return value
+class _Ref:
+    """``${name}`` or ``${name:-default}``, the default itself made of text and references."""
 
-    return _REF.sub(repl, text)
+    __slots__ = ("name", "default")
+
+    def __init__(self, name: str, default: "_Parts | None") -> None:
+        self.name, self.default = name, default
+
+
+def _malformed(text: str, start: int) -> VariableError:
+    end = text.find("}", start)
+    shown = text[start:] if end == -1 else text[start:end + 1]
+    return VariableError(f"malformed variable reference {shown!r}: expected ${{NAME}} or ${{NAME:-default}}")
+
+
+def _parse(text: str, pos: int, nested: bool) -> tuple[_Parts, int]:
+    """Text and references from ``pos``; inside a default (``nested``) up to its closing ``}``."""
+    parts: _Parts = []
+    while True:
+        m = _TOKEN.search(text, pos)
+        if m is None or (m.group() == "}" and not nested):
+            if nested:
+                raise VariableError(f"unterminated default in {text!r}: a '${{NAME:-' needs its closing '}}'")
+            parts.append(text[pos:])
+            return parts, len(text)
+        parts.append(text[pos:m.start()])
+        token, pos = m.group(), m.end()
+        if token == "}":
+            return parts, m.start()
+        if token == "$${":
+            parts.append("${")
+            continue
+        name = _NAME.match(text, pos)
+        if name is None:
+            raise _malformed(text, m.start())
+        pos = name.end()
+        if text.startswith("}", pos):
+            parts.append(_Ref(name.group(), None))
+            pos += 1
+        elif text.startswith(":-", pos):
+            default, pos = _parse(text, pos + 2, nested=True)
+            parts.append(_Ref(name.group(), default))
+            pos += 1
+        else:
+            raise _malformed(text, m.start())
+
+
+def _render(parts: _Parts, env: Mapping[str, str], missing: list[str]) -> str:
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        value = env.get(part.name)
+        if value is None or (value == "" and part.default is not None):
+            if part.default is None:
+                if part.name not in missing:
+                    missing.append(part.name)
+                continue
+            value = _render(part.default, env, missing)
+        out.append(value)
+    return "".join(out)
+
+
+def _substitute_text(text: str, env: Mapping[str, str]) -> str:
+    """``text`` with every reference replaced; one :class:`VariableError` naming every unset variable."""
+    parts, _end = _parse(text, 0, nested=False)
+    missing: list[str] = []
+    value = _render(parts, env, missing)
+    if missing:
+        names = ", ".join(missing)
+        raise VariableError(f"variable{'s' if len(missing) > 1 else ''} {names} "
+                            f"{'are' if len(missing) > 1 else 'is'} not set "
+                            f"(use ${{{missing[0]}:-default}} for a fallback)")
+    return value
 
 
 def substitute(data: Any, env: Mapping[str, str],

@@ -6,6 +6,11 @@ project. ``default`` always exists and needs no file. Which workspace a command 
 else ``ORGLOOP_WORKSPACE``, else the selection stored in ``<project>/.orgloop/workspace`` (written by
 ``orgloop workspace select``), else ``default``. Each workspace has its own data directory, so WAL,
 checkpoints, dead letters and applied state of two workspaces never mix.
+
+A data directory also belongs to one project: the default one is keyed by ``metadata.name`` plus a short
+hash of the project's absolute path (``<name>-<hash8>``), so two checkouts of one project never share
+state. Each data directory records its owner in ``owner.json`` (name and path); a directory whose record
+names another project is refused with both named (:func:`check_owner`).
 """
 from __future__ import annotations
 
@@ -17,9 +22,10 @@ from typing import Any
 
 from orgloop.errors import ConfigError
 
-__all__ = ["DEFAULT", "WorkspaceError", "deep_merge", "workspace_data_dir", "selected_workspace", "check_name",
-           "workspace_file", "list_workspaces", "select_workspace", "selection_file", "selection", "create_workspace",
-           "check_removable"]
+__all__ = ["DEFAULT", "WorkspaceError", "DataDirError", "deep_merge", "workspace_data_dir", "project_key",
+           "legacy_data_dir", "adopt_legacy_data_dir", "OWNER_FILE", "read_owner", "check_owner", "claim_data_dir", "selected_workspace",
+           "check_name", "workspace_file", "list_workspaces", "select_workspace", "selection_file", "selection",
+           "create_workspace", "check_removable"]
 
 DEFAULT = "default"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -28,6 +34,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 class WorkspaceError(ConfigError):
     """A workspace name is invalid, or the workspace does not exist."""
+
+
+class DataDirError(ConfigError):
+    """A data directory belongs to another project (its ``owner.json`` says so)."""
 
 
 def check_name(name: str) -> str:
@@ -54,14 +64,107 @@ def _home() -> Path:
     return Path(os.environ.get("ORGLOOP_HOME") or Path.home() / ".orgloop").expanduser()
 
 
-def workspace_data_dir(project_name: str, workspace: str, override: Path | None = None) -> Path:
+def _safe(project_name: str) -> str:
+    return _UNSAFE.sub("_", project_name).lstrip(".") or "_"
+
+
+def project_key(project_name: str, project_root: Path) -> str:
+    """``<name>-<hash8>``: the project's name (unsafe characters as ``_``) and the first 8 hex digits of the
+    SHA-256 of its absolute path. Two checkouts with one name get two keys."""
+    import hashlib
+
+    digest = hashlib.sha256(str(Path(project_root).absolute()).encode()).hexdigest()[:8]
+    return f"{_safe(project_name)}-{digest}"
+
+
+def workspace_data_dir(project_name: str, project_root: Path, workspace: str, override: Path | None = None) -> Path:
     """Where a workspace keeps its WAL, checkpoints, dead letters and applied state: ``override`` when
-    given (used as is), else ``$ORGLOOP_HOME/data/<project>/<workspace>`` (``ORGLOOP_HOME`` defaults to
-    ``~/.orgloop``; characters of the project name that are unsafe in a path become ``_``)."""
+    given (used as is), else ``$ORGLOOP_HOME/data/<name>-<hash8>/<workspace>`` (see :func:`project_key`;
+    ``ORGLOOP_HOME`` defaults to ``~/.orgloop``)."""
     if override is not None:
         return Path(override)
-    safe = _UNSAFE.sub("_", project_name).lstrip(".") or "_"
-    return _home() / "data" / safe / check_name(workspace)
+    return _home() / "data" / project_key(project_name, project_root) / check_name(workspace)
+
+
+def legacy_data_dir(project_name: str, workspace: str) -> Path:
+    """Where orgloop 0.1 kept a workspace's data: ``$ORGLOOP_HOME/data/<name>/<workspace>`` (name only)."""
+    return _home() / "data" / _safe(project_name) / check_name(workspace)
+
+
+def adopt_legacy_data_dir(project_name: str, project_root: Path, workspace: str) -> Path | None:
+    """Move a workspace's data from the 0.1 layout (:func:`legacy_data_dir`) to its own directory, once:
+    when the new directory does not exist yet, the old one does, records no other owner, and no runtime
+    runs from it (its ``orgloop.pid`` names no live process). Returns the old path when it was moved.
+
+    The old layout was shared by every project of that name, so the first project of that name that runs
+    a command takes it over; a second checkout starts empty (``docs/operations.md`` says so)."""
+    new = workspace_data_dir(project_name, project_root, workspace)
+    old = legacy_data_dir(project_name, workspace)
+    if new.exists() or not old.is_dir() or _pid_file_alive(old / "orgloop.pid"):
+        return None
+    try:
+        check_owner(old, project_name, project_root)
+    except DataDirError:
+        return None
+    new.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.replace(old, new)
+    claim_data_dir(new, project_name, project_root)
+    try:
+        old.parent.rmdir()                  # the old <name>/ folder, once its last workspace has moved
+    except OSError:
+        pass
+    return old
+
+
+def _pid_file_alive(path: Path) -> bool:
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+OWNER_FILE = "owner.json"
+
+
+def read_owner(data_dir: Path) -> dict[str, Any] | None:
+    """The owner recorded in ``data_dir`` (``{"name", "root"}``), or None when there is no readable record."""
+    import json
+
+    try:
+        owner = json.loads((Path(data_dir) / OWNER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+def check_owner(data_dir: Path, project_name: str, project_root: Path) -> None:
+    """Raise :class:`DataDirError` when ``data_dir`` records another owner (another name or another path)."""
+    owner = read_owner(data_dir)
+    if owner is None:
+        return
+    root = str(Path(project_root).absolute())
+    if owner.get("name") != project_name or owner.get("root") != root:
+        raise DataDirError(
+            f"data directory {data_dir} belongs to project {owner.get('name')!r} at {owner.get('root')} "
+            f"(see its {OWNER_FILE}), not to project {project_name!r} at {root}: two projects must not share "
+            "a data directory. Give this one its own runtime.data_dir, or delete that directory if its "
+            "project is gone")
+
+
+def claim_data_dir(data_dir: Path, project_name: str, project_root: Path) -> None:
+    """Create ``data_dir`` (0700) for the project and record it as the owner; DataDirError if another owns it."""
+    check_owner(data_dir, project_name, project_root)
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if read_owner(data_dir) is None:
+        import json
+
+        tmp = data_dir / f".{OWNER_FILE}.tmp"
+        tmp.write_text(json.dumps({"name": project_name, "root": str(Path(project_root).absolute())}) + "\n",
+                       encoding="utf-8")
+        os.replace(tmp, data_dir / OWNER_FILE)
 
 
 def selection_file(project_dir: Path) -> Path:

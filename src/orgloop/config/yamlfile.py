@@ -12,6 +12,14 @@ stay strings. Explicit tags (``!!str``, ``!!int``...), anchors, aliases and ``<<
 in ``yaml.safe_load``. A file holds at most one document, an alias may not refer to its own enclosing
 node, and duplicate keys in a mapping, which YAML would silently collapse, are recorded so the loader
 can report them.
+
+Limits, each a :class:`YamlSyntaxError` at the file, line and column where it is crossed, so that no file
+can exhaust memory or the stack (an alias "bomb" is tiny as text and huge once expanded):
+
+* :data:`MAX_DOCUMENT_CHARS` characters per file;
+* :data:`MAX_DEPTH` levels of nested mappings and sequences;
+* :data:`MAX_ALIAS_NODES` nodes reached through aliases (merge keys included), on top of the file's own
+  nodes: a file may repeat itself through aliases, but not by orders of magnitude.
 """
 from __future__ import annotations
 
@@ -26,7 +34,12 @@ from yaml.constructor import ConstructorError
 from yaml.events import (AliasEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent,
                          SequenceStartEvent, StreamEndEvent)
 
-__all__ = ["Position", "YamlDocument", "YamlSyntaxError", "load_yaml"]
+__all__ = ["Position", "YamlDocument", "YamlSyntaxError", "load_yaml", "MAX_DOCUMENT_CHARS", "MAX_DEPTH",
+           "MAX_ALIAS_NODES"]
+
+MAX_DOCUMENT_CHARS = 4 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_ALIAS_NODES = 100_000
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
@@ -87,8 +100,11 @@ class _Builder:
 
     def __init__(self, text: str) -> None:
         self.loader = _Loader(text)
-        self.anchors: dict[str, Any] = {}
+        self.anchors: dict[str, tuple[Any, int]] = {}      # anchor -> (value, its nodes, aliases expanded)
         self.duplicates: list[tuple[str, Position]] = []
+        self.nodes = 0                                      # nodes built, aliases counted expanded
+        self.alias_nodes = 0                                # of which reached through aliases
+        self.depth = 0
 
     def document(self) -> Any:
         get, check = self.loader.get_event, self.loader.check_event
@@ -107,27 +123,45 @@ class _Builder:
     def value(self, event: Any) -> Any:
         """The value of the node that ``event`` starts (reading the rest of the node's events)."""
         kind = type(event)
+        start = self.nodes
+        self.nodes += 1
         if kind is ScalarEvent:
             value = self.scalar(event)
         elif kind is MappingStartEvent:
             self._require(event, _MAP, "mapping")
+            self._enter(event)
             value = self.mapping()
+            self.depth -= 1
         elif kind is SequenceStartEvent:
             self._require(event, _SEQ, "sequence")
+            self._enter(event)
             value = []
             get = self.loader.get_event
             while type(item := get()) is not SequenceEndEvent:
                 value.append(self.value(item))
+            self.depth -= 1
         elif kind is AliasEvent:
             if event.anchor not in self.anchors:
                 raise ConstructorError(None, None, f"found undefined alias {event.anchor!r} (an alias must "
                                        "follow its anchor and lie outside it)", event.start_mark)
-            return self.anchors[event.anchor]
+            value, size = self.anchors[event.anchor]
+            self.nodes += size - 1
+            self.alias_nodes += size
+            if self.alias_nodes > MAX_ALIAS_NODES + (self.nodes - self.alias_nodes):
+                raise ConstructorError(None, None, f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes beyond "
+                                       f"the file's own (at alias *{event.anchor}); orgloop refuses such "
+                                       "alias bombs", event.start_mark)
+            return value
         else:  # pragma: no cover - the parser guarantees a node here
             raise ConstructorError(None, None, f"unexpected {kind.__name__}", event.start_mark)
         if event.anchor is not None:
-            self.anchors[event.anchor] = value
+            self.anchors[event.anchor] = (value, self.nodes - start)
         return value
+
+    def _enter(self, event: Any) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ConstructorError(None, None, f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
 
     def scalar(self, event: ScalarEvent) -> Any:
         tag, text = event.tag, event.value
@@ -215,9 +249,18 @@ class YamlDocument:
 
 
 def load_yaml(path: Path, text: str | None = None) -> YamlDocument:
-    """Parse ``path`` (or ``text`` as if read from it). Raises :class:`YamlSyntaxError` with a position."""
+    """Parse ``path`` (or ``text`` as if read from it). Raises :class:`YamlSyntaxError` with a position
+    (a file that is too large, too deep or an alias bomb among them), and ``OSError`` or
+    ``UnicodeDecodeError`` when the file cannot be read as UTF-8."""
     if text is None:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:                       # never read more than the limit allows
+            raw = f.read(MAX_DOCUMENT_CHARS * 4 + 1)
+        text = raw.decode("utf-8")
+    if len(text) > MAX_DOCUMENT_CHARS:
+        line = text.count("\n", 0, MAX_DOCUMENT_CHARS) + 1
+        column = MAX_DOCUMENT_CHARS - text.rfind("\n", 0, MAX_DOCUMENT_CHARS)
+        raise YamlSyntaxError(f"file too large: more than {MAX_DOCUMENT_CHARS // (1024 * 1024)} MiB of text "
+                              "(orgloop reads at most that much of one file; split it)", Position(line, column))
     builder = _Builder(text)
     try:
         data = builder.document()

@@ -75,7 +75,7 @@ class JsonClient:
             if parts.hostname != self._host or parts.port != self._port:
                 raise ApiError(f"refusing to follow a link to another host: {parts.hostname}")
             return parts.path + (f"?{parts.query}" if parts.query else "")
-        return self._prefix + url
+        return (self._prefix + url) or "/"
 
     def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
                 body: Any = None) -> Response:

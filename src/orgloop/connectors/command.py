@@ -27,14 +27,39 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, SecretStr, field_validator
+
 from orgloop.connectors import DeliveryError, DeliveryInterrupted
 from orgloop.connectors.process import ProgramRun, RunInterrupted, run_program
 from orgloop.event import EventError, adopt
-from orgloop.units import parse_duration
+from orgloop.plugins import Duration, PluginConfig
 
-__all__ = ["CommandActor", "run_program", "json_values", "follow_ups_in"]
+__all__ = ["CommandActor", "CommandConfig", "run_program", "json_values", "follow_ups_in"]
 
 log = logging.getLogger("orgloop.connectors.command")
+
+
+class CommandConfig(PluginConfig):
+    """Settings of the ``command`` actor. ``env`` values are secrets (masked in plan, logs and status):
+    that is where programs usually get their tokens."""
+
+    command: list[str] = Field(min_length=1, description="argv list (a string is split with shlex)")
+    timeout: Duration = Field(30.0, description="kill the process group after this long")
+    cwd: str | None = Field(None, description="working directory, relative to the project")
+    env: dict[str, SecretStr] = Field(default_factory=dict, description="extra environment variables")
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return shlex.split(value) if isinstance(value, str) else value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        """Numbers and booleans become their text, as the environment holds only strings."""
+        if isinstance(value, dict):
+            return {k: str(v) if isinstance(v, (int, float, bool)) else v for k, v in value.items()}
+        return value
 
 
 def json_values(text: str) -> list[Any]:
@@ -72,17 +97,15 @@ def follow_ups_in(cause: dict[str, Any], out: bytes, actor_id: str) -> list[dict
 
 
 class CommandActor:
+    config_model = CommandConfig
+
     def __init__(self, actor_id: str, config: dict[str, Any], *, base_dir: Path) -> None:
-        cmd = config.get("command")
-        if isinstance(cmd, str):
-            cmd = shlex.split(cmd)
-        if not cmd or not all(isinstance(a, str) for a in cmd):
-            raise ValueError(f"command actor {actor_id!r}: config.command must be a non-empty argv list")
+        cfg = CommandConfig.model_validate(config)
         self.id = actor_id
-        self.argv = cmd
-        self.timeout = parse_duration(config.get("timeout", "30s"))
-        self.cwd = (base_dir / config["cwd"]) if config.get("cwd") else base_dir
-        self.env = {str(k): str(v) for k, v in (config.get("env") or {}).items()}
+        self.argv = list(cfg.command)
+        self.timeout = cfg.timeout
+        self.cwd = (base_dir / cfg.cwd) if cfg.cwd else base_dir
+        self.env = {k: v.get_secret_value() for k, v in cfg.env.items()}
         self._runs: set[ProgramRun] = set()
         self._runs_lock = threading.Lock()
         self._interrupted = False

@@ -33,15 +33,32 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import xxhash
+from pydantic import Field
 
 from orgloop.connectors import DeliveryError
-
 from orgloop.event import EventError, loads_strict, natural_event_id, new_event, validate_event
+from orgloop.plugins import PluginConfig
 
-__all__ = ["FileSource", "FileActor"]
+__all__ = ["FileSource", "FileActor", "FileSourceConfig", "FileActorConfig"]
+
+
+class FileSourceConfig(PluginConfig):
+    """Settings of the ``file`` source."""
+
+    path: str = Field(description="a JSONL file, relative to the project")
+    type: Literal["resource.changed", "actor.stopped", "message.received"] = Field(
+        "resource.changed", description="the type of events made from lines that are bare payloads")
+
+
+class FileActorConfig(PluginConfig):
+    """Settings of the ``file`` actor."""
+
+    path: str = Field(description="the JSONL file to append to, relative to the project")
+    fsync: bool = Field(False, description="fsync after every line")
+    include_prompt: bool = Field(False, description="write {event, prompt} instead of the bare event")
 
 log = logging.getLogger("orgloop.connectors.file")
 _READ = 1 << 20
@@ -49,12 +66,13 @@ _TAIL = 64
 
 
 class FileSource:
+    config_model = FileSourceConfig
+
     def __init__(self, source_id: str, config: dict[str, Any], *, base_dir: Path) -> None:
-        if "path" not in config:
-            raise ValueError(f"file source {source_id!r}: config.path is required")
+        cfg = FileSourceConfig.model_validate(config)
         self.id = source_id
-        self.path = (base_dir / config["path"]).resolve()
-        self.type = config.get("type", "resource.changed")
+        self.path = (base_dir / cfg.path).resolve()
+        self.type = cfg.type
         self.invalid_lines = 0
         self.restarts = 0
         self._file_key = (0, 0)                                       # (device, inode) being read
@@ -243,14 +261,15 @@ class FileSource:
 
 
 class FileActor:
+    config_model = FileActorConfig
+
     def __init__(self, actor_id: str, config: dict[str, Any], *, base_dir: Path) -> None:
-        if "path" not in config:
-            raise ValueError(f"file actor {actor_id!r}: config.path is required")
+        cfg = FileActorConfig.model_validate(config)
         self.id = actor_id
-        self.path = (base_dir / config["path"]).resolve()
+        self.path = (base_dir / cfg.path).resolve()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fsync = bool(config.get("fsync", False))
-        self.include_prompt = bool(config.get("include_prompt", False))
+        self.fsync = cfg.fsync
+        self.include_prompt = cfg.include_prompt
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._lock = threading.Lock()
 

@@ -11,30 +11,40 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import xxhash
+from pydantic import Field
 
-from orgloop.event import EVENT_TYPES, now_iso
+from orgloop.event import now_iso
+from orgloop.plugins import PluginConfig
 
-__all__ = ["GeneratorSource"]
+__all__ = ["GeneratorSource", "GeneratorConfig"]
+
+
+class GeneratorConfig(PluginConfig):
+    """Settings of the ``generator`` source."""
+
+    rate: float = Field(0, ge=0, description="events per second; 0 = as fast as the pipeline takes them")
+    type: Literal["resource.changed", "actor.stopped", "message.received"] = "resource.changed"
+    payload_size: int = Field(0, ge=0, description="bytes of padding in payload.data")
+    count: int | None = Field(None, ge=0, description="stop after this many events")
+    sources: int = Field(0, ge=0, description="emit round-robin under this many source ids <id>-0 ...")
 
 
 class GeneratorSource:
+    config_model = GeneratorConfig
+
     def __init__(self, source_id: str, config: dict[str, Any], *, base_dir: Path,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-        unknown = set(config) - {"rate", "type", "payload_size", "count", "sources"}
-        if unknown:
-            raise ValueError(f"generator source {source_id!r}: unknown config keys {sorted(unknown)}")
+        cfg = GeneratorConfig.model_validate(config)
         self.id = source_id
-        self.rate = float(config.get("rate") or 0)
-        self.type = config.get("type", "resource.changed")
-        if self.type not in EVENT_TYPES:
-            raise ValueError(f"generator source {source_id!r}: type must be one of {', '.join(EVENT_TYPES)}")
-        self.count = config.get("count")
-        fanout = int(config.get("sources") or 0)
+        self.rate = cfg.rate
+        self.type = cfg.type
+        self.count = cfg.count
+        fanout = cfg.sources
         self.source_ids = [f"{source_id}-{i}" for i in range(fanout)] if fanout else [source_id]
-        self.padding = "x" * int(config.get("payload_size", 0))
+        self.padding = "x" * cfg.payload_size
         self._clock = clock
         self._sleep = sleep
         self._start: float | None = None

@@ -349,7 +349,7 @@ class GithubSource:
             self.gate.failed(str(exc))
         else:
             self.gate.succeeded()
-        self._batches.fill(events, json.dumps(state, sort_keys=True, separators=(",", ":")))
+        self._batches.fill(events, json.dumps(state, separators=(",", ":")))   # key order kept: heads oldest first
         return self._batches.take(max_events, checkpoint)
 
     def poll_delay(self, default: float) -> float:

@@ -26,12 +26,20 @@ from typing import Any
 __all__ = ["author_type", "normalize"]
 
 
-def author_type(user: dict[str, Any] | None) -> str:
-    """``bot`` for GitHub Apps and ``[bot]`` logins, ``team_member`` for other users, ``unknown`` without one."""
+_TEAM = ("OWNER", "MEMBER", "COLLABORATOR")
+
+
+def author_type(user: dict[str, Any] | None, association: str | None = None) -> str:
+    """``bot`` for GitHub Apps and ``[bot]`` logins; else by ``author_association`` (as the poller decides):
+    ``team_member`` for OWNER/MEMBER/COLLABORATOR, ``external`` for others; ``unknown`` without either."""
     if not user:
         return "unknown"
     login = str(user.get("login") or "")
-    return "bot" if user.get("type") == "Bot" or login.endswith("[bot]") else "team_member"
+    if user.get("type") == "Bot" or login.endswith("[bot]"):
+        return "bot"
+    if association is None:
+        return "unknown"
+    return "team_member" if association in _TEAM else "external"
 
 
 def _obj(body: dict[str, Any], key: str) -> dict[str, Any]:
@@ -50,12 +58,13 @@ def normalize(kind: str, body: dict[str, Any]) -> tuple[str, dict[str, Any], dic
     pr = _obj(body, "pull_request")
     prov: dict[str, Any] = {"platform": "github", "repo": repo}
     actor: dict[str, Any] | None = _obj(body, "sender") or None
+    association: str | None = None
     payload: dict[str, Any]
     event: str | None = None
 
     if kind == "pull_request_review" and pr and action in (None, "submitted"):
         review = _obj(body, "review")
-        actor = review.get("user") or actor
+        actor, association = review.get("user") or actor, review.get("author_association")
         event = "pull_request.review_submitted"
         prov.update(pr_number=pr.get("number"), pr_author=_login(pr.get("user")), url=review.get("html_url", ""),
                     review_id=review.get("id"), review_state=review.get("state"))
@@ -63,14 +72,14 @@ def normalize(kind: str, body: dict[str, Any]) -> tuple[str, dict[str, Any], dic
                    "review_body": review.get("body"), "pr_title": pr.get("title"), "pr_number": pr.get("number")}
     elif kind == "pull_request_review_comment" and pr:
         comment = _obj(body, "comment")
-        actor = comment.get("user") or actor
+        actor, association = comment.get("user") or actor, comment.get("author_association")
         event = "pull_request_review_comment"
         prov.update(pr_number=pr.get("number"), pr_author=_login(pr.get("user")), url=comment.get("html_url", ""))
         payload = {"action": "review_comment", "comment_body": comment.get("body"), "pr_title": pr.get("title"),
                    "pr_number": pr.get("number"), "diff_hunk": comment.get("diff_hunk"), "path": comment.get("path")}
     elif kind == "issue_comment" and body.get("issue"):
         comment, issue = _obj(body, "comment"), _obj(body, "issue")
-        actor = comment.get("user") or actor
+        actor, association = comment.get("user") or actor, comment.get("author_association")
         event = "issue_comment"
         prov.update(pr_number=issue.get("number"), pr_author=_login(issue.get("user")),
                     url=comment.get("html_url", ""))
@@ -79,7 +88,7 @@ def normalize(kind: str, body: dict[str, Any]) -> tuple[str, dict[str, Any], dic
     elif kind == "pull_request" and pr and action in ("opened", "closed", "ready_for_review"):
         merged = bool(pr.get("merged"))
         name = "merged" if action == "closed" and merged else action
-        actor = pr.get("user") or actor
+        actor, association = pr.get("user") or actor, pr.get("author_association")
         event = f"pull_request.{name}"
         prov.update(pr_number=pr.get("number"), pr_author=_login(pr.get("user")), url=pr.get("html_url", ""))
         payload = {"action": name, "pr_title": pr.get("title"), "pr_number": pr.get("number"),
@@ -107,5 +116,5 @@ def normalize(kind: str, body: dict[str, Any]) -> tuple[str, dict[str, Any], dic
         payload = body
     prov["platform_event"] = event
     prov["author"] = _login(actor)
-    prov["author_type"] = author_type(actor)
+    prov["author_type"] = author_type(actor, association)
     return event, prov, payload

@@ -19,6 +19,7 @@ else ``claude-code``), ``platform`` (overrides ``provenance.platform``, default 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -52,10 +53,11 @@ def session_phase(body: dict[str, Any]) -> tuple[str, str]:
 
 class CodingAgentSource(PushSourceBase):
     config_model = CodingAgentConfig
+    signed_by_sender = False          # the `orgloop hook` bridge posts unsigned, on loopback
     config: CodingAgentConfig
 
-    def __init__(self, source_id: str, config: dict[str, Any], **kwargs: Any) -> None:
-        super().__init__(source_id, config, **kwargs)
+    def __init__(self, source_id: str, config: dict[str, Any], *, base_dir: Path) -> None:
+        super().__init__(source_id, config, base_dir=base_dir)
         self.harness = self.config.harness or (source_id if source_id in HARNESSES else "claude-code")
         self.platform = self.config.platform or self.harness
 

@@ -159,6 +159,7 @@ class PushSourceBase:
     """
 
     push: ClassVar[bool] = True
+    signed_by_sender: ClassVar[bool] = True       # False: its usual sender cannot sign (validate won't warn)
     config_model: ClassVar[type[PushConfig]] = PushConfig
     signature_headers: ClassVar[tuple[str, ...]] = SIGNATURE_HEADERS
     signature_prefix: ClassVar[str] = "sha256="

@@ -6,9 +6,10 @@ teams' deliveries are answered 200 with no event), ``events`` (platform event na
 ``max_body``.
 
 A delivery ``{action, type, data, url, actor, updatedFrom}`` becomes one ``resource.changed`` event with
-``provenance.platform: linear`` and ``platform_event`` ``<type>.<action>`` in lower case (``issue.create``,
-``comment.create``, ``issue.update``); an issue update whose ``updatedFrom`` holds ``stateId`` is
-``issue.state_changed``. The event id's natural key is the ``Linear-Delivery`` header, else (data id,
+``provenance.platform: linear`` and ``platform_event`` named as the ``linear`` poller names them:
+``<type>.<created|updated|removed>`` (``issue.created``, ``comment.created``), and for an issue update
+whose ``updatedFrom`` holds ``stateId``, ``assigneeId``, ``priority`` or ``labelIds`` (first match):
+``issue.state_changed``, ``issue.assignee_changed``, ``issue.priority_changed``, ``issue.labels_changed``. The event id's natural key is the ``Linear-Delivery`` header, else (data id,
 ``updatedAt``).
 """
 from __future__ import annotations
@@ -26,17 +27,19 @@ __all__ = ["LinearWebhookSource", "LinearWebhookConfig", "linear_event"]
 class LinearWebhookConfig(PushConfig):
     team: str | None = Field(None, description="only this team's deliveries (team key, e.g. ENG)")
     project: str | None = Field(None, description="only this project's deliveries (project name or id)")
-    events: list[str] | None = Field(None, description="keep only these platform events (issue.create, …)")
+    events: list[str] | None = Field(None, description="keep only these platform events (issue.created, …)")
 
 
 def linear_event(body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """``(platform_event, provenance, payload)`` for one Linear webhook body."""
     kind = str(body.get("type") or "unknown").lower()
     action = str(body.get("action") or "unknown").lower()
+    action = _PAST.get(action, action)
     data = _dict(body.get("data"))
     updated_from = _dict(body.get("updatedFrom"))
-    name = "issue.state_changed" if kind == "issue" and action == "update" and "stateId" in updated_from \
-        else f"{kind}.{action}"
+    change = next((name for field, name in _CHANGES if field in updated_from), None) \
+        if kind == "issue" and action == "updated" else None
+    name = f"issue.{change}" if change else f"{kind}.{action}"
     actor = _dict(body.get("actor"))
     author_type = "unknown" if not actor else "team_member" if actor.get("type", "user") == "user" else "bot"
     issue = _dict(data.get("issue")) or (data if kind == "issue" else {})
@@ -47,6 +50,12 @@ def linear_event(body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, A
                "team": _team_key(data), "body": data.get("body") if kind == "comment" else data.get("description"),
                "data": data, "updated_from": updated_from}
     return name, provenance, payload
+
+
+# Linear's actions, named as the ``linear`` poller names its events (issue.created, comment.created, …).
+_PAST = {"create": "created", "update": "updated", "remove": "removed"}
+_CHANGES = (("stateId", "state_changed"), ("assigneeId", "assignee_changed"), ("priority", "priority_changed"),
+            ("labelIds", "labels_changed"))
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -1,17 +1,22 @@
 """``console`` logger: compact human lines on stderr (colour only on a TTY).
 
-Config: ``level`` (``debug`` | ``info`` | ``warn`` | ``error``, default ``info``). Per-event success
+Config: ``level`` (``debug`` | ``info`` | ``warn`` | ``error``, default ``info``), ``color`` (default
+true: colour when stderr is a terminal), ``show_payload`` (add each entry's ``metadata`` as JSON),
+``compact`` (default true; false puts the metadata on an indented line of its own). Per-event success
 phases are ``debug``; matches and drops ``info``; retries and backpressure ``warn``; failures ``error``.
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import click
 
-__all__ = ["ConsoleLogger", "phase_level", "LEVELS"]
+from orgloop.plugins import PluginConfig
+
+__all__ = ["ConsoleLogger", "ConsoleConfig", "phase_level", "LEVELS"]
 
 LEVELS = {"debug": 10, "info": 20, "warn": 30, "error": 40}
 _PHASE_LEVEL = {
@@ -26,19 +31,30 @@ _PHASE_LEVEL = {
 _COLOURS = {"debug": "bright_black", "info": None, "warn": "yellow", "error": "red"}
 
 
+class ConsoleConfig(PluginConfig):
+    """Settings of the ``console`` logger."""
+
+    level: Literal["debug", "info", "warn", "warning", "error"] = "info"
+    color: bool = True
+    compact: bool = True
+    show_payload: bool = False
+
+
 def phase_level(phase: str) -> str:
     return _PHASE_LEVEL.get(phase, "info")
 
 
 class ConsoleLogger:
+    config_model = ConsoleConfig
+
     def __init__(self, name: str, config: dict[str, Any], *, base_dir: Path | None = None,
                  stream: TextIO | None = None) -> None:
-        level = config.get("level", "info")
-        if level not in LEVELS:
-            raise ValueError(f"console logger {name!r}: level must be one of {', '.join(LEVELS)}")
-        self.threshold = LEVELS[level]
+        cfg = ConsoleConfig.model_validate(config)
+        self.threshold = LEVELS["warn" if cfg.level == "warning" else cfg.level]
         self.stream = stream or sys.stderr
-        self.colour = self.stream.isatty()
+        self.colour = cfg.color and self.stream.isatty()
+        self.show_payload = cfg.show_payload
+        self.compact = cfg.compact
 
     def format(self, e: dict[str, Any]) -> str:
         parts = [e.get("timestamp", "")[11:23], e["phase"]]
@@ -49,7 +65,11 @@ class ConsoleLogger:
             parts.append(f"{e['duration_ms']:.1f}ms")
         if e.get("error"):
             parts.append(f"error={e['error']}")
-        return " ".join(str(p) for p in parts if p)
+        line = " ".join(str(p) for p in parts if p)
+        if self.show_payload and e.get("metadata"):
+            meta = json.dumps(e["metadata"], default=str, sort_keys=True)
+            line += ("\n    metadata=" if not self.compact else " metadata=") + meta
+        return line
 
     def log_many(self, entries: list[dict[str, Any]]) -> None:
         out = []

@@ -1,8 +1,10 @@
 """``file`` logger (``@orgloop/logger-file``): one JSON object per line, rotated by size and age.
 
-Config: ``path`` (relative to the project), ``max_size`` (default ``100MB``), ``max_age`` (default ``7d``),
-``max_files`` (rotated files kept, default 10), ``compress`` (gzip rotated files, default true). Rotated
-files are ``<path>.1[.gz]`` (newest) … ``<path>.N[.gz]``.
+Config: ``path`` (relative to the project; ``~`` is the home directory), ``max_size`` (default ``100MB``),
+``max_age`` (default ``7d``), ``max_files`` (rotated files kept, default 10), ``compress`` (gzip rotated
+files, default true). OrgLoop's form nests the four under ``rotation:``, which wins over the flat keys.
+``format`` (``jsonl`` only) and ``buffer`` are accepted as OrgLoop writes them; entries are already
+batched by the log hub. Rotated files are ``<path>.1[.gz]`` (newest) … ``<path>.N[.gz]``.
 """
 from __future__ import annotations
 
@@ -12,24 +14,57 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
-from orgloop.units import parse_duration, parse_size
+from pydantic import Field
 
-__all__ = ["JsonlFileLogger"]
+from orgloop.plugins import Duration, PluginConfig, Size
+
+__all__ = ["JsonlFileLogger", "FileLoggerConfig"]
+
+
+class Rotation(PluginConfig):
+    max_size: Size | None = None
+    max_age: Duration | None = None
+    max_files: int | None = Field(None, ge=0)
+    compress: bool | None = None
+
+
+class Buffer(PluginConfig):
+    size: int | None = Field(None, ge=1)
+    flush_interval: Duration | None = None
+
+
+class FileLoggerConfig(PluginConfig):
+    """Settings of the ``file`` logger."""
+
+    path: str = Field(description="the log file, relative to the project (~ for the home directory)")
+    format: Literal["jsonl"] = "jsonl"
+    max_size: Size = Field(100 << 20, description="rotate when the file reaches this size")
+    max_age: Duration = Field(7 * 86400.0, description="rotate when the file is this old")
+    max_files: int = Field(10, ge=0, description="rotated files kept")
+    compress: bool = Field(True, description="gzip rotated files")
+    rotation: Rotation | None = Field(None, description="OrgLoop's form of the four settings above")
+    buffer: Buffer | None = Field(None, description="accepted for OrgLoop compatibility (the log hub batches)")
+
+    def rotation_setting(self, name: str) -> Any:
+        """``rotation.<name>`` when given, else the flat setting."""
+        nested = getattr(self.rotation, name) if self.rotation is not None else None
+        return getattr(self, name) if nested is None else nested
 
 
 class JsonlFileLogger:
+    config_model = FileLoggerConfig
+
     def __init__(self, name: str, config: dict[str, Any], *, base_dir: Path,
                  clock: Callable[[], float] = time.time) -> None:
-        if "path" not in config:
-            raise ValueError(f"file logger {name!r}: config.path is required")
-        self.path = (Path(base_dir) / config["path"]).resolve()
+        cfg = FileLoggerConfig.model_validate(config)
+        self.path = (Path(base_dir) / Path(cfg.path).expanduser()).resolve()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.max_size = parse_size(config.get("max_size", "100MB"))
-        self.max_age = parse_duration(config.get("max_age", "7d"))
-        self.max_files = int(config.get("max_files", 10))
-        self.compress = bool(config.get("compress", True))
+        self.max_size = cfg.rotation_setting("max_size")
+        self.max_age = cfg.rotation_setting("max_age")
+        self.max_files = cfg.rotation_setting("max_files")
+        self.compress = cfg.rotation_setting("compress")
         self.clock = clock
         self._open()
 

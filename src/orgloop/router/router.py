@@ -99,6 +99,7 @@ class Router:
         self.events_in = 0
         self.unmatched = 0
         self.redelivered = 0
+        self.tap: Any = None              # orgloop.control.tap.TapHub: offered each batch while anyone taps
 
     def add(self, route: CompiledRoute) -> None:
         self.routes[route.name] = route
@@ -171,6 +172,11 @@ class Router:
                 inbox = route.inbox
                 for ev in out:
                     inbox.append((seq, ev, route))
+        tap = self.tap
+        if tap is not None and tap.subscribers:     # one test per batch; nothing per event while nobody taps
+            for lane in self.lanes:
+                if lane.inbox:
+                    tap.offer(lane.inbox)
         for lane in self.lanes:
             if lane.inbox:
                 lane.flush_inbox()

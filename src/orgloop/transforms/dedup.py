@@ -37,11 +37,27 @@ from typing import Any, Callable
 import lmdb
 import msgpack
 import xxhash
+from pydantic import Field, field_validator
 
+from orgloop.plugins import Duration, PluginConfig
 from orgloop.transforms import TransformContext
-from orgloop.units import parse_duration
 
-__all__ = ["DedupTransform"]
+__all__ = ["DedupTransform", "DedupConfig"]
+
+
+class DedupConfig(PluginConfig):
+    """Settings of the ``dedup`` transform."""
+
+    key: list[str] = Field(default_factory=lambda: ["source", "type", "id"], min_length=1,
+                           description="dot-paths whose values make the key (a single string is one path)")
+    window: Duration = Field(300.0, description="how long a key counts as seen")
+    store: str | None = Field(None, description="accepted for OrgLoop compatibility; marks always live in "
+                                                "LMDB in the workspace's data directory")
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _one_path(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 _VAL = struct.Struct("<dQ")   # expiry (unix seconds), seq
 _MISSING = object()
@@ -50,20 +66,15 @@ _MISSING = object()
 class DedupTransform:
     """Drops copies of a key within ``window``; see the module docstring for when a key counts as seen."""
 
+    config_model = DedupConfig
+
     def __init__(self, name: str, config: dict[str, Any], *, base_dir: Path | None = None,
                  state_dir: Path | None = None, clock: Callable[[], float] = time.time,
                  cache_size: int = 100_000) -> None:
-        unknown = set(config) - {"key", "window", "store"}
-        if unknown:
-            raise ValueError(f"dedup transform {name!r}: unknown config keys {sorted(unknown)}")
-        keys = config.get("key", ["source", "type", "id"])
-        if isinstance(keys, str):
-            keys = [keys]
-        if not keys or not all(isinstance(k, str) for k in keys):
-            raise ValueError(f"dedup transform {name!r}: key must be a list of dot-paths")
+        cfg = DedupConfig.model_validate(config)
         self.name = name
-        self.paths = [tuple(k.split(".")) for k in keys]
-        self.window = parse_duration(config.get("window", "5m"))
+        self.paths = [tuple(k.split(".")) for k in cfg.key]
+        self.window = cfg.window
         self.clock = clock
         self._cache: OrderedDict[bytes, tuple[float, int]] = OrderedDict()   # delivered marks, recently used
         self._cache_size = cache_size

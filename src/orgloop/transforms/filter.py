@@ -3,6 +3,8 @@
 Config: ``match`` (all must hold), ``match_any`` (at least one must hold), ``exclude`` (any that holds
 drops the event). A condition is ``dot.path: value``: an exact value, a list (any of), ``"/re/flags"``
 (a regular expression on the string value; flags ``i``, ``m``, ``s``), or ``null`` (missing or null).
+``where`` adds one expression condition (and, or, not, ``in``, numeric comparisons...; see
+:mod:`orgloop.transforms.expr`) that must hold too.
 """
 from __future__ import annotations
 
@@ -10,9 +12,13 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from orgloop.transforms import TransformContext
+from pydantic import Field, field_validator
 
-__all__ = ["FilterTransform", "compile_condition"]
+from orgloop.plugins import PluginConfig
+from orgloop.transforms import TransformContext
+from orgloop.transforms import expr
+
+__all__ = ["FilterTransform", "FilterConfig", "compile_match"]
 
 _MISSING = object()
 _REGEX = re.compile(r"^/(.*)/([ims]*)$", re.S)
@@ -46,31 +52,52 @@ def _value_test(want: Any, where: str) -> Callable[[Any], bool]:
     return lambda v: v is not _MISSING and isinstance(v, bool) == want_bool and v == want
 
 
-def compile_condition(path: str, want: Any, where: str) -> Callable[[dict[str, Any]], bool]:
+def compile_match(path: str, want: Any, where: str) -> Callable[[dict[str, Any]], bool]:
+    """One ``dot.path: value`` condition of ``match``, ``match_any`` or ``exclude``."""
     parts = tuple(path.split("."))
     test = _value_test(want, f"{where}.{path}")
     return lambda event: test(_get(event, parts))
 
 
+class FilterConfig(PluginConfig):
+    """Settings of the ``filter`` transform (all optional; no condition keeps every event)."""
+
+    match: dict[str, Any] = Field(default_factory=dict, description="dot.path: value; all must hold")
+    match_any: dict[str, Any] = Field(default_factory=dict, description="dot.path: value; one must hold")
+    exclude: dict[str, Any] = Field(default_factory=dict, description="dot.path: value; any that holds drops")
+    where: dict[str, Any] | None = Field(None, description="an expression condition: {all|any: [...]}, "
+                                                           "{not: ...}, {path: a.b, gt|in|matches...: x}")
+
+    @field_validator("match", "match_any", "exclude")
+    @classmethod
+    def _compiles(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for path, want in value.items():
+            compile_match(path, want, "condition")
+        return value
+
+    @field_validator("where")
+    @classmethod
+    def _where_compiles(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            expr.compile_condition(value, "where")
+        return value
+
+
 class FilterTransform:
+    config_model = FilterConfig
+
     def __init__(self, name: str, config: dict[str, Any], *, base_dir: Path | None = None,
                  state_dir: Path | None = None) -> None:
-        unknown = set(config) - {"match", "match_any", "exclude"}
-        if unknown:
-            raise ValueError(f"filter transform {name!r}: unknown config keys {sorted(unknown)} "
-                             "(expected match, match_any, exclude)")
+        cfg = FilterConfig.model_validate(config)
         self.name = name
-        groups = {}
-        for key in ("match", "match_any", "exclude"):
-            spec = config.get(key) or {}
-            if not isinstance(spec, dict):
-                raise ValueError(f"filter transform {name!r}: {key} must be a mapping of dot.path: value")
-            groups[key] = [compile_condition(p, w, f"{name}.{key}") for p, w in spec.items()]
-        self._all, self._any, self._none = groups["match"], groups["match_any"], groups["exclude"]
+        self._all = [compile_match(p, w, f"{name}.match") for p, w in cfg.match.items()]
+        self._any = [compile_match(p, w, f"{name}.match_any") for p, w in cfg.match_any.items()]
+        self._none = [compile_match(p, w, f"{name}.exclude") for p, w in cfg.exclude.items()]
+        self._where = expr.compile_condition(cfg.where) if cfg.where is not None else None
 
     def keep(self, event: dict[str, Any]) -> bool:
         return (all(t(event) for t in self._all) and (not self._any or any(t(event) for t in self._any))
-                and not any(t(event) for t in self._none))
+                and not any(t(event) for t in self._none) and (self._where is None or self._where(event)))
 
     def apply(self, event: dict[str, Any], ctx: TransformContext) -> list[dict[str, Any]]:
         return [event] if self.keep(event) else []

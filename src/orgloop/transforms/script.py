@@ -17,25 +17,44 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, field_validator
+
 from orgloop.connectors.command import json_values
 from orgloop.connectors.process import run_program
 from orgloop.event import EventError, validate_event
+from orgloop.plugins import PluginConfig
 from orgloop.transforms import TransformContext, TransformError
 
-__all__ = ["ScriptTransform", "DROP_EXIT_CODES"]
+__all__ = ["ScriptTransform", "ScriptConfig", "DROP_EXIT_CODES"]
+
+
+class ScriptConfig(PluginConfig):
+    """Settings of a script transform's ``config`` (``script`` and ``timeout_ms`` come from the transform
+    definition itself)."""
+
+    script: str | None = Field(None, description="the executable, relative to the transform file")
+    args: list[str] = Field(default_factory=list, description="extra arguments after the script path")
+    timeout_ms: int = Field(30_000, ge=1)
+
+    @field_validator("args", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return [str(a) if isinstance(a, (int, float)) else a for a in value] if isinstance(value, list) else value
 
 DROP_EXIT_CODES = (1, 78)
 
 
 class ScriptTransform:
+    config_model = ScriptConfig
+
     def __init__(self, name: str, config: dict[str, Any], *, base_dir: Path, state_dir: Path | None = None) -> None:
-        script = config.get("script")
-        if not script or not isinstance(script, str):
+        cfg = ScriptConfig.model_validate(config)
+        if not cfg.script:
             raise ValueError(f"script transform {name!r}: config.script (a path) is required")
         self.name = name
-        self.path = (Path(base_dir) / script).resolve()
-        self.args = [str(a) for a in config.get("args", [])]
-        self.timeout = int(config.get("timeout_ms", 30_000)) / 1000.0
+        self.path = (Path(base_dir) / cfg.script).resolve()
+        self.args = list(cfg.args)
+        self.timeout = cfg.timeout_ms / 1000.0
 
     def apply(self, event: dict[str, Any], ctx: TransformContext) -> list[dict[str, Any]]:
         env = {**os.environ, "ORGLOOP_SOURCE": str(event.get("source", "")), "ORGLOOP_TARGET": ctx.target,

@@ -12,6 +12,7 @@ Durability is explicit (``sync``):
 from __future__ import annotations
 
 import fcntl
+from collections import Counter
 import logging
 import os
 import signal
@@ -25,7 +26,8 @@ import msgpack
 
 from orgloop.errors import WalClosedError, WalError, WalFormatError, WalFullError, WalRecordTooLargeError
 from orgloop.wal import segments as seglib
-from orgloop.wal.acks import AckState, AckStore
+from orgloop.wal.acks import DEFAULT_FLUSH_BATCH, DEFAULT_FLUSH_INTERVAL, AckState, AckStore, AckStoreDamaged
+from orgloop.wal.codec import decode_json_many, encode_json_many, json_record_error
 from orgloop.wal.format import (ENCODING_NAMES, ENCODINGS, ENC_JSONL, FORMAT_VERSION, SegmentHeader, data_start,
                                 frame_size, pack_header, parse_segment_name, segment_name)
 from orgloop.wal.reader import READ_CHUNK, Damage, walk_segment
@@ -79,11 +81,12 @@ class RecoveryReport:
     quarantined: list[str] = field(default_factory=list)
     removed_files: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    acks_rebuilt: bool = False
     seconds: float = 0.0
 
     @property
     def clean(self) -> bool:
-        return not (self.truncated_bytes or self.lost_records or self.quarantined)
+        return not (self.truncated_bytes or self.lost_records or self.quarantined or self.acks_rebuilt)
 
 
 def _twins():
@@ -108,7 +111,8 @@ class Wal:
                  sync_interval_ms: float = 10.0, segment_size: int = DEFAULT_SEGMENT_SIZE,
                  max_segment_age: float | None = None, max_bytes: int | None = None,
                  full_policy: str = "error", sync_window: int = DEFAULT_SYNC_WINDOW,
-                 ack_flush_interval: float = 0.1, implementation: str | None = None) -> None:
+                 ack_flush_interval: float = DEFAULT_FLUSH_INTERVAL, ack_flush_batch: int = DEFAULT_FLUSH_BATCH,
+                 implementation: str | None = None) -> None:
         if sync not in SYNC_POLICIES:
             raise ValueError(f"sync must be one of {', '.join(SYNC_POLICIES)}, not {sync!r}")
         if full_policy not in FULL_POLICIES:
@@ -134,6 +138,7 @@ class Wal:
         self._lock = threading.RLock()
         self._closed = False
         self._follow_cv = threading.Condition()
+        self._pins: Counter[int] = Counter()       # segment id -> readers holding it (see replay)
         self._followers = 0
         self._preparer: threading.Thread | None = None
         self._cancel_prewrite = threading.Event()
@@ -147,10 +152,18 @@ class Wal:
         except OSError as exc:
             raise WalError(f"cannot create WAL directory {self.path}: {exc.strerror or exc}") from exc
         self._lockfile = self._take_lock()
+        self._acks_store: AckStore | None = None
+        self._ack_flush = (ack_flush_interval, ack_flush_batch)
         try:
-            self._acks_store = AckStore(self.path / CHECKPOINT_DIR, flush_interval=ack_flush_interval)
-            self.recovery = self._open(encoding, sync_window)
+            try:
+                self.recovery = self._open(encoding, sync_window)
+            except OSError as exc:
+                raise WalError(f"cannot open the WAL in {self.path}: {exc.strerror or exc}"
+                               f"{f' ({exc.filename})' if exc.filename else ''}; check the directory's "
+                               f"permissions and free space") from exc
         except BaseException:
+            if self._acks_store is not None:
+                self._acks_store.close(None)
             self._release_lock()
             raise
         self._committer = self._core.Committer()
@@ -160,6 +173,7 @@ class Wal:
         if sync == "interval":
             self._committer.start_syncer(sync_interval_ms / 1000.0)
         self._start_preparer()
+        self._store().start(self.acks)
 
     def _fault(self, point: str) -> None:
         """Crash-test hook: SIGKILL ourselves at the configured hit of ``point`` (no-op normally)."""
@@ -191,12 +205,18 @@ class Wal:
     def _open(self, encoding: str | None, sync_window: int) -> RecoveryReport:
         t0 = time.perf_counter()
         report = RecoveryReport()
-        for entry in os.scandir(self.path):
-            if entry.name.endswith(".tmp"):
+        for name in (CHECKPOINT_DIR, QUARANTINE_DIR):
+            if os.path.lexists(self.path / name) and not (self.path / name).is_dir():
+                raise WalError(f"{self.path / name} is not a directory, but the WAL keeps its "
+                               f"{'acknowledgements' if name == CHECKPOINT_DIR else 'damaged copies'} in a directory "
+                               f"of that name: move that file out of {self.path} and open the log again")
+        for entry in list(os.scandir(self.path)):
+            if entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False):   # a spare cut short
                 os.unlink(entry.path)
                 report.removed_files.append(entry.name)
-        self._recycle_pool = sorted(Path(e.path) for e in os.scandir(self.path) if e.name.endswith(RECYCLE_SUFFIX))
-        state = self._acks_store.load() or AckState()
+        self._recycle_pool = sorted(Path(e.path) for e in os.scandir(self.path)
+                                    if e.name.endswith(RECYCLE_SUFFIX) and e.is_file(follow_symlinks=False))
+        state, acks_trusted = self._load_acks(report)
         self.acks = state
         infos: list[SegmentInfo] = []
         spares: list[SegmentInfo] = []
@@ -237,6 +257,8 @@ class Wal:
             infos[0].path.unlink(missing_ok=True)
             report.removed_files.append(infos[0].path.name)
             infos.pop(0)
+        if not acks_trusted and infos and infos[0].first_seq > 1:
+            state.ack_range(1, infos[0].first_seq - 1)    # those records are gone: nothing there to deliver
         self._segments = infos
         self._next_segment_id = max_id + 1
         self._report = report
@@ -249,16 +271,44 @@ class Wal:
             self._active_since = time.monotonic() - age
             self._unsynced = 0
         else:
-            self._next_seq = max([state.watermark, *state.above]) + 1
+            self._next_seq = state.highest + 1
             self._activate_new_segment(prewrite=True)   # a new log: nothing to compete with yet
-        if report.lost_records or report.quarantined:
-            self._acks_store.flush(state, durable=True)
+        if report.lost_records or report.quarantined or not acks_trusted:
+            self._store().flush(state, durable=True)
         report.segments = len(self._segments)
         report.next_seq = self._next_seq
         report.seconds = time.perf_counter() - t0
         for msg in report.messages:
             log.warning("%s: %s", self.path, msg)
         return report
+
+    def _load_acks(self, report: RecoveryReport) -> tuple[AckState, bool]:
+        """Open the ack store and load its state; returns ``(state, trusted)``.
+
+        A damaged store is moved to ``quarantine/`` and rebuilt conservatively: every record still in
+        the log counts as unacknowledged, so events are delivered again, never lost.
+        """
+        cp = self.path / CHECKPOINT_DIR
+        interval, batch = self._ack_flush
+        try:
+            self._acks_store = AckStore(cp, flush_interval=interval, flush_batch=batch)
+            state = self._acks_store.load()
+            return (state, True) if state is not None else (AckState(), False)
+        except AckStoreDamaged as exc:
+            if self._acks_store is not None:
+                self._acks_store.close(None)
+                self._acks_store = None
+            qdir = self.path / QUARANTINE_DIR
+            qdir.mkdir(exist_ok=True)
+            target = qdir / f"{CHECKPOINT_DIR}-{time.time_ns()}"
+            os.replace(cp, target)
+            seglib.fsync_dir(self.path)
+            msg = (f"{exc}; moved it to {QUARANTINE_DIR}/{target.name} and started a new one: every record still "
+                   f"in the log counts as unacknowledged and will be delivered again")
+            report.messages.append(msg)
+            report.acks_rebuilt = True
+            self._acks_store = AckStore(cp, flush_interval=interval, flush_batch=batch)
+            return AckState(), False
 
     def _quarantine_file(self, path: Path, reason: str, report: RecoveryReport) -> None:
         qdir = self.path / QUARANTINE_DIR
@@ -320,7 +370,7 @@ class Wal:
             log.error("%s: %s", self.path, msg)
         if not hasattr(self, "_committer"):
             return
-        self._acks_store.flush(state, durable=True)
+        self._store().flush(state, durable=True)
 
     # ------------------------------------------------------------------ segments
     def _activate_new_segment(self, prewrite: bool = False) -> None:
@@ -435,7 +485,7 @@ class Wal:
         dropped = self.acks.unacked_in(seg.first_seq, seg.last_seq or seg.first_seq)
         self.acks.ack_range(seg.first_seq, seg.last_seq or seg.first_seq)
         self.counters["dropped_records"] += dropped
-        self._acks_store.flush(self.acks, durable=True)
+        self._store().flush(self.acks, durable=True)
         seg.path.unlink(missing_ok=True)
         seglib.fsync_dir(self.path)
         log.error("%s: byte cap reached; dropped segment %s with %d unacknowledged records (full_policy=drop_oldest)",
@@ -453,9 +503,20 @@ class Wal:
     def append_many(self, records: Sequence[bytes]) -> range:
         """Append records in order; returns their sequence numbers once durable under the sync policy.
 
-        If the byte cap or a disk error stops a batch part-way, the exception's ``appended`` attribute
-        holds the sequence numbers that were appended (and made durable) before it.
+        In a JSONL log each record must be one UTF-8 JSON value on one line (``ValueError`` otherwise,
+        and nothing of the batch is appended). If the byte cap or a disk error stops a batch part-way,
+        the exception's ``appended`` attribute holds the sequence numbers that were appended (and made
+        durable) before it.
         """
+        if self._enc == ENC_JSONL:
+            self._check_open()
+            for i, r in enumerate(records):
+                why = json_record_error(bytes(r)) if isinstance(r, (bytes, bytearray, memoryview)) else None
+                if why:
+                    raise ValueError(f"JSONL records must be one UTF-8 JSON value: record {i} {why}")
+        return self._append(records)
+
+    def _append(self, records: Sequence[bytes]) -> range:
         n = len(records)
         with self._lock:
             self._check_open()
@@ -506,24 +567,20 @@ class Wal:
 
     def append_event(self, event: Any) -> int:
         """Encode one event (msgpack or JSON, as the log's encoding) and append it."""
-        return self.append_many(self.encode_events([event]))[0]
+        return self._append(self.encode_events([event]))[0]
 
     def append_events(self, events: Iterable[Any]) -> range:
         """Encode events and append them in one batch."""
-        return self.append_many(self.encode_events(events))
+        return self._append(self.encode_events(events))
 
     def encode_events(self, events: Iterable[Any]) -> list[bytes]:
         if self._enc == ENC_JSONL:
-            from orgloop.wal.codec import encode_json_many
-
             return encode_json_many(events)
         pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
         return [pack(e) for e in events]
 
     def decode_records(self, records: list[bytes]) -> list[Any]:
         if self._enc == ENC_JSONL:
-            from orgloop.wal.codec import decode_json_many
-
             return decode_json_many(records)
         unpackb = msgpack.unpackb
         return [unpackb(r) for r in records]
@@ -546,30 +603,42 @@ class Wal:
             raise ValueError(f"cannot ack seq {seq}: the log holds seqs 1..{self._next_seq - 1}")
 
     def ack(self, seq: int) -> None:
-        """Mark one record processed. Persisted in batches; compaction frees fully acked segments."""
+        """Mark one record processed. Saved in batches (see ``ack_flush_interval``/``ack_flush_batch``);
+        compaction frees fully acked segments."""
+        self._check_open()
         self._check_seq(seq)
         self.acks.ack(seq)
-        self._acks_store.maybe_flush(self.acks)
+        self._store().note()
 
     def ack_many(self, seqs: Iterable[int]) -> None:
+        """Ack seqs given in any order."""
+        self._check_open()
         seqs = list(seqs)
         if seqs:
             self._check_seq(min(seqs))
             self._check_seq(max(seqs))
             self.acks.ack_many(seqs)
-            self._acks_store.maybe_flush(self.acks)
+            self._store().note()
 
     def ack_range(self, lo: int, hi: int) -> None:
         """Ack every seq in ``[lo, hi]``."""
+        self._check_open()
         if hi >= lo:
             self._check_seq(lo)
             self._check_seq(hi)
             self.acks.ack_range(lo, hi)
-            self._acks_store.maybe_flush(self.acks)
+            self._store().note()
 
     def flush_acks(self) -> None:
-        """Persist the ack state now (it is otherwise committed at most every ``ack_flush_interval``)."""
-        self._acks_store.flush(self.acks, durable=True)
+        """Save the ack state durably now (it is otherwise saved by a background thread at most
+        ``ack_flush_interval`` after the first unsaved ack, or once ``ack_flush_batch`` acks wait)."""
+        self._check_open()
+        self._store().flush(self.acks, durable=True)
+
+    def _store(self) -> AckStore:
+        store = self._acks_store
+        assert store is not None
+        return store
 
     def compact(self) -> int:
         """Remove (or keep for recycling) sealed segments whose every record is acked; returns how many."""
@@ -579,10 +648,14 @@ class Wal:
 
     def _compact_locked(self) -> int:
         w = self.acks.watermark
-        done = [s for s in self._segments[:-1] if s.last_seq is not None and s.last_seq <= w]
+        done = []
+        for seg in self._segments[:-1]:
+            if seg.last_seq is None or seg.last_seq > w or seg.id in self._pins:
+                break                     # a reader holds it: compacted by a later rotation or compact()
+            done.append(seg)
         if not done:
             return 0
-        self._acks_store.flush(self.acks, durable=True)   # checkpoint first, delete after
+        self._store().flush(self.acks, durable=True)   # checkpoint first, delete after
         self._fault("after_checkpoint")
         del self._segments[: len(done)]
         for seg in done:
@@ -611,35 +684,66 @@ class Wal:
             segs = list(self._segments)
             tail_offset = self._offset
             stop_seq = self._next_seq
+            pinned = self._pin(segs)
+        try:
+            yield from self._replay(segs, tail_offset, stop_seq, from_seq, unacked_only, decode, read_chunk, pinned)
+        finally:
+            self._unpin(pinned)
+
+    def _pin(self, segs: list[SegmentInfo]) -> list[int]:
+        """Keep ``segs`` from being compacted or recycled while a reader holds them (caller holds the lock)."""
+        ids = [s.id for s in segs]
+        self._pins.update(ids)
+        return ids
+
+    def _unpin(self, ids: list[int]) -> None:
+        """Release the pins of ``ids``."""
+        with self._lock:
+            self._pins.subtract(ids)
+            for seg_id in ids:
+                if self._pins[seg_id] <= 0:
+                    del self._pins[seg_id]
+
+    def _replay(self, segs: list[SegmentInfo], tail_offset: int, stop_seq: int, from_seq: int | None,
+                unacked_only: bool, decode: bool, read_chunk: int, pinned: list[int]) -> Iterator[ReplayBatch]:
         start = max(from_seq or 1, 1)
         if unacked_only:
             start = max(start, self.acks.watermark + 1)
         for idx, seg in enumerate(segs):
+            if idx:
+                self._unpin([pinned.pop(0)])            # done with the previous one: compaction may take it
             last = seg.last_seq if seg.last_seq is not None else stop_seq - 1
             if last < start:
                 continue
             is_tail = idx == len(segs) - 1 and seg is self._segments[-1] and seg.last_seq is None
             view = SegmentInfo(seg.id, seg.path, seg.header, last if not is_tail else None)
             end = tail_offset if is_tail else seg.header.capacity
-            for first, records in self._walk(view, end, collect=True, chunk=read_chunk):
-                n = len(records)
-                if first + n <= start:
-                    continue
-                if first < start:
-                    records = records[start - first:]
-                    first = start
-                if first + len(records) > stop_seq:
-                    records = records[: stop_seq - first]
-                if not records:
-                    continue
-                seqs: Sequence[int] = range(first, first + len(records))
-                if unacked_only and (self.acks.above or first <= self.acks.watermark):
-                    keep = [k for k, s in enumerate(seqs) if not self.acks.is_acked(s)]
-                    if len(keep) != len(records):
-                        seqs = [seqs[k] for k in keep]
-                        records = [records[k] for k in keep]
-                if records:
-                    yield ReplayBatch(seqs, self.decode_records(records) if decode else records)
+            try:
+                yield from self._replay_segment(view, end, start, stop_seq, unacked_only, decode, read_chunk)
+            except FileNotFoundError:
+                continue                                # dropped by the byte cap (drop_oldest) meanwhile
+
+    def _replay_segment(self, view: SegmentInfo, end: int, start: int, stop_seq: int, unacked_only: bool,
+                        decode: bool, read_chunk: int) -> Iterator[ReplayBatch]:
+        for first, records in self._walk(view, end, collect=True, chunk=read_chunk):
+            n = len(records)
+            if first + n <= start:
+                continue
+            if first < start:
+                records = records[start - first:]
+                first = start
+            if first + len(records) > stop_seq:
+                records = records[: stop_seq - first]
+            if not records:
+                continue
+            seqs: Sequence[int] = range(first, first + len(records))
+            if unacked_only and (self.acks.held or first <= self.acks.watermark):
+                runs = self.acks.unacked_runs(first, first + len(records) - 1)
+                if runs != [(first, first + len(records) - 1)]:
+                    seqs = [s for lo, hi in runs for s in range(lo, hi + 1)]
+                    records = [r for lo, hi in runs for r in records[lo - first: hi - first + 1]]
+            if records:
+                yield ReplayBatch(seqs, self.decode_records(records) if decode else records)
 
     def follow(self, from_seq: int | None = None, *, unacked_only: bool = False, decode: bool = False,
                timeout: float | None = None) -> Iterator[ReplayBatch]:
@@ -673,12 +777,16 @@ class Wal:
             self._committer.commit(self._next_seq - 1, False)
             segs = list(self._segments)
             tail = self._offset
-        for seg in segs:
-            end = tail if seg.last_seq is None else seg.header.capacity
-            for _ in self._walk(seg, end, collect=False):
-                pass
-            if progress:
-                progress(seg)
+            pinned = self._pin(segs)
+        try:
+            for seg in segs:
+                end = tail if seg.last_seq is None else seg.header.capacity
+                for _ in self._walk(seg, end, collect=False):
+                    pass
+                if progress:
+                    progress(seg)
+        finally:
+            self._unpin(pinned)
         return self.recovery
 
     # ------------------------------------------------------------------ introspection and shutdown
@@ -702,30 +810,47 @@ class Wal:
                 "bytes": len(self._segments) * self.segment_size, "first_seq": first, "last_seq": last,
                 "acked_watermark": self.acks.watermark, "unacked": self.acks.unacked_in(first, last),
                 "lost_records": self.acks.lost, "quarantined_segments": len(self.acks.quarantined),
-                "ack_commits": self._acks_store.commits, "ack_commit_seconds": self._acks_store.commit_seconds,
+                "acked_above_watermark": self.acks.held, "ack_ranges": self.acks.range_count,
+                "ack_commits": self._store().commits, "ack_commit_seconds": self._store().commit_seconds,
+                "ack_save_error": str(self._store().error) if self._store().error else None,
                 "failed": self._committer.failed, **self.counters, **self._committer.stats(),
             }
 
     def close(self) -> None:
-        """Make everything durable, persist acks, and release the directory."""
+        """Make everything durable, save the acks, and release the directory.
+
+        Every step runs even if an earlier one fails (a full disk, say): the directory's lock is always
+        released, so the log can be opened again. The first failure is raised afterwards as a WalError.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            try:
-                self._committer.stop_syncer()
-                if not self._committer.failed:
-                    self._committer.commit(self._next_seq - 1, True)
-            finally:
-                if self._preparer is not None:
-                    self._cancel_prewrite.set()
-                    self._preparer.join()
-                os.close(self._fd)
-                self._acks_store.flush(self.acks, durable=True)
-                self._acks_store.close()
-                self._release_lock()
+            errors: list[BaseException] = []
+
+            def step(fn: Callable[[], object]) -> None:
+                try:
+                    fn()
+                except Exception as exc:   # noqa: BLE001  (collected, raised below)
+                    errors.append(exc)
+
+            step(self._committer.stop_syncer)
+            if not self._committer.failed:
+                step(lambda: self._committer.commit(self._next_seq - 1, True))
+            if self._preparer is not None:
+                self._cancel_prewrite.set()
+                step(self._preparer.join)
+            step(lambda: os.close(self._fd))
+            step(lambda: self._store().close(self.acks))
+            step(self._release_lock)
         with self._follow_cv:
             self._follow_cv.notify_all()
+        if errors:
+            first = errors[0]
+            if isinstance(first, WalError):
+                raise first
+            raise WalError(f"closing the WAL in {self.path} failed: {first}; the directory was released "
+                           f"and can be opened again") from first
 
     def __enter__(self) -> "Wal":
         return self

@@ -85,7 +85,8 @@ def prepare_spare(directory: Path, segment_id: int, capacity: int, encoding: int
 
     A recycled file (a compacted segment) is the fastest: its blocks are written already, so appends
     are pure overwrites. Its old records carry an older segment id, so no reader mistakes them for new
-    ones. A new msgpack segment is ``fallocate``d (reads as zeros, blocks reserved): measured here,
+    ones. A recycled JSONL segment is overwritten with newlines first (one write of the segment, in the
+    background, as a new JSONL segment costs too), so ``grep`` never shows a stale record. A new msgpack segment is ``fallocate``d (reads as zeros, blocks reserved): measured here,
     zero-filling it up front costs a second full write of the segment, which halves append throughput
     while a log grows; :func:`prewrite` fills it later, gently, while the log has time. A new JSONL
     segment is filled with newlines so the file stays plain text.
@@ -96,6 +97,13 @@ def prepare_spare(directory: Path, segment_id: int, capacity: int, encoding: int
     if recycled is not None and recycled.stat().st_size == capacity:
         os.replace(recycled, tmp)
         fd = os.open(tmp, os.O_RDWR)
+        if encoding == ENC_JSONL:       # plain text: stale lines would show in grep, so blank them
+            try:
+                _fill(fd, JSONL_HEADER_SIZE, capacity, fill_byte(encoding))
+            except BaseException:
+                os.close(fd)
+                tmp.unlink(missing_ok=True)
+                raise
     else:
         if recycled is not None:
             recycled.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 The read-only tools take no lock and change nothing, so they are safe next to a running writer (they
 see the log as of the moment they read it). ``repair`` opens the log for writing, which runs the
 normal recovery (torn tails erased, damage recorded and quarantined) and then reads every segment.
+Every failure is a :class:`WalError` naming the file and what to do.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import msgpack
 from orgloop.errors import WalError, WalFormatError
 from orgloop.wal import twins
 from orgloop.wal.acks import AckState
+from orgloop.wal.codec import json_record_error
 from orgloop.wal.format import ENCODING_NAMES, ENC_JSONL
 from orgloop.wal.log import CHECKPOINT_DIR
 from orgloop.wal.reader import Damage, walk_segment
@@ -42,6 +44,8 @@ class LogView:
 
 @dataclass
 class VerifyReport:
+    """What :func:`verify` (or :func:`export`) found: damaged seq ranges and unreadable segment files."""
+
     segments: int = 0
     records: int = 0
     damage: list[dict[str, Any]] = field(default_factory=list)
@@ -55,12 +59,32 @@ class VerifyReport:
         return {"ok": self.ok, "segments": self.segments, "records": self.records, "damage": self.damage,
                 "unreadable": self.unreadable}
 
+    def note(self, d: Damage) -> None:
+        self.damage.append(_damage_dict(d))
+
+    def note_invalid_json(self, seg: SegmentInfo, seq: int, why: str) -> None:
+        """A JSONL record that is not one UTF-8 JSON value (written before appends were checked)."""
+        last = self.damage[-1] if self.damage else None
+        if last and last["kind"] == "invalid_json" and last["segment"] == seg.path.name and last["last_seq"] == seq - 1:
+            last["last_seq"] = seq
+            return
+        self.damage.append({"kind": "invalid_json", "segment": seg.path.name, "offset": None, "first_seq": seq,
+                            "last_seq": seq, "bytes": 0, "error": why})
+
 
 def open_view(path: str | Path) -> LogView:
     """List and parse the segment headers of ``path``; raises WalError if it is not a WAL directory."""
     root = Path(path)
     if not root.is_dir():
         raise WalError(f"{root} is not a directory")
+    try:
+        return _open_view(root)
+    except OSError as exc:
+        raise WalError(f"cannot read the WAL in {root}: {exc.strerror or exc}"
+                       f"{f' ({exc.filename})' if exc.filename else ''}; check its permissions") from exc
+
+
+def _open_view(root: Path) -> LogView:
     crc = twins.active.crc32c
     segments: list[SegmentInfo] = []
     spares: list[SegmentInfo] = []
@@ -85,15 +109,20 @@ def open_view(path: str | Path) -> LogView:
 def read_checkpoint(path: str | Path) -> AckState | None:
     """The persisted ack state, read without locking (None if there is none)."""
     cp = Path(path) / CHECKPOINT_DIR
-    if not (cp / "data.mdb").exists():
+    if not (cp / "data.mdb").is_file():
         return None
-    env = lmdb.open(str(cp), readonly=True, lock=False, subdir=True, max_dbs=1)
     try:
-        with env.begin() as txn:
-            raw = txn.get(b"acks")
+        env = lmdb.open(str(cp), readonly=True, lock=False, subdir=True, max_dbs=1)
+        try:
+            with env.begin() as txn:
+                raw = txn.get(b"acks")
+        finally:
+            env.close()
         return AckState.from_bytes(raw) if raw is not None else None
-    finally:
-        env.close()
+    except (lmdb.Error, OSError, ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
+        raise WalError(f"the WAL's ack store {cp} is unreadable ({exc}): `orgloop wal repair {path}` rebuilds it "
+                       f"(every record still in the log then counts as unacknowledged and is delivered "
+                       f"again)") from exc
 
 
 def _damage_dict(d: Damage) -> dict[str, Any]:
@@ -109,13 +138,23 @@ def iter_segment(view: LogView, seg: SegmentInfo, *, collect: Literal[False],
                  on_damage: Callable[[Damage], None]) -> Iterator[tuple[int, int]]: ...
 
 
+@overload
+def iter_segment(view: LogView, seg: SegmentInfo, *, collect: bool,
+                 on_damage: Callable[[Damage], None]) -> Iterator[tuple[int, Any]]: ...
+
+
 def iter_segment(view: LogView, seg: SegmentInfo, *, collect: bool,
                  on_damage: Callable[[Damage], None]) -> Iterator[tuple[int, Any]]:
     """Runs of readable records in one segment, read-only (damage reported, nothing repaired): the
     records themselves with ``collect``, else how many."""
     walker = walk_segment(twins.active, seg, seg.header.capacity, collect=collect, at_open=seg.last_seq is None,
                           on_damage=on_damage)
-    yield from walker
+    try:
+        yield from walker
+    except FileNotFoundError:
+        return                                  # compacted by the running writer since it was listed
+    except OSError as exc:
+        raise WalError(f"cannot read WAL segment {seg.path}: {exc.strerror or exc}; check the disk") from exc
 
 
 def verify(path: str | Path, progress: Callable[[SegmentInfo], None] | None = None) -> VerifyReport:
@@ -124,9 +163,16 @@ def verify(path: str | Path, progress: Callable[[SegmentInfo], None] | None = No
     report = VerifyReport(segments=len(view.segments))
     report.unreadable = [{"segment": p.name, "error": e} for p, e in view.unreadable]
     for seg in view.segments:
-        for _first, count in iter_segment(view, seg, collect=False,
-                                          on_damage=lambda d: report.damage.append(_damage_dict(d))):
-            report.records += count
+        jsonl = seg.header.encoding == ENC_JSONL
+        for first, got in iter_segment(view, seg, collect=jsonl, on_damage=report.note):
+            if jsonl:
+                for seq, raw in enumerate(got, first):
+                    why = json_record_error(raw)
+                    if why:
+                        report.note_invalid_json(seg, seq, why)
+                report.records += len(got)
+            else:
+                report.records += got
         if progress:
             progress(seg)
     return report
@@ -165,26 +211,39 @@ def _msgpack_to_json(raw: bytes) -> str:
 
 
 def export(path: str | Path, out: TextIO, *, from_seq: int = 1, unacked_only: bool = False,
-           progress: Callable[[SegmentInfo], None] | None = None) -> int:
-    """Write every readable record as one JSON line ``{"seq": n, "event": …}``; returns the count.
+           progress: Callable[[SegmentInfo], None] | None = None) -> tuple[int, VerifyReport]:
+    """Write every readable record as one JSON line ``{"seq": n, "event": …}``.
 
-    msgpack records are decoded (bytes become ``{"$base64": …}``); JSONL records are copied as they are.
+    msgpack records are decoded (bytes become ``{"$base64": …}``); JSONL records are copied as they
+    are, and one that is not a JSON value is exported as ``{"$raw": base64}``. Returns the count and a
+    report of the damage met on the way (damaged seq ranges, unreadable segments).
     """
     view = open_view(path)
     acks = read_checkpoint(path) if unacked_only else None
+    report = VerifyReport(segments=len(view.segments))
+    report.unreadable = [{"segment": p.name, "error": e} for p, e in view.unreadable]
     n = 0
     for seg in view.segments:
         jsonl = seg.header.encoding == ENC_JSONL
-        for first, records in iter_segment(view, seg, collect=True, on_damage=lambda d: None):
+        for first, records in iter_segment(view, seg, collect=True, on_damage=report.note):
+            report.records += len(records)
             for seq, raw in enumerate(records, first):
                 if seq < from_seq or (acks is not None and acks.is_acked(seq)):
                     continue
-                event = raw.decode() if jsonl else _msgpack_to_json(raw)
+                if jsonl:
+                    why = json_record_error(raw)
+                    if why:
+                        report.note_invalid_json(seg, seq, why)
+                        event = json.dumps({"$raw": base64.b64encode(raw).decode()})
+                    else:
+                        event = raw.decode()
+                else:
+                    event = _msgpack_to_json(raw)
                 out.write('{"seq":%d,"event":%s}\n' % (seq, event))
                 n += 1
         if progress:
             progress(seg)
-    return n
+    return n, report
 
 
 def repair(path: str | Path, progress: Callable[[SegmentInfo], None] | None = None) -> dict[str, Any]:

@@ -1,19 +1,11 @@
-"""The local HTTP control endpoint (127.0.0.1 only, off by default).
-
-``GET /healthz`` 200/503 (reflects WAL and breaker health: never green while the log is broken),
-``GET /metrics`` Prometheus text, ``GET /status`` JSON, ``GET /state`` the plan state the runtime runs,
-``POST /apply`` reconcile to a new plan without a restart (see :mod:`orgloop.reconcile`).
-"""
+"""Prometheus text exposition of a runtime's counters (``GET /metrics``)."""
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from orgloop.wal._wal_py import SYNC_BUCKETS_US
 
-__all__ = ["ControlServer", "render_metrics"]
+__all__ = ["render_metrics"]
 
 
 def _label(value: Any) -> str:
@@ -73,69 +65,3 @@ def render_metrics(runtime: Any) -> str:
         lines.append(f"orgloop_wal_fsync_seconds_sum {ws['sync_seconds']}")
         lines.append(f"orgloop_wal_fsync_seconds_count {ws['syncs']}")
     return "\n".join(lines) + "\n"
-
-
-class ControlServer:
-    """The HTTP endpoint on a loopback address; ``port=0`` picks a free port (then read ``.port``)."""
-
-    def __init__(self, runtime: Any, port: int, host: str = "127.0.0.1") -> None:
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            raise ValueError("the control endpoint listens on loopback only")
-        rt = runtime
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, fmt: str, *args: Any) -> None:  # keep the terminal quiet
-                pass
-
-            def _send(self, code: int, body: str, ctype: str) -> None:
-                data = body.encode()
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-                path = self.path.split("?", 1)[0]
-                if path == "/healthz":
-                    ok, problems = rt.healthy()
-                    self._send(200 if ok else 503, json.dumps({"ok": ok, "problems": problems}) + "\n",
-                               "application/json")
-                elif path == "/metrics":
-                    self._send(200, render_metrics(rt), "text/plain; version=0.0.4")
-                elif path == "/status":
-                    self._send(200, json.dumps(rt.status(), default=str) + "\n", "application/json")
-                elif path == "/state":
-                    self._send(200, json.dumps({"state": rt.applied_state}) + "\n", "application/json")
-                else:
-                    self._send(404, json.dumps({"error": f"no such endpoint {path}"}) + "\n", "application/json")
-
-            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
-                from orgloop.reconcile import ReconcileError, apply_request
-
-                path = self.path.split("?", 1)[0]
-                if path != "/apply":
-                    self._send(404, json.dumps({"error": f"no such endpoint {path}"}) + "\n", "application/json")
-                    return
-                try:
-                    body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
-                    code, result = 200, apply_request(rt, body)
-                except ReconcileError as exc:
-                    code, result = 409, {"error": str(exc)}
-                except ValueError as exc:
-                    code, result = 400, {"error": f"bad request: {exc}"}
-                except Exception as exc:  # a plug-in failed while being started: report it, keep serving
-                    code, result = 500, {"error": f"{type(exc).__name__}: {exc}"}
-                self._send(code, json.dumps(result, default=str) + "\n", "application/json")
-
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="orgloop-control", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

@@ -1,0 +1,2 @@
+"""Fixtures of the control-plane tests (see support/daemon.py)."""
+from support.daemon import daemon  # noqa: F401  (fixture)
