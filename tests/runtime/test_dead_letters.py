@@ -79,9 +79,9 @@ class Picky:
 
 
 Picky.died = False
-plugins.register("transforms", "test-split", Split)
-plugins.register("transforms", "test-halt-on-odd", HaltOnOdd)
-plugins.register("actors", "test-picky", Picky)
+plugins.register("transforms", "test-dl-split", Split)
+plugins.register("transforms", "test-dl-halt-on-odd", HaltOnOdd)
+plugins.register("actors", "test-dl-picky", Picky)
 
 
 @pytest.fixture(autouse=True)
@@ -91,8 +91,8 @@ def _reset():
 
 def _spec(tmp_path, routes, transforms=(), actors=None, count=6, **kw):
     return RuntimeSpec(sources=[SourceSpec("gen", "generator", {"count": count}, poll_interval=0.02)],
-                       actors=actors or [ActorSpec("a", "test-picky", {"refuse": ("part", 2)}),
-                                         ActorSpec("b", "test-picky", {})],
+                       actors=actors or [ActorSpec("a", "test-dl-picky", {"refuse": ("part", 2)}),
+                                         ActorSpec("b", "test-dl-picky", {})],
                        routes=routes, transforms=list(transforms), data_dir=tmp_path / "data", base_dir=tmp_path,
                        bus_options={"segment_size": 1 << 20}, **kw)
 
@@ -101,7 +101,7 @@ ONCE = RetrySpec(max_attempts=1)
 
 
 def test_split_dedup_dead_letter_and_replay_deliver_every_part_once_to_that_route_only(tmp_path):
-    transforms = [TransformSpec("split", "package", "test-split"),
+    transforms = [TransformSpec("split", "package", "test-dl-split"),
                   TransformSpec("once", "package", "dedup", {"key": ["id", "payload.part"], "window": "1h"})]
     routes = [RouteSpec("parts", "gen", "a", transforms=[TransformRef("split"), TransformRef("once")],
                         delivery=DeliverySpec(retry=ONCE)),
@@ -136,7 +136,7 @@ def test_split_dedup_dead_letter_and_replay_deliver_every_part_once_to_that_rout
 
 
 def test_on_error_halt_stops_the_route_for_the_event_and_records_a_halted_dead_letter(tmp_path):
-    transforms = [TransformSpec("halt-odd", "package", "test-halt-on-odd", on_error="halt")]
+    transforms = [TransformSpec("halt-odd", "package", "test-dl-halt-on-odd", on_error="halt")]
     routes = [RouteSpec("evens", "gen", "b", transforms=[TransformRef("halt-odd")])]
     rt = Runtime(_spec(tmp_path, routes, transforms)).start()
     try:
@@ -155,7 +155,7 @@ def test_max_rate_counts_every_attempt_retries_included(tmp_path):
     routes = [RouteSpec("limited", "gen", "a", delivery=DeliverySpec(
         max_rate=rate, retry=RetrySpec(max_attempts=1000, initial_delay=0.001, max_delay=0.001),
         circuit_breaker=BreakerSpec(failure_threshold=10_000)))]
-    actors = [ActorSpec("a", "test-picky", {"refuse": ("n", 0)})]            # event 0 fails every attempt
+    actors = [ActorSpec("a", "test-dl-picky", {"refuse": ("n", 0)})]            # event 0 fails every attempt
     rt = Runtime(_spec(tmp_path, routes, actors=actors, count=1)).start()
     try:
         assert wait_until(lambda: len(Picky.calls) >= 25, timeout=30)
@@ -171,7 +171,7 @@ def test_max_rate_counts_every_attempt_retries_included(tmp_path):
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")   # the death is the point
 def test_a_dead_worker_turns_health_red_and_is_restarted_without_losing_its_batch(tmp_path):
     routes = [RouteSpec("r", "gen", "b")]
-    actors = [ActorSpec("b", "test-picky", {"die_on": 3})]
+    actors = [ActorSpec("b", "test-dl-picky", {"die_on": 3})]
     rt = Runtime(_spec(tmp_path, routes, actors=actors, count=20)).start()
     try:
         lane = rt.lanes["b"]
@@ -200,7 +200,7 @@ def test_a_dead_letter_store_on_a_full_filesystem_keeps_the_event_unacked_and_he
         filler.write_bytes(b"\0" * (12 << 20))
         routes = [RouteSpec("r", "gen", "a", delivery=DeliverySpec(
             retry=ONCE, circuit_breaker=BreakerSpec(failure_threshold=10_000)))]
-        actors = [ActorSpec("a", "test-picky", {"refuse": ("type", "resource.changed")})]
+        actors = [ActorSpec("a", "test-dl-picky", {"refuse": ("type", "resource.changed")})]
         spec = RuntimeSpec(sources=[SourceSpec("gen", "generator", {"count": 60, "payload_size": 300_000},
                                                poll_interval=0.02)],
                            actors=actors, routes=routes, data_dir=tmp_path / "data", base_dir=tmp_path,
