@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from orgloop import plugins
-from orgloop.bus import open_bus
+from orgloop.bus import bus_namespace, open_bus
 from orgloop.control.tap import TapHub
 from orgloop.delivery.lane import ActorLane
 from orgloop.event import EventError, check_encodable
@@ -86,6 +86,11 @@ class Runtime:
             if wal_dir is None:
                 raise ValueError("the filewal bus needs a data directory (spec.data_dir)")
             opts.setdefault("path", wal_dir)
+        model = plugins.config_model(plugins.load("buses", self.spec.bus))
+        if model is not None and "namespace" in model.model_fields:
+            # Fleet members meet in the bus's server under the project's name and workspace
+            # (decisions.md "Identity"); runtime.namespace in the project overrides the name part.
+            opts.setdefault("namespace", bus_namespace(self.spec.name, self.spec.workspace))
         return open_bus(self.spec.bus, **opts)
 
     def _open_dead_letters(self):
@@ -416,7 +421,7 @@ class Runtime:
 
     def healthy(self) -> tuple[bool, list[str]]:
         """Never green while the log is broken or a breaker is open."""
-        problems = []
+        problems = list(self.bus.problems())
         wal = getattr(self.bus, "wal", None)
         if wal is not None and wal.failed:
             problems.append(f"wal: {wal.failed}")

@@ -118,7 +118,7 @@ def test_misspelt_and_malformed_settings_are_errors_at_their_position_with_did_y
 def test_bus_name_and_values_are_checked(starter):
     add_runtime(starter, "  bus: filewall\n")
     assert problems(starter) == ["orgloop.yaml:10:8: error: no bus plugin 'filewall' is installed "
-                                 "(did you mean 'filewal'?) (installed: filewal, memory)"]
+                                 "(did you mean 'filewal'?) (installed: filewal, kafka, memory, nats, redis)"]
     edit(starter / "orgloop.yaml", "  bus: filewall\n", "  bus_options:\n    sync: sometimes\n    segment_size: 1XB\n")
     found = problems(starter)
     assert found[0].startswith("orgloop.yaml:11:11: error: runtime.bus_options.sync: expected 'always', "
