@@ -213,7 +213,8 @@ class NatsBus(BusBase):
                 await self._js.delete_msg(self.stream, seq)
             except Exception as exc:  # already gone (acked elsewhere): nothing to do
                 log.debug("nats bus: deleting %d: %s", seq, exc)
-        await self._nc.flush(timeout=10)
+        # No flush round trip: the client's flusher sends the acks within milliseconds, and an ack lost
+        # with the connection only means one more delivery (at-least-once).
 
     def _keep_held(self) -> None:
         """Tell the server every ``ack_wait / 3`` that held messages are still being worked on."""
