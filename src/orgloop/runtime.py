@@ -238,6 +238,7 @@ class Runtime:
             self._make_lane(a, depth.get(a.id, 1000), policy.get(a.id))
         self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit, self._dead_letter)
         self.router.tap = self.taps
+        self.router.bus_credit = self.bus.credit_available
         if self.hub:
             self.hub.start()
             self.hub.emit([{"phase": "runtime.start", "metadata": {"routes": len(spec.routes), "bus": spec.bus}}])
@@ -479,6 +480,7 @@ class Runtime:
             time.sleep(0.01)
         self._stop.set()
         self._subscription.cancel()           # what the router has not taken stays unacked on the bus
+        self.router.close()                   # transforms not yet run off the dispatch thread: unacked too
         for lane in self.lanes.values():
             lane.stop(timeout=max(1.0, deadline - time.monotonic()))   # a delivery in progress may finish
         for lane in self.lanes.values():
