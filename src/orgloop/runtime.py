@@ -451,9 +451,10 @@ class Runtime:
                         "queue_depth": len(r.lane.queue), "max_rate": r.spec.delivery.max_rate}
                        for name, r in list(self.router.routes.items())],   # a snapshot: reconcile may change them
             "actors": [lane.stats() for lane in list(self.lanes.values())],
-            "wal": None if wal is None else {k: wal[k] for k in ("segments", "bytes", "first_seq", "last_seq",
+            "wal": None if wal is None else {k: wal[k] for k in ("segments", "bytes", "data_bytes", "first_seq", "last_seq",
                                                                 "acked_watermark", "unacked", "lost_records",
                                                                 "syncs", "failed")},
+            "taps": len(self.taps.subscribers),
             "dead_letters": self.dlq.count() if self.dlq is not None else len(self._memory_dead_letters),
             "log_entries_dropped": self.hub.dropped if self.hub else 0,
             "ingress": self._ingress.stats() if self._ingress is not None else None,
