@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "dlq": ("dlq", "dlq", "Inspect and replay events that gave up on a route (dead letters)."),
     "wal": ("wal", "wal", "Inspect and maintain a write-ahead-log directory."),
     "schema": ("schema", "schema", "Print the JSON Schema (draft 2020-12) of orgloop project files."),
+    "plugins": ("plugins", "plugins", "List installed plugins: kind, name, distribution, version and config..."),
     "demo": ("demo", "demo", "Append durably from several threads in a child process, SIGKILL it..."),
     "hook": ("hook", "hook", "Bridge an agent's lifecycle hooks to the running runtime."),
     "completion": ("completion", "completion", "Print the shell completion script for bash, zsh or fish."),
