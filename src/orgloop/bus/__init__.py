@@ -6,7 +6,7 @@ hands events to subscribers in batches on its dispatch thread. ``ack`` tells the
 handled (delivered or dead-lettered on every route); ``unacked`` lists what is not.
 
 Implementations register as ``orgloop.buses`` entry points: ``memory`` (:class:`InMemoryBus`) and
-``filewal`` (:class:`FileWalBus`). Every bus must pass ``tests/bus/conformance.py``.
+``filewal`` (:class:`FileWalBus`); a bus class declares ``config_model`` for its ``runtime.bus_options``. Every bus must pass ``tests/bus/conformance.py``.
 """
 from __future__ import annotations
 

@@ -423,7 +423,7 @@ def _log_file(project: Project, name: str | None) -> Path:
         which = f"no file logger named {name!r}" if name else "no file logger (type @orgloop/logger-file)"
         click.echo(f"Error: the project has {which}; add one to its loggers to keep a log.", err=True)
         sys.exit(1)
-    return (project.root / chosen.model.config["path"]).resolve()
+    return (project.root / Path(chosen.model.config["path"]).expanduser()).resolve()   # as the logger resolves it
 
 
 def _entries(path: Path, follow: bool) -> Iterator[dict[str, Any]]:
