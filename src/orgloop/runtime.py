@@ -238,6 +238,7 @@ class Runtime:
             self._make_lane(a, depth.get(a.id, 1000), policy.get(a.id))
         self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit, self._dead_letter)
         self.router.tap = self.taps
+        self.router.bus_credit = self.bus.credit_available
         if self.hub:
             self.hub.start()
             self.hub.emit([{"phase": "runtime.start", "metadata": {"routes": len(spec.routes), "bus": spec.bus}}])
@@ -450,9 +451,10 @@ class Runtime:
                         "queue_depth": len(r.lane.queue), "max_rate": r.spec.delivery.max_rate}
                        for name, r in list(self.router.routes.items())],   # a snapshot: reconcile may change them
             "actors": [lane.stats() for lane in list(self.lanes.values())],
-            "wal": None if wal is None else {k: wal[k] for k in ("segments", "bytes", "first_seq", "last_seq",
+            "wal": None if wal is None else {k: wal[k] for k in ("segments", "bytes", "data_bytes", "first_seq", "last_seq",
                                                                 "acked_watermark", "unacked", "lost_records",
                                                                 "syncs", "failed")},
+            "taps": len(self.taps.subscribers),
             "dead_letters": self.dlq.count() if self.dlq is not None else len(self._memory_dead_letters),
             "log_entries_dropped": self.hub.dropped if self.hub else 0,
             "ingress": self._ingress.stats() if self._ingress is not None else None,
@@ -479,6 +481,7 @@ class Runtime:
             time.sleep(0.01)
         self._stop.set()
         self._subscription.cancel()           # what the router has not taken stays unacked on the bus
+        self.router.close()                   # transforms not yet run off the dispatch thread: unacked too
         for lane in self.lanes.values():
             lane.stop(timeout=max(1.0, deadline - time.monotonic()))   # a delivery in progress may finish
         for lane in self.lanes.values():

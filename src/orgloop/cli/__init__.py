@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "stop": ("run", "stop", "Stop the workspace's runtime and wait."),
     "status": ("run", "status", "Sources, routes, queues, breakers and the WAL of the running runtime."),
     "logs": ("run", "logs", "Print the pipeline log written by the workspace's file logger (JSON..."),
+    "top": ("live", "top", "A live table of per-source and per-route rates, queue depths, WAL lag,..."),
+    "tap": ("live", "tap", "Print the events the router hands to routes, live, as JSON lines ({route,..."),
     "test": ("inspect", "test_cmd", "Route the event in EVENT_FILE (JSON, '-' for stdin) in dry-run and..."),
     "routes": ("inspect", "routes", "List the project's routes: name, source, event types, actor,..."),
     "inspect": ("inspect", "inspect", "Show one resolved definition (workspace overrides and defaults..."),

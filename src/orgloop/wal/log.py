@@ -693,13 +693,14 @@ class Wal:
         self._committer.commit(self._next_seq - 1, True)
         self._unsynced = 0
         self._fault("after_seal")
-        sealed, sealed_fd = self._segments[-1], self._fd
+        sealed, sealed_fd, sealed_end = self._segments[-1], self._fd, self._offset
         try:
             self._activate(path)
         except OSError as exc:   # the sealed segment stays the active one: nothing is lost, appends may retry
             raise WalError(f"cannot start WAL segment {path.name} in {self.path}: {exc.strerror or exc}; every "
                            f"record appended so far is safe") from exc
         sealed.last_seq = self._segments[-1].header.last_seq_before
+        sealed.data_end = sealed_end
         os.close(sealed_fd)
         self.counters["rotations"] += 1
         self._start_preparer()
@@ -1039,7 +1040,8 @@ class Wal:
             return {
                 "path": str(self.path), "implementation": self.implementation, "encoding": self.encoding,
                 "sync": self.sync, "segments": len(self._segments), "segment_size": self.segment_size,
-                "bytes": len(self._segments) * self.segment_size, "first_seq": first, "last_seq": last,
+                "bytes": len(self._segments) * self.segment_size, "data_bytes": self._data_bytes_locked(),
+                "first_seq": first, "last_seq": last,
                 "acked_watermark": self.acks.watermark, "unacked": self.acks.unacked_in(first, last),
                 "lost_records": self.acks.lost, "torn_records": self.recovery.torn_records,
                 "quarantined_segments": len(self.acks.quarantined),
@@ -1048,6 +1050,16 @@ class Wal:
                 "ack_save_error": str(self._store().error) if self._store().error else None,
                 "failed": self._committer.failed, **self.counters, **self._committer.stats(),
             }
+
+    def _data_bytes_locked(self) -> int:
+        """Bytes of frames in the live segments (what ``bytes`` preallocates is mostly empty): the active
+        segment up to its write offset, sealed ones up to where they were sealed; a segment sealed before
+        this process opened the log counts as full (its end is not read at open)."""
+        if not self._segments:
+            return 0
+        sealed = sum((s.data_end if s.data_end is not None else s.header.capacity) - self._data_start
+                     for s in self._segments[:-1])
+        return sealed + self._offset - self._data_start
 
     def close(self) -> None:
         """Make everything durable, save the acks, and release the directory.

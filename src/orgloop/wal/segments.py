@@ -40,6 +40,7 @@ class SegmentInfo:
     path: Path
     header: SegmentHeader
     last_seq: int | None = None
+    data_end: int | None = None     # where its frames end, once sealed by this process (else unknown)
     header_damage: str | None = None
 
     @property
