@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from orgloop.delivery.lane import render_config
+from orgloop.prompts import render_config
 from orgloop.router.acks import AckTracker
 from orgloop.router.router import CompiledRoute, Router
 from orgloop.runtime import make_transform
@@ -55,7 +55,8 @@ def dry_run(spec: RuntimeSpec, event: dict[str, Any]) -> list[RouteOutcome]:
             out = router.apply_transforms(route, 0, event, steps) if route.transforms else [event]
             spec_r = route.spec
             outcomes.append(RouteOutcome(spec_r.name, spec_r.actor,
-                                         [Delivery(ev, spec_r.prompt, render_config(spec_r.config, ev)) for ev in out],
+                                         [Delivery(ev, render_config(spec_r.prompt, ev),
+                                                   render_config(spec_r.config, ev)) for ev in out],
                                          [s for s in steps if s.get("phase") != "transform.start"]))
         return outcomes
     finally:

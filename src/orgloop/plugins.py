@@ -148,7 +148,8 @@ def config_errors(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
         loc = ".".join(str(p) for p in error["loc"])
-        parts.append(f"{loc}: {error['msg']}" if loc else error["msg"])
+        msg = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
 

@@ -147,7 +147,7 @@ def test_orgloop_hook_posts_stop_and_start_to_the_running_runtime(run_pipeline, 
     r = _hook(["claude-code-stop", "--source", "nobody"], json.dumps(stop), rt.ingress_port)
     assert r.returncode == 1 and "404" in r.stderr
     r = _hook(["claude-code-stop"], "not json", rt.ingress_port)
-    assert r.returncode == 64 or r.returncode == 2
+    assert r.returncode == 64 and "stdin is not JSON" in r.stderr
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ working_directory, duration_seconds, exit_status, summary, transcript_path}`` to
 ``claude-code-start`` does the same for the ``SessionStart`` hook.
 
 An agent's hook must never feel broken: when no runtime listens, it exits 0 without a word. A refusal
-(non-2xx) exits 1 with the answer on stderr; stdin that is not a JSON object is a usage error.
+(non-2xx) exits 1 with the answer on stderr; stdin that is not a JSON object is a usage error (64).
 """
 from __future__ import annotations
 

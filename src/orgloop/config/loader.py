@@ -175,8 +175,16 @@ class Project:
         return next((c for c in self.prompt_candidates(route.file, w.prompt_file) if c.is_file()), None)
 
     def prompt_text(self, route: Definition) -> str | None:
+        """The route's prompt template, front matter stripped; raises :class:`ConfigError` for a file that
+        resolves outside the project directory (``orgloop validate`` reports it at file:line:col first)."""
         path = self.prompt_path(route)
-        return None if path is None else strip_front_matter(path.read_text(encoding="utf-8"))
+        if path is None:
+            return None
+        root = self.root.resolve()
+        if not path.is_relative_to(root):
+            raise ConfigError(f"route {route.name!r}: prompt_file {route.model.with_.prompt_file!r} is outside "
+                              f"the project directory {root}")
+        return strip_front_matter(path.read_text(encoding="utf-8"))
 
     def state(self) -> dict[str, dict[str, dict[str, Any]]]:
         """The desired state for ``plan``: every definition as written (name keys removed), plus a digest

@@ -14,7 +14,9 @@ Rotation and truncation lose and double no line:
   read to its end, what was not read is lost: a warning says so. (No descriptor is held between polls.)
 - **copy-and-truncate**: a file smaller than the offset, or whose bytes before the offset changed (it was
   truncated and written past the old offset between two polls), is read from its start again
-  (``restarts`` counts both cases).
+  (``restarts`` counts both cases). The fingerprint is checked again after each read: a truncation that
+  raced the read makes the source read the file again from its start (a line read twice has the same id,
+  so dedup drops it) rather than skip what was refilled.
 
 A line is either a whole event envelope (it has ``type``; its ``source``, if given, must be this source's
 id) or a bare payload that becomes one. A line that cannot be an event is refused, logged with its reason
@@ -88,9 +90,9 @@ class FileSource:
         pos = self._follow(checkpoint)
         if pos is None:
             return [], checkpoint
-        f, ident, offset = pos
-        events, offset = self._read(f, offset, max_events)
-        if not events and offset == self._size(f) and ident != self._current():
+        f, ident, start, tail = pos
+        events, offset = self._read(f, start, max_events)
+        if not events and offset == start and ident != self._current():
             # Rotated away and read to its end: continue with the file now at the path, from its start.
             rest = self._size(f) - offset
             if rest:
@@ -100,8 +102,15 @@ class FileSource:
             pos = self._follow(None)
             if pos is None:
                 return [], checkpoint
-            f, ident, offset = pos
-            events, offset = self._read(f, offset, max_events)
+            f, ident, start, tail = pos
+            events, offset = self._read(f, start, max_events)
+        if tail is not None and start and self._tail(f, start) != tail:
+            # Truncated (and perhaps refilled) while we read: what we read may be old lines or new ones.
+            # Keep it and read the file again from its start; a line read twice has the same id.
+            log.warning("file source %s: %s was truncated while being read, reading it from the start",
+                        self.id, self.path)
+            self.restarts += 1
+            offset = 0
         return events, f"{ident[0]}:{ident[1]}:{offset}:{self._tail(f, offset)}"
 
     # ------------------------------------------------------------------ following rotation and truncation
@@ -148,8 +157,9 @@ class FileSource:
             f.close()
         return None
 
-    def _follow(self, checkpoint: str | None) -> tuple[BinaryIO, tuple[int, int], int] | None:
-        """The file to read and where: the checkpoint's file (even renamed), else the file at the path.
+    def _follow(self, checkpoint: str | None) -> tuple[BinaryIO, tuple[int, int], int, str | None] | None:
+        """The file to read, where, and the fingerprint to check again after reading: the checkpoint's file
+        (even renamed), else the file at the path.
 
         A checkpoint is ``<device>:<inode>:<offset>:<fingerprint>`` (a bare offset, as older versions
         wrote, means the file at the path). A file that shrank below the offset, or whose bytes before the
@@ -180,8 +190,8 @@ class FileSource:
         if offset > self._size(f) or (tail is not None and offset and self._tail(f, offset) != tail):
             log.warning("file source %s: %s was truncated or rewritten, reading it from the start", self.id, self.path)
             self.restarts += 1
-            offset = 0
-        return f, ident, offset
+            offset, tail = 0, None
+        return f, ident, offset, tail
 
     def _read(self, f: BinaryIO, offset: int, max_events: int) -> tuple[list[dict[str, Any]], int]:
         """Complete lines from ``offset`` on, at most ``max_events`` events; returns them and the new offset."""

@@ -26,9 +26,11 @@ server's ``Date``); a 403/429 with ``Retry-After`` (the secondary limit) pauses 
 without it at least 60 s. Failures (network, 5xx, 401, malformed JSON) pause 5 s doubling to 15 min. A
 paused source sends no request; its cursor never moves on a failed poll.
 
-``authors`` keeps events whose actor (or, for check runs, whose pull request's author) is listed.
-``author_type`` is ``bot`` for bot accounts, ``team_member`` for an ``OWNER``/``MEMBER``/``COLLABORATOR``
-association, else ``external``.
+Provenance and payload are built by the same mapping as the ``github-webhook`` source's
+(:mod:`orgloop.connectors.github_events`), from the REST objects put in webhook shape, so a route works
+on either source. ``authors`` keeps events whose actor (or, for check runs, whose pull request's author)
+is listed. ``author_type`` is ``bot`` for bot accounts, ``team_member`` for an
+``OWNER``/``MEMBER``/``COLLABORATOR`` association, else ``external``.
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from orgloop.connectors._apiclient import ApiError, JsonClient, Response
 from orgloop.connectors._pollbase import Batches, PollGate, RateLimited, TimeCursor
+from orgloop.connectors.github_events import normalize
 from orgloop.event import natural_event_id, new_trace_id
 from orgloop.plugins import PluginConfig
 from orgloop.units import DURATION_PATTERN, parse_duration
@@ -60,7 +63,6 @@ EVENTS = ("pull_request.opened", "pull_request.closed", "pull_request.merged", "
 NOT_POLLED = ("pull_request.ready_for_review", "workflow_run.completed", "check_suite.completed")
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
-_TEAM = {"OWNER", "MEMBER", "COLLABORATOR"}
 MAX_HEADS = 50
 MAX_PAGES = 20
 
@@ -104,15 +106,6 @@ def _stamp(epoch: float) -> str:
 
 def _login(user: Any) -> str:
     return user.get("login") or "unknown" if isinstance(user, dict) else "unknown"
-
-
-def _author_type(user: Any, association: str | None) -> str:
-    login = _login(user)
-    if (isinstance(user, dict) and user.get("type") == "Bot") or login.endswith("[bot]"):
-        return "bot"
-    if association is None:
-        return "unknown"
-    return "team_member" if association in _TEAM else "external"
 
 
 def _number(url: Any) -> int | None:
@@ -191,66 +184,53 @@ class _RepoPoll:
     # ---------------------------------------------------------------- events
     def _pull_request(self, pr: dict[str, Any], cursor: TimeCursor, heads: dict[str, Any]) -> None:
         wanted = self.src.wanted
-        pid, number, user = pr.get("id"), pr.get("number"), pr.get("user")
-        common = {"pr_author": _login(user), "pr_number": number, "url": pr.get("html_url", "")}
-        body = {"pr_title": pr.get("title"), "pr_number": number, "draft": bool(pr.get("draft")),
-                "head_ref": (pr.get("head") or {}).get("ref"), "base_ref": (pr.get("base") or {}).get("ref")}
+        pid, number = pr.get("id"), pr.get("number")
+        as_delivered = {**pr, "merged": bool(pr.get("merged_at"))}      # the webhook object has 'merged'
 
         def new_at(stamp: Any) -> bool:
             return isinstance(stamp, str) and cursor.is_new(stamp, f"pr:{pid}:{stamp}")
 
-        if "pull_request.opened" in wanted and new_at(pr.get("created_at")):
-            self._emit("pull_request.opened", (pid, "opened"), pr["created_at"], user, pr.get("author_association"),
-                       common, {"action": "opened", **body})
+        if new_at(pr.get("created_at")):
+            self._emit("pull_request", {"action": "opened", "pull_request": as_delivered}, (pid, "opened"),
+                       pr["created_at"])
         if new_at(pr.get("closed_at")):
-            merged = bool(pr.get("merged_at"))
-            kind = "pull_request.merged" if merged else "pull_request.closed"
-            if kind in wanted:
-                closer = pr.get("merged_by") if merged and pr.get("merged_by") else user
-                self._emit(kind, (pid, "closed", pr["closed_at"]), pr["closed_at"], closer, None, common,
-                           {"action": "merged" if merged else "closed", "merged": merged, **body,
-                            **({"merged_by": _login(pr.get("merged_by"))} if merged else {})})
+            self._emit("pull_request", {"action": "closed", "pull_request": as_delivered},
+                       (pid, "closed", pr["closed_at"]), pr["closed_at"])
         if "pull_request.review_submitted" in wanted:
             for page in self.src.pages(f"/repos/{self.repo}/pulls/{number}/reviews?per_page={self.src.config.per_page}"):
                 for review in page:
                     stamp = review.get("submitted_at")
-                    if not new_at(stamp):
-                        continue
-                    state = str(review.get("state") or "").lower()
-                    self._emit("pull_request.review_submitted", (review.get("id"), state, stamp), stamp,
-                               review.get("user"), review.get("author_association"),
-                               {**common, "url": review.get("html_url", ""), "review_id": review.get("id"),
-                                "review_state": state},
-                               {"action": "review_submitted", "review_id": review.get("id"), "review_state": state,
-                                "review_body": review.get("body"), "pr_title": pr.get("title"), "pr_number": number})
+                    if new_at(stamp):
+                        # The REST API spells states in capitals, webhook deliveries in lower case.
+                        state = str(review.get("state") or "").lower()
+                        self._emit("pull_request_review", {"action": "submitted", "pull_request": pr,
+                                                           "review": {**review, "state": state}},
+                                   (review.get("id"), state, stamp), stamp)
         sha = (pr.get("head") or {}).get("sha")
         if "check_run.completed" in wanted and pr.get("state") == "open" and isinstance(sha, str):
             for old in [s for s, h in heads.items() if h.get("pr_id") == pid and s != sha]:
                 del heads[old]                     # a new commit replaces the old head
             head = heads.pop(sha, None) or {"pr_id": pid, "done": []}
-            head.update(pr=number, title=pr.get("title"), author=_login(user))
+            head.update(pr=number, title=pr.get("title"), author=_login(pr.get("user")))
             heads[sha] = head                      # most recently updated last
             while len(heads) > MAX_HEADS:
                 del heads[next(iter(heads))]
 
     def _issue_comment(self, c: dict[str, Any]) -> dict[str, Any] | None:
-        number = _number(c.get("issue_url"))
-        is_pr = "/pull/" in str(c.get("html_url", ""))
-        return self._emit("issue_comment", (c.get("id"), c.get("updated_at")), c.get("updated_at"), c.get("user"),
-                          c.get("author_association"), {"pr_number": number, "url": c.get("html_url", "")},
-                          {"action": "issue_comment", "edited": c.get("created_at") != c.get("updated_at"),
-                           "comment_id": c.get("id"), "comment_body": c.get("body"), "issue_number": number,
-                           "is_pull_request": is_pr}, collect=False)
+        issue: dict[str, Any] = {"number": _number(c.get("issue_url"))}
+        if "/pull/" in str(c.get("html_url", "")):
+            issue["pull_request"] = {"html_url": c.get("html_url")}
+        return self._emit("issue_comment", {"action": "created", "comment": c, "issue": issue},
+                          (c.get("id"), c.get("updated_at")), c.get("updated_at"),
+                          payload={"comment_id": c.get("id"), "edited": c.get("created_at") != c.get("updated_at")},
+                          collect=False)
 
     def _review_comment(self, c: dict[str, Any]) -> dict[str, Any] | None:
-        number = _number(c.get("pull_request_url"))
-        return self._emit("pull_request_review_comment", (c.get("id"), c.get("updated_at")), c.get("updated_at"),
-                          c.get("user"), c.get("author_association"),
-                          {"pr_number": number, "url": c.get("html_url", "")},
-                          {"action": "review_comment", "edited": c.get("created_at") != c.get("updated_at"),
-                           "comment_id": c.get("id"), "comment_body": c.get("body"), "pr_number": number,
-                           "path": c.get("path"), "diff_hunk": c.get("diff_hunk"),
-                           "review_id": c.get("pull_request_review_id")}, collect=False)
+        pr = {"number": _number(c.get("pull_request_url"))}
+        return self._emit("pull_request_review_comment", {"action": "created", "comment": c, "pull_request": pr},
+                          (c.get("id"), c.get("updated_at")), c.get("updated_at"),
+                          payload={"comment_id": c.get("id"), "edited": c.get("created_at") != c.get("updated_at")},
+                          collect=False)
 
     def _check_runs(self, heads: dict[str, Any]) -> None:
         for sha, head in list(heads.items()):
@@ -265,31 +245,29 @@ class _RepoPoll:
                 if not isinstance(run, dict) or run.get("status") != "completed" or run.get("id") in done:
                     continue
                 done.add(run.get("id"))
-                app = run.get("app") or {}
-                self._emit("check_run.completed", (run.get("id"), run.get("completed_at")),
-                           run.get("completed_at"), {"login": app.get("slug") or "unknown", "type": "Bot"}, None,
-                           {"pr_author": head.get("author"), "pr_number": head.get("pr"),
-                            "url": run.get("html_url", "")},
-                           {"action": "check_run_completed", "name": run.get("name"),
-                            "conclusion": run.get("conclusion"), "status": run.get("status"), "head_sha": sha,
-                            "pr_numbers": [head.get("pr")], "pr_title": head.get("title")}, filter_author=head.get("author"))
+                self._emit("check_run", {"action": "completed", "check_run": {
+                               **run, "pull_requests": run.get("pull_requests") or [{"number": head.get("pr")}]}},
+                           (run.get("id"), run.get("completed_at")), run.get("completed_at"),
+                           provenance={"pr_number": head.get("pr"), "pr_author": head.get("author")},
+                           payload={"pr_title": head.get("title")}, filter_author=head.get("author"))
             head["done"] = sorted(done, key=str)
 
-    def _emit(self, kind: str, key: tuple[Any, ...], stamp: Any, user: Any, association: str | None,
-              provenance: dict[str, Any], payload: dict[str, Any], *, collect: bool = True,
-              filter_author: str | None = None) -> dict[str, Any] | None:
-        author = _login(user)
+    def _emit(self, kind: str, body: dict[str, Any], key: tuple[Any, ...], stamp: Any, *,
+              provenance: dict[str, Any] | None = None, payload: dict[str, Any] | None = None,
+              collect: bool = True, filter_author: str | None = None) -> dict[str, Any] | None:
+        """Build the event the ``github-webhook`` source would build for the same activity (one mapping:
+        :func:`orgloop.connectors.github_events.normalize`), if its name is wanted and its author listed."""
+        name, prov, data = normalize(kind, {**body, "repository": {"full_name": self.repo}})
         authors = self.src.authors
-        if authors and (filter_author or author).lower() not in authors:
+        if name not in self.src.wanted or (authors and (filter_author or prov["author"]).lower() not in authors):
             return None
         event = {
-            "id": natural_event_id(self.src.id, self.repo, kind, *(str(k) for k in key)),
+            "id": natural_event_id(self.src.id, self.repo, name, *(str(k) for k in key)),
             "timestamp": stamp if isinstance(stamp, str) and stamp else _stamp(self.src.clock()),
             "source": self.src.id,
             "type": "resource.changed",
-            "provenance": {"platform": "github", "platform_event": kind, "author": author,
-                           "author_type": _author_type(user, association), "repo": self.repo, **provenance},
-            "payload": payload,
+            "provenance": {**prov, **(provenance or {})},
+            "payload": {**data, **(payload or {})},
             "trace_id": new_trace_id(),
         }
         if collect:

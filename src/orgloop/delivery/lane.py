@@ -13,7 +13,6 @@ concern all its routes, and the bounded queue (drop-oldest to the dead-letter st
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from typing import Any, Callable, Sequence
@@ -23,45 +22,19 @@ from orgloop.delivery.breaker import BreakerState, CircuitBreaker
 from orgloop.delivery.ratelimit import TokenBucket
 from orgloop.delivery.retry import RetryPolicy
 from orgloop.event import EventError, adopt
+from orgloop.prompts import has_placeholders, render_config
 from orgloop.queues import BoundedQueue, QueueClosed
 from orgloop.router.acks import AckTracker
 from orgloop.spec import DeliverySpec
 
-__all__ = ["ActorLane", "RoutePolicy", "render_config"]
+__all__ = ["ActorLane", "RoutePolicy"]
 
 log = logging.getLogger("orgloop.delivery")
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
 _BATCH = 256
 #: A worker hands finished deliveries to the ack tracker at most this many seconds apart (a delivery that
 #: took longer is handed over as soon as it finishes).
 HANDOVER = 0.005
 CLOSED = BreakerState.CLOSED
-
-
-def render_config(config: Any, event: dict[str, Any]) -> Any:
-    """Fill ``{{dot.path}}`` placeholders in string values from the event (missing -> empty string)."""
-    from orgloop.router.router import _MISSING, get_path
-
-    if isinstance(config, str):
-        def sub(m: re.Match[str]) -> str:
-            v = get_path(event, m.group(1))
-            return "" if v is _MISSING or v is None else str(v)
-        return _PLACEHOLDER.sub(sub, config)
-    if isinstance(config, dict):
-        return {k: render_config(v, event) for k, v in config.items()}
-    if isinstance(config, list):
-        return [render_config(v, event) for v in config]
-    return config
-
-
-def _has_placeholders(config: Any) -> bool:
-    if isinstance(config, str):
-        return "{{" in config
-    if isinstance(config, dict):
-        return any(_has_placeholders(v) for v in config.values())
-    if isinstance(config, list):
-        return any(_has_placeholders(v) for v in config)
-    return False
 
 
 class RoutePolicy:
@@ -77,7 +50,7 @@ class RoutePolicy:
         self.route = route
         self.prompt = prompt
         self.config = config
-        self.templated = _has_placeholders(config)
+        self.templated = has_placeholders(config) or has_placeholders(prompt)   # rendered per event
         self.bucket = TokenBucket(spec.max_rate, clock=clock) if spec.max_rate else None
         self.retry = RetryPolicy(max_attempts=spec.retry.max_attempts, backoff=spec.retry.backoff,
                                  initial_delay=spec.retry.initial_delay, max_delay=spec.retry.max_delay)
@@ -359,7 +332,10 @@ class ActorLane:
         next retry wait at least that long (an HTTP target's ``Retry-After``).
         """
         pol = route.policy
-        config = render_config(pol.config, event) if pol.templated else pol.config
+        if pol.templated:                       # {{dot.path}} in then.config or the prompt file
+            config, prompt = render_config(pol.config, event), render_config(pol.prompt, event)
+        else:
+            config, prompt = pol.config, pol.prompt
         attempt = 0
         error = ""
         emit = self.emit
@@ -386,7 +362,7 @@ class ActorLane:
                              metadata={"attempt": attempt})])
             t0 = time.perf_counter()
             try:
-                out = self.actor.deliver(event, pol.prompt, config)
+                out = self.actor.deliver(event, prompt, config)
                 if out:
                     self._follow_up(event, out)
             except DeliveryInterrupted:
