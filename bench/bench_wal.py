@@ -445,7 +445,8 @@ def wal_compaction(root: Path, blobs: list[bytes], segments: int) -> dict[str, f
 
 def wal_ack_share(root: Path, blobs: list[bytes]) -> dict[str, float]:
     """Append 1000-record batches and ack each batch out of order with ``ack_many`` (as the router's ack
-    tracker does): the share of the time spent in ack bookkeeping, LMDB commits included."""
+    tracker does): the share of the time the caller spends in ack bookkeeping, and the time the background
+    saver spends in LMDB commits (every 1,000 acks or 50 ms; it overlaps the appends)."""
     rnd = random.Random(7)
     with Scratch(root, "wal_acks") as d:
         wal = steady_wal(d / "wal", 64 << 20)
@@ -660,9 +661,10 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str, str, bool | None]]:
          f"{r['wal_bytes_rotations']:.0f} rotations", "< 5 %", r["wal_bytes_rotation_share"] < 0.05),
         ("WAL rotation share, 8 MiB segments", f"{r['wal_small_seg_rotation_share'] * 100:.1f} % of time",
          f"{r['wal_small_seg_rotations']:.0f} rotations, {r['wal_small_seg'] / r['wal_bytes']:.2f} x 64 MiB", "", None),
-        ("WAL LMDB ack commits, acks of every event", f"{r['ack_share_lmdb_share'] * 100:.2f} % of time",
-         f"{r['ack_share_ack_commits']:.0f} commits", "< 5 %", r["ack_share_lmdb_share"] < 0.05),
-        ("  all ack bookkeeping (ack_many + LMDB)", f"{r['ack_share'] * 100:.2f} % of time", "", "", None),
+        ("WAL ack bookkeeping on the caller's path (ack_many)", f"{r['ack_share'] * 100:.2f} % of time", "",
+         "< 5 %", r["ack_share"] < 0.05),
+        ("  LMDB ack commits, in the background saver", f"{r['ack_share_lmdb_share'] * 100:.2f} % of time",
+         f"{r['ack_share_ack_commits']:.0f} commits", "", None),
         ("py-lmdb, 1 txn per 1000, sync=True", f"{r['lmdb']:,.0f} ev/s", f"{r['wal_bytes'] / r['lmdb']:.2f} x (WAL / lmdb)", "", None),
         ("sqlite3 WAL mode, synchronous=FULL", f"{r['sqlite']:,.0f} ev/s", f"{r['wal_bytes'] / r['sqlite']:.2f} x (WAL / sqlite)", "", None),
         ("py-lmdb cursor scan (bytes)", f"{r['lmdb_scan']:,.0f} ev/s", f"{r['wal_replay'] / r['lmdb_scan']:.2f} x (WAL / lmdb)", "", None),
