@@ -18,6 +18,10 @@ class WalFormatError(WalError):
     """A segment is not an orgloop WAL segment, or was written by a newer format version."""
 
 
+class WalNewerFormatError(WalFormatError):
+    """A segment with a valid checksum was written by a newer WAL format version than this orgloop reads."""
+
+
 class WalCorruptionError(WalError):
     """Damage was found that the log could not recover from on its own."""
 

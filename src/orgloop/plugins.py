@@ -25,18 +25,19 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretBytes, Secret
 from orgloop.errors import ConfigError
 from orgloop.units import DURATION_PATTERN, parse_duration, parse_size
 
-__all__ = ["KINDS", "PluginError", "PluginConfigError", "PluginConfig", "PluginInfo", "Duration", "Size",
+__all__ = ["KINDS", "SINGULAR", "PluginError", "PluginConfigError", "PluginConfig", "PluginInfo", "Duration", "Size",
            "config_model", "plugin_name", "available", "load", "create", "register", "describe",
            "distribution_hint", "KNOWN_DISTRIBUTIONS", "mask_secrets", "config_errors"]
 
 KINDS = ("sources", "actors", "transforms", "loggers", "buses")
+SINGULAR = {"sources": "source", "actors": "actor", "transforms": "transform", "loggers": "logger", "buses": "bus"}
 _PREFIXES = ("connector-", "transform-", "logger-", "bus-")
 _registered: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
 
 #: Plugins orgloop does not ship, by (kind, name), and the Python distribution that provides each.
 KNOWN_DISTRIBUTIONS: dict[tuple[str, str], str] = {
     ("transforms", "stamp"): "orgloop-plugin-example",
-    ("actors", "stdout"): "orgloop-plugin-example",
+    ("actors", "memo"): "orgloop-plugin-example",
 }
 
 
@@ -119,7 +120,7 @@ def register(kind: str, name: str, obj: Any) -> None:
     """Register a plugin in-process (tests and embedding); a duplicate name is rejected."""
     _check_kind(kind)
     if name in _registered[kind] or name in _entry_points(kind):
-        raise PluginError(f"a {kind[:-1]} plugin named {name!r} is already registered")
+        raise PluginError(f"a {SINGULAR[kind]} plugin named {name!r} is already registered")
     _registered[kind][name] = obj
 
 
@@ -138,7 +139,7 @@ def load(kind: str, name: str) -> Any:
     ep = _entry_points(kind).get(short)
     if ep is None:
         known = ", ".join(available(kind)) or "none"
-        raise PluginError(f"no {kind[:-1]} plugin named {name!r} is installed{distribution_hint(kind, name)} "
+        raise PluginError(f"no {SINGULAR[kind]} plugin named {name!r} is installed{distribution_hint(kind, name)} "
                           f"(installed: {known})")
     return ep.load()
 
@@ -160,7 +161,8 @@ def create(kind: str, name: str, *args: Any, **kwargs: Any) -> Any:
     try:
         return cls(*args, **kwargs)
     except ValidationError as exc:
-        label = f"{kind[:-1]} {args[0]!r}" if args and isinstance(args[0], str) else f"{kind[:-1]} {name!r}"
+        what = args[0] if args and isinstance(args[0], str) else name
+        label = f"{SINGULAR[kind]} {what!r}"
         raise PluginConfigError(f"{label} ({plugin_name(name)}): invalid config: {config_errors(exc)}") from None
 
 
@@ -220,7 +222,7 @@ class PluginInfo:
     config_model: str | None    # the model's class name, None when the plugin takes any mapping
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind[:-1], "name": self.name, "target": self.target,
+        return {"kind": SINGULAR[self.kind], "name": self.name, "target": self.target,
                 "distribution": self.distribution, "version": self.version, "config_model": self.config_model}
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from orgloop import plugins
-from orgloop.bus import open_bus
+from orgloop.bus import bus_namespace, open_bus
 from orgloop.control.tap import TapHub
 from orgloop.delivery.lane import ActorLane
 from orgloop.event import EventError, check_encodable
@@ -86,6 +86,11 @@ class Runtime:
             if wal_dir is None:
                 raise ValueError("the filewal bus needs a data directory (spec.data_dir)")
             opts.setdefault("path", wal_dir)
+        model = plugins.config_model(plugins.load("buses", self.spec.bus))
+        if model is not None and "namespace" in model.model_fields:
+            # Fleet members meet in the bus's server under the project's name and workspace
+            # (decisions.md "Identity"); runtime.namespace in the project overrides the name part.
+            opts.setdefault("namespace", bus_namespace(self.spec.name, self.spec.workspace))
         return open_bus(self.spec.bus, **opts)
 
     def _open_dead_letters(self):
@@ -233,6 +238,7 @@ class Runtime:
             self._make_lane(a, depth.get(a.id, 1000), policy.get(a.id))
         self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit, self._dead_letter)
         self.router.tap = self.taps
+        self.router.bus_credit = self.bus.credit_available
         if self.hub:
             self.hub.start()
             self.hub.emit([{"phase": "runtime.start", "metadata": {"routes": len(spec.routes), "bus": spec.bus}}])
@@ -416,7 +422,7 @@ class Runtime:
 
     def healthy(self) -> tuple[bool, list[str]]:
         """Never green while the log is broken or a breaker is open."""
-        problems = []
+        problems = list(self.bus.problems())
         wal = getattr(self.bus, "wal", None)
         if wal is not None and wal.failed:
             problems.append(f"wal: {wal.failed}")
@@ -445,9 +451,10 @@ class Runtime:
                         "queue_depth": len(r.lane.queue), "max_rate": r.spec.delivery.max_rate}
                        for name, r in list(self.router.routes.items())],   # a snapshot: reconcile may change them
             "actors": [lane.stats() for lane in list(self.lanes.values())],
-            "wal": None if wal is None else {k: wal[k] for k in ("segments", "bytes", "first_seq", "last_seq",
+            "wal": None if wal is None else {k: wal[k] for k in ("segments", "bytes", "data_bytes", "first_seq", "last_seq",
                                                                 "acked_watermark", "unacked", "lost_records",
                                                                 "syncs", "failed")},
+            "taps": len(self.taps.subscribers),
             "dead_letters": self.dlq.count() if self.dlq is not None else len(self._memory_dead_letters),
             "log_entries_dropped": self.hub.dropped if self.hub else 0,
             "ingress": self._ingress.stats() if self._ingress is not None else None,
@@ -474,6 +481,7 @@ class Runtime:
             time.sleep(0.01)
         self._stop.set()
         self._subscription.cancel()           # what the router has not taken stays unacked on the bus
+        self.router.close()                   # transforms not yet run off the dispatch thread: unacked too
         for lane in self.lanes.values():
             lane.stop(timeout=max(1.0, deadline - time.monotonic()))   # a delivery in progress may finish
         for lane in self.lanes.values():

@@ -39,6 +39,9 @@ class Collector:
 
 class BusContract:
     durable = False
+    #: False where the server keeps one position per partition (Kafka): an ack above the lowest unacked
+    #: event is forgotten at a restart, and that event is delivered again (at-least-once).
+    acks_kept_across_restart = True
 
     def make_bus(self, tmp_path):
         raise NotImplementedError
@@ -128,9 +131,13 @@ class BusContract:
             got = Collector()
             bus.subscribe(None, got)
             new = bus.publish_many(events(2, start=10))
-            assert got.wait_for(9)
-            assert got.seqs == seqs[3:] + list(new)
-            assert [e["payload"]["n"] for e in got.events] == list(range(3, 12))
+            if self.acks_kept_across_restart:
+                assert got.wait_for(9)
+                assert got.seqs == seqs[3:] + list(new)
+                assert [e["payload"]["n"] for e in got.events] == list(range(3, 12))
+            else:     # the acks of events never fetched were not committed: they come again
+                assert got.wait_for(12)
+                assert [e["payload"]["n"] for e in got.events] == list(range(12))
         finally:
             bus.close()
 
@@ -147,8 +154,10 @@ class BusContract:
 
     def test_fetch_waits_for_a_publish_within_its_timeout(self, tmp_path):
         with self.make_bus(tmp_path) as bus:
-            threading.Timer(0.1, lambda: bus.publish_many(events(2))).start()
+            publisher = threading.Timer(0.1, lambda: bus.publish_many(events(2)))
+            publisher.start()
             refs, got = bus.fetch(10, timeout=10)
+            publisher.join()              # a remote bus may still be reading the publish's reply
             assert len(got) >= 1
 
     def test_publishing_strips_the_envelope_ref_fields(self, tmp_path):
@@ -194,7 +203,10 @@ class BusContract:
         bus = self.reopen(bus, tmp_path)
         try:
             got_refs, got = bus.fetch(100, timeout=5)
-            assert [e["payload"]["n"] for e in got] == [1, 3, 4, 5]
-            assert list(got_refs) == [refs[1], refs[3], refs[4], refs[5]]
+            if self.acks_kept_across_restart:
+                assert [e["payload"]["n"] for e in got] == [1, 3, 4, 5]
+                assert list(got_refs) == [refs[1], refs[3], refs[4], refs[5]]
+            else:     # one committed position per partition: acks above it are lost, never the unacked
+                assert [e["payload"]["n"] for e in got] == [1, 2, 3, 4, 5]
         finally:
             bus.close()

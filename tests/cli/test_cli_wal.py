@@ -66,7 +66,7 @@ def test_verify_and_export_exit_4_on_damage_naming_seqs_and_repair_records_it(tm
     r = runner.invoke(main, ["wal", "verify", str(tmp_path), "--json"])
     assert r.exit_code == 4
     report = json.loads(r.stdout)
-    assert not report["ok"] and report["damage"][0]["kind"] == "lost_range"
+    assert not report["ok"] and report["damage"][0]["kind"] == "gap"
     bad = report["damage"][0]
     out = tmp_path / "export.jsonl"
     r = runner.invoke(main, ["wal", "export", str(tmp_path), "--out", str(out)])
@@ -76,8 +76,9 @@ def test_verify_and_export_exit_4_on_damage_naming_seqs_and_repair_records_it(tm
     r = runner.invoke(main, ["wal", "repair", str(tmp_path), "--json"])
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
-    assert result["lost_records"] == 1 and result["quarantined"] == [segs[0].name]
-    assert (tmp_path / "quarantine" / (segs[0].name + ".json")).exists()
+    copy = f"{segs[0].name}.{bad['offset']:x}.bin"       # the damaged bytes, copied for forensics
+    assert result["lost_records"] == 1 and result["quarantined"] == [copy]
+    assert (tmp_path / "quarantine" / (copy + ".json")).exists()
 
 
 def test_not_a_wal_directory_exits_1_and_usage_errors_64(tmp_path):

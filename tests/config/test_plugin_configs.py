@@ -16,6 +16,7 @@ from orgloop.config.loader import load_project
 from orgloop.config.resolve import to_runtime_spec
 from orgloop.config.schema import json_schema
 from orgloop.config.yamlfile import load_yaml
+from orgloop.plan import Masker, desired_state
 from orgloop.runtime import Runtime
 from support.projects import write
 
@@ -118,7 +119,7 @@ def test_misspelt_and_malformed_settings_are_errors_at_their_position_with_did_y
 def test_bus_name_and_values_are_checked(starter):
     add_runtime(starter, "  bus: filewall\n")
     assert problems(starter) == ["orgloop.yaml:10:8: error: no bus plugin 'filewall' is installed "
-                                 "(did you mean 'filewal'?) (installed: filewal, memory)"]
+                                 "(did you mean 'filewal'?) (installed: filewal, kafka, memory, nats, redis)"]
     edit(starter / "orgloop.yaml", "  bus: filewall\n", "  bus_options:\n    sync: sometimes\n    segment_size: 1XB\n")
     found = problems(starter)
     assert found[0].startswith("orgloop.yaml:11:11: error: runtime.bus_options.sync: expected 'always', "
@@ -245,3 +246,43 @@ def test_inline_items_and_group_files_share_one_namespace(starter):
     found = problems(starter)
     assert found == ["connectors/connectors.yaml:9:9: error: duplicate actor 'inbox': already defined "
                      "at orgloop.yaml:10:9"]
+
+
+def test_plan_masks_secret_fields_by_model_not_by_name(tmp_path, orgloop_env):
+    root = tmp_path / "secrets"
+    write(root, "orgloop.yaml", """\
+apiVersion: orgloop/v1alpha1
+kind: Project
+metadata:
+  name: secrets
+sources:
+  - id: gh
+    connector: github
+    config: {repo: a/b, token: ghp_literal_0123456789}
+actors:
+  - id: agent
+    connector: openclaw
+    config: {auth_token_env: oc_literal_token_42, agent_id: sup}
+  - id: run
+    connector: command
+    config: {command: [run], env: {KEY_PATH: /etc/literal-env-value}}
+transforms:
+  - name: once
+    type: package
+    package: dedup
+    config: {key: [source, payload.key_id]}
+routes:
+  - name: r
+    when: {source: gh}
+    transforms: [{ref: once}]
+    then: {actor: agent}
+""")
+    project = check_project(load_project(root))
+    assert project.errors == []
+    state = desired_state(project)
+    text = json.dumps(state)
+    for secret in ("ghp_literal_0123456789", "oc_literal_token_42", "/etc/literal-env-value"):
+        assert secret not in text
+    assert Masker.display(state)["sources"]["gh"]["config"] == {"repo": "a/b", "token": "***"}
+    assert state["actors"]["agent"]["config"]["agent_id"] == "sup"
+    assert state["transforms"]["once"]["config"]["key"] == ["source", "payload.key_id"]   # "key" is no secret

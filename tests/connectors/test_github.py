@@ -96,6 +96,30 @@ def test_reports_pull_request_activity_once(gh, clock):
     assert events[0]["payload"]["merged_by"] == "alice"
 
 
+def test_check_suites_and_workflow_runs_of_open_pull_requests(gh, clock):
+    src = make(gh, clock, events=["check_suite.completed", "workflow_run.completed", "check_run.completed"])
+    _, cp = src.poll(None, 100)
+    clock.advance(1)
+    gh.open_pull(REPO, 9, "alice", "CI please")
+    gh.workflow_run(REPO, 9, "tests")                              # in progress: nothing yet
+    gh.check_run(REPO, 9, "lint")
+    events, cp = drain(src, cp)
+    assert events == []
+    clock.advance(30)
+    gh.workflow_run(REPO, 9, "tests", conclusion="failure")
+    gh.check_suite(REPO, 9, conclusion="failure")
+    gh.check_run(REPO, 9, "lint", conclusion="success")
+    events, cp = drain(src, cp)
+    assert kinds(events) == ["check_run.completed", "check_suite.completed", "workflow_run.completed"]
+    by = {e["provenance"]["platform_event"]: e for e in events}
+    assert by["workflow_run.completed"]["payload"]["conclusion"] == "failure"
+    assert by["workflow_run.completed"]["payload"]["pr_numbers"] == [9]
+    assert by["workflow_run.completed"]["provenance"]["author"] == "alice"
+    assert by["check_suite.completed"]["provenance"]["author_type"] == "bot"
+    clock.advance(30)
+    assert drain(src, cp)[0] == []                                  # each completion once
+
+
 def test_ids_are_natural(gh, clock):
     src_a, src_b = make(gh, clock), make(gh, clock)
     _, cp = src_a.poll(None, 100)
@@ -155,6 +179,7 @@ def test_authors_and_events_filters(gh, clock):
 
 
 def test_config_is_checked():
+    GithubSource("gh", {"repo": REPO, "events": ["pull_request.ready_for_review"]}, base_dir=Path(".")).close()
     with pytest.raises(ValidationError, match="unknown github events"):
         GithubSource("gh", {"repo": REPO, "events": ["pull_request.openned"]}, base_dir=Path("."))
     with pytest.raises(ValidationError, match="owner/name"):

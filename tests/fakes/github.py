@@ -23,6 +23,8 @@ _ROUTES = [
     (re.compile(r"^/repos/([^/]+/[^/]+)/issues/comments$"), "issue_comments"),
     (re.compile(r"^/repos/([^/]+/[^/]+)/pulls/comments$"), "review_comments"),
     (re.compile(r"^/repos/([^/]+/[^/]+)/commits/([0-9a-f]+)/check-runs$"), "check_runs"),
+    (re.compile(r"^/repos/([^/]+/[^/]+)/commits/([0-9a-f]+)/check-suites$"), "check_suites"),
+    (re.compile(r"^/repos/([^/]+/[^/]+)/actions/runs$"), "workflow_runs"),
 ]
 
 
@@ -50,7 +52,7 @@ class FakeGitHub(FakeServer):
 
     def _repo(self, repo: str) -> dict[str, Any]:
         return self.repos.setdefault(repo, {"pulls": {}, "reviews": {}, "issue_comments": [], "review_comments": [],
-                                            "check_runs": {}})
+                                            "check_runs": {}, "check_suites": {}, "workflow_runs": []})
 
     def open_pull(self, repo: str, number: int, author: str, title: str, *, association: str = "MEMBER",
                   draft: bool = False) -> dict[str, Any]:
@@ -142,6 +144,38 @@ class FakeGitHub(FakeServer):
                 run.update(status="completed", conclusion=conclusion, completed_at=self.stamp())
         return run
 
+    def check_suite(self, repo: str, number: int, *, conclusion: str) -> dict[str, Any]:
+        """A completed check suite of GitHub Actions on the pull request's head."""
+        with self.lock:
+            sha = self._repo(repo)["pulls"][number]["head"]["sha"]
+            now = self.stamp()
+            suite = {"id": next(self._ids), "head_branch": f"feature-{number}", "head_sha": sha,
+                     "status": "completed", "conclusion": conclusion, "created_at": now, "updated_at": now,
+                     "url": f"https://api.github.com/repos/{repo}/check-suites/{next(self._ids)}",
+                     "app": {"id": 15368, "slug": "github-actions", "name": "GitHub Actions"},
+                     "pull_requests": [{"number": number}]}
+            self._repo(repo)["check_suites"].setdefault(sha, []).append(suite)
+        return suite
+
+    def workflow_run(self, repo: str, number: int, name: str, *, conclusion: str | None = None,
+                     actor: str = "alice") -> dict[str, Any]:
+        """Start a workflow run on the pull request's head, or complete it (``conclusion`` given)."""
+        with self.lock:
+            pr = self._repo(repo)["pulls"][number]
+            runs = self._repo(repo)["workflow_runs"]
+            run = next((r for r in runs if r["name"] == name and r["head_sha"] == pr["head"]["sha"]), None)
+            if run is None:
+                rid = next(self._ids)
+                run = {"id": rid, "name": name, "head_branch": pr["head"]["ref"], "head_sha": pr["head"]["sha"],
+                       "run_number": len(runs) + 1, "event": "pull_request", "status": "in_progress",
+                       "conclusion": None, "created_at": self.stamp(), "updated_at": self.stamp(),
+                       "html_url": f"https://github.com/{repo}/actions/runs/{rid}", "actor": _user(actor),
+                       "pull_requests": [{"number": number}]}
+                runs.append(run)
+            if conclusion:
+                run.update(status="completed", conclusion=conclusion, updated_at=self.stamp())
+        return run
+
     # ------------------------------------------------------------------ limits
     def secondary_next(self, retry_after: int) -> None:
         """Answer the next request with a secondary rate limit (403 + Retry-After)."""
@@ -199,9 +233,12 @@ class FakeGitHub(FakeServer):
                         items = [p for p in items if p["state"] == req.query.get("state", "open")]
                 elif name == "reviews":
                     items = list(repo["reviews"].get(int(m.group(2)), []))
-                elif name == "check_runs":
-                    runs = repo["check_runs"].get(m.group(2), [])
-                    return 200, {"total_count": len(runs), "check_runs": runs}, None
+                elif name in ("check_runs", "check_suites"):
+                    runs = repo[name].get(m.group(2), [])
+                    return 200, {"total_count": len(runs), name: runs}, None
+                elif name == "workflow_runs":
+                    runs = [r for r in repo[name] if r["head_sha"] == req.query.get("head_sha", r["head_sha"])]
+                    return 200, {"total_count": len(runs), name: runs}, None
                 else:
                     since = req.query.get("since", "")
                     items = sorted((c for c in repo[name] if c["updated_at"] >= since), key=lambda c: c["updated_at"])

@@ -82,3 +82,21 @@ def test_log_hub_drops_only_for_a_stuck_logger_and_says_so(tmp_path):
     warnings = [e for e in stuck.entries if e["phase"] == "logger.dropped"]
     assert len(kept) + hub.dropped == 400
     assert sum(w["metadata"]["count"] for w in warnings) == hub.dropped
+
+
+def test_loggers_accept_orgloops_published_config_forms(tmp_path, monkeypatch):
+    """OrgLoop writes `rotation:` nested, `format: jsonl`, `~` paths, `color`/`show_payload` on the console."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    logger = JsonlFileLogger("f", {"path": "~/.orgloop/logs/x.log", "format": "jsonl",
+                                   "rotation": {"max_size": "50MB", "max_age": "1h", "max_files": 3},
+                                   "buffer": {"size": 100, "flush_interval": "1s"}}, base_dir=tmp_path)
+    try:
+        assert logger.path == tmp_path / "home" / ".orgloop" / "logs" / "x.log"
+        assert (logger.max_size, logger.max_age, logger.max_files, logger.compress) == (50 << 20, 3600.0, 3, True)
+    finally:
+        logger.close()
+    out = io.StringIO()
+    console = ConsoleLogger("c", {"level": "info", "color": False, "show_payload": True}, stream=out)
+    console.log_many([{"timestamp": "2026-01-01T00:00:00.000Z", "phase": "deliver.success", "target": "a",
+                       "metadata": {"attempt": 2}}])
+    assert out.getvalue().rstrip().endswith('target=a metadata={"attempt": 2}')

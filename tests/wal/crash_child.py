@@ -1,7 +1,8 @@
 """Child process for the crash tests: appends from several threads, reports what was acknowledged.
 
-Usage: python crash_child.py DIR THREADS SEGMENT_SIZE ROUND
-Prints one line per acknowledged record: "seq thread index" (flushed), and "ack seq" after acking.
+Usage: python crash_child.py DIR THREADS SEGMENT_SIZE ROUND [all]
+Prints one line per acknowledged record: "seq thread index" (flushed), and "ack seq" after acking. With
+``all`` every record is acked (so that compaction runs), else the first of every third append.
 Payloads are derived from (round, thread, index), so the parent can check their bytes.
 """
 import hashlib
@@ -18,6 +19,7 @@ def payload(round_: int, thread: int, i: int) -> bytes:
 
 def main() -> None:
     directory, threads, segment, round_ = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    ack_all = sys.argv[5:] == ["all"]
     wal = Wal(directory, segment_size=segment, sync="always", ack_flush_interval=0.01)
     out_lock = threading.Lock()
 
@@ -32,11 +34,13 @@ def main() -> None:
             with out_lock:
                 sys.stdout.write(lines)
                 sys.stdout.flush()
-            if i % 3 == 0:
-                first = int(lines.split()[0])
-                wal.ack(first)
+            if ack_all or i % 3 == 0:
+                acked = [int(line.split()[0]) for line in lines.splitlines()]
+                if not ack_all:
+                    acked = acked[:1]
+                wal.ack_many(acked)
                 with out_lock:
-                    sys.stdout.write(f"ack {first}\n")
+                    sys.stdout.write("".join(f"ack {s}\n" for s in acked))
                     sys.stdout.flush()
 
     for t in range(threads):

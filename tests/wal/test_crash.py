@@ -25,8 +25,11 @@ pytestmark = pytest.mark.crash
 
 
 def run_child(directory: Path, impl: str, round_: int, *, kill_after: float | None, fault: str | None = None,
-              threads: int = 4, limit: float = 8.0) -> tuple[dict[int, tuple[int, int, int]], set[int], int]:
-    """Run one child until killed; returns (acknowledged seq -> (round, thread, index), acked seqs, rc)."""
+              threads: int = 4, limit: float = 8.0, ack_all: bool = False
+              ) -> tuple[dict[int, tuple[int, int, int]], set[int], int, str]:
+    """Run one child until killed; returns (acknowledged seq -> (round, thread, index), acked seqs, rc,
+    stderr). ``kill_after`` counts from the moment the child reports it is ready (a loaded machine
+    may take long to start a Python process)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     env.pop("ORGLOOP_WAL_FAULT", None)
     if impl == "pure":
@@ -34,23 +37,33 @@ def run_child(directory: Path, impl: str, round_: int, *, kill_after: float | No
         env.pop("ORGLOOP_REQUIRE_COMPILED", None)
     if fault:
         env["ORGLOOP_WAL_FAULT"] = fault
-    proc = subprocess.Popen([sys.executable, str(CHILD), str(directory), str(threads), str(SEGMENT), str(round_)],
-                            stdout=subprocess.PIPE, text=True, env=env)
+    args = [sys.executable, str(CHILD), str(directory), str(threads), str(SEGMENT), str(round_)]
+    proc = subprocess.Popen(args + (["all"] if ack_all else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
     durable: dict[int, tuple[int, int, int]] = {}
     acked: set[int] = set()
+    ready = threading.Event()
+    err: list[str] = []
 
     def reader():
         for line in proc.stdout:
             parts = line.split()
             if parts[0] == "ack":
                 acked.add(int(parts[1]))
-            elif parts[0] != "ready":
+            elif parts[0] == "ready":
+                ready.set()
+            else:
                 durable[int(parts[0])] = (round_, int(parts[1]), int(parts[2]))
 
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
+    def err_reader():
+        err.append(proc.stderr.read())
+
+    threads_ = [threading.Thread(target=reader, daemon=True), threading.Thread(target=err_reader, daemon=True)]
+    for t in threads_:
+        t.start()
     deadline = time.monotonic() + limit
     if kill_after is not None:
+        ready.wait(timeout=limit)
         time.sleep(kill_after)
         proc.send_signal(signal.SIGKILL)
     try:
@@ -58,9 +71,11 @@ def run_child(directory: Path, impl: str, round_: int, *, kill_after: float | No
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    t.join(timeout=10)
+    for t in threads_:
+        t.join(timeout=10)
     proc.stdout.close()
-    return durable, acked, proc.returncode
+    proc.stderr.close()
+    return durable, acked, proc.returncode, "".join(err)
 
 
 def check(directory: Path, impl: str, durable: dict, acked_all: set) -> Wal:
@@ -87,7 +102,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path, impl):
     durable_all: dict = {}
     acked_all: set = set()
     for round_ in range(8):
-        durable, acked, rc = run_child(tmp_path, impl, round_, kill_after=rng.uniform(0.45, 1.0))
+        durable, acked, rc, _err = run_child(tmp_path, impl, round_, kill_after=rng.uniform(0.2, 0.6))
         assert rc == -signal.SIGKILL
         assert not (set(durable) & set(durable_all)), "a sequence number was reused after a crash"
         durable_all.update(durable)
@@ -100,12 +115,15 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path, impl):
 @pytest.mark.parametrize("fault", ["after_write:40", "after_seal:1", "after_seal:3", "after_checkpoint:1",
                                    "after_prepare:2"])
 def test_sigkill_between_syscalls(tmp_path, impl, fault):
-    durable, acked, rc = run_child(tmp_path, impl, 0, kill_after=None, fault=fault, limit=20.0)
-    assert rc == -signal.SIGKILL, "the fault point was never reached"
+    point = fault.split(":")[0]
+    durable, acked, rc, err = run_child(tmp_path, impl, 0, kill_after=None, fault=fault, limit=30.0,
+                                        ack_all=point == "after_checkpoint")
+    assert f"ORGLOOP-WAL-FAULT {point}" in err, f"the fault point {point} was never reached: {err[-2000:]}"
+    assert rc == -signal.SIGKILL
     wal = check(tmp_path, impl, durable, acked)
     more = wal.append_many([b"after", b"restart"])        # the log keeps working after recovery
     assert more[0] > max(durable, default=0)
     wal.close()
-    durable2, acked2, rc2 = run_child(tmp_path, impl, 1, kill_after=0.6)
+    durable2, acked2, rc2, _err = run_child(tmp_path, impl, 1, kill_after=0.6)
     assert rc2 == -signal.SIGKILL
     check(tmp_path, impl, {**durable, **durable2}, acked | acked2).close()

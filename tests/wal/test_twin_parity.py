@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from orgloop._twins import require_compiled
 from orgloop.wal import Wal, twins
-from orgloop.wal.format import ENC_JSONL, ENC_MSGPACK
+from orgloop.wal.format import ENC_JSONL, ENC_MSGPACK, mark_size
 
 C, PY = twins.compiled, twins.pure
 needs_compiled = pytest.mark.skipif(C is None and not require_compiled(), reason="compiled WAL not built")
@@ -55,7 +55,7 @@ def test_crc32c_at_the_interleaving_boundaries(n):
        limit=st.integers(min_value=0, max_value=40_000), start=st.integers(min_value=0, max_value=3))
 def test_submit_framed_writes_what_frame_then_submit_writes(tmp_path_factory, batches, enc, limit, start):
     """The compiled committer frames straight into its buffer; the file must hold the same bytes as the
-    pure twin's frame() + submit(), and both must report the same (count, size)."""
+    pure twin's, and both must report the same (count, size). A write round starts with a durable mark."""
     out = {}
     for name, twin in (("c", C), ("py", PY)):
         path = tmp_path_factory.mktemp(name) / "seg"
@@ -76,7 +76,9 @@ def test_submit_framed_writes_what_frame_then_submit_writes(tmp_path_factory, ba
     assert out["c"] == out["py"]
     first = _jsonl_safe(batches[0]) if enc == ENC_JSONL else batches[0]
     i = min(start, len(first))
-    assert out["py"][1][:out["py"][0][0][1]] == PY.frame(first, i, 1, 7, enc, limit)[1]
+    if out["py"][0][0][0]:
+        expected = PY.frame_mark(1, 7, enc, 0) + PY.frame(first, i, 1, 7, enc, limit - mark_size(enc))[1]
+        assert out["py"][1][:out["py"][0][0][1]] == expected
 
 
 @needs_compiled
@@ -90,13 +92,39 @@ def test_frame_is_byte_identical(records, first, seg, enc, limit):
 
 
 @needs_compiled
+@settings(max_examples=60, deadline=None)
+@given(seq=seq_st, seg=seg_st, enc=st.sampled_from([ENC_MSGPACK, ENC_JSONL]),
+       durable=st.integers(min_value=0, max_value=2**63))
+def test_durable_marks_are_byte_identical(seq, seg, enc, durable):
+    assert C.frame_mark(seq, seg, enc, durable) == PY.frame_mark(seq, seg, enc, durable)
+    assert len(PY.frame_mark(seq, seg, enc, durable)) == mark_size(enc)
+
+
+def _framed_with_marks(records, first, seg, enc, cuts):
+    """Records framed in rounds, each round starting with a durable mark (as the committer writes them);
+    returns the bytes and the highest offset a mark names."""
+    out, seq, done, mark = [], first, 0, 0
+    for cut in sorted(set(cuts)) + [len(records)]:
+        if cut <= done:
+            continue
+        mark += 1000
+        out.append(PY.frame_mark(seq, seg, enc, mark))
+        _n, framed = PY.frame(records[done:cut], 0, seq, seg, enc, 1 << 30)
+        out.append(framed)
+        seq += cut - done
+        done = cut
+    return b"".join(out), mark
+
+
+@needs_compiled
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records=records_st, first=seq_st, seg=seg_st, enc=st.sampled_from([ENC_MSGPACK, ENC_JSONL]),
        data=st.data())
 def test_scan_and_resync_agree_on_damaged_bytes(records, first, seg, enc, data):
     if enc == ENC_JSONL:
         records = _jsonl_safe(records)
-    _n, framed = PY.frame(records, 0, first, seg, enc, 1 << 30)
+    cuts = data.draw(st.lists(st.integers(0, len(records)), max_size=4))
+    framed, highest = _framed_with_marks(records, first, seg, enc, cuts)
     buf = bytearray(framed + bytes(64))
     kind = data.draw(st.sampled_from(["none", "flip", "truncate", "zero"]))
     if kind == "flip":
@@ -115,8 +143,8 @@ def test_scan_and_resync_agree_on_damaged_bytes(records, first, seg, enc, data):
     start = data.draw(st.integers(0, max(0, len(raw) - 1)))
     assert C.resync(raw, start, len(raw), seg, first, enc) == PY.resync(raw, start, len(raw), seg, first, enc)
     if kind == "none":
-        out, count, _pos, _status = C.scan(raw, 0, len(raw), seg, first, enc, True)
-        assert out == records and count == len(records)
+        out, count, _pos, _status, durable = C.scan(raw, 0, len(raw), seg, first, enc, True)
+        assert out == records and count == len(records) and durable == highest
 
 
 @needs_compiled

@@ -6,19 +6,30 @@ hands events to subscribers in batches on its dispatch thread. ``ack`` tells the
 handled (delivered or dead-lettered on every route); ``unacked`` lists what is not.
 
 Implementations register as ``orgloop.buses`` entry points: ``memory`` (:class:`InMemoryBus`) and
-``filewal`` (:class:`FileWalBus`). Every bus must pass ``tests/bus/conformance.py``.
+``filewal`` (:class:`FileWalBus`); a bus class declares ``config_model`` for its ``runtime.bus_options``. Every bus must pass ``tests/bus/conformance.py``.
 """
 from __future__ import annotations
 
-from orgloop.bus.base import BusBase, BusClosedError, EventFilter, Handler, Subscription
+from orgloop.bus.base import BusBase, BusClosedError, EventFilter, Handler, Subscription, escape_token
 from orgloop.bus.filewal import FileWalBus
 from orgloop.bus.memory import InMemoryBus
 
 __all__ = ["EventBus", "BusBase", "BusClosedError", "EventFilter", "Handler", "Subscription", "InMemoryBus", "FileWalBus",
-           "open_bus"]
+           "open_bus", "bus_namespace"]
 
 #: The bus contract by its spec name: every bus is a :class:`BusBase`.
 EventBus = BusBase
+
+
+def bus_namespace(name: str, workspace: str) -> str:
+    """The shared namespace of a project's workspace on a server bus: ``<name>.<workspace>``, each part escaped
+    by :func:`~orgloop.bus.base.escape_token`, so it is a valid NATS subject token,
+    Kafka topic name part and Redis key part, and distinct inputs never collide.
+
+    >>> bus_namespace("my.org", "default")
+    'my_2eorg.default'
+    """
+    return f"{escape_token(name)}.{escape_token(workspace)}"
 
 
 def open_bus(kind: str, **options) -> BusBase:

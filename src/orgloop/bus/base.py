@@ -23,6 +23,8 @@ consumers *pull* from. A new bus (NATS, Redis, Kafka) subclasses :class:`BusBase
     Release resources; called once, after the dispatch thread stopped.
 ``stats() -> dict``
     Extend ``super().stats()`` with the bus's own figures.
+``_idle()`` (optional)
+    Called while consumers have no credit, so a bus can keep a server session alive without fetching.
 ``_wake()`` (optional)
     Interrupt a ``_fetch`` blocked in its timeout (used by ``close``); buses whose ``_fetch`` waits on
     :meth:`_wait_for_events` need nothing here.
@@ -47,7 +49,7 @@ from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence
 
 from orgloop.errors import OrgloopError
 
-__all__ = ["BusBase", "BusClosedError", "EventFilter", "Handler", "Ref", "Subscription", "ENVELOPE_REF_FIELDS"]
+__all__ = ["BusBase", "BusClosedError", "escape_token", "EventFilter", "Handler", "Ref", "Subscription", "ENVELOPE_REF_FIELDS"]
 
 log = logging.getLogger("orgloop.bus")
 
@@ -61,6 +63,16 @@ ENVELOPE_REF_FIELDS = ("seq", "bus_ref")
 FETCH_MAX = 1000
 #: How often a dispatch thread with no credit looks again, even without being woken.
 CREDIT_POLL = 0.05
+
+
+def escape_token(text: str) -> str:
+    """``text`` safe as one NATS subject token, Kafka topic part or Redis key part: ``[A-Za-z0-9-]`` kept,
+    every other character written ``_xx`` (hex of its code point), so distinct texts stay distinct.
+
+    >>> escape_token("github.pr/1")
+    'github_2epr_2f1'
+    """
+    return "".join(c if c.isascii() and (c.isalnum() or c == "-") else f"_{ord(c):02x}" for c in text)
 
 
 class BusClosedError(OrgloopError):
@@ -228,6 +240,10 @@ class BusBase:
                         self._cv.wait(CREDIT_POLL)
                     finally:
                         self._credit_waiting = False
+                try:
+                    self._idle()
+                except Exception:  # keeping a session alive failed: the next round tries again
+                    log.exception("bus %s: idle keep-alive failed", type(self).__name__)
                 continue
             published = self.published
             try:
@@ -299,6 +315,10 @@ class BusBase:
     def closed(self) -> bool:
         return self._closed
 
+    def problems(self) -> list[str]:
+        """What keeps the bus from working now (a lost server connection, a failed log); empty when well."""
+        return []
+
     def stats(self) -> dict[str, Any]:
         return {"published": self.published, "fetched": self.fetched, "acked": self.acked,
                 "inflight": self.fetched - self.acked}
@@ -318,6 +338,10 @@ class BusBase:
 
     def _wake(self) -> None:
         pass
+
+    def _idle(self) -> None:
+        """Called on the dispatch thread about every ``CREDIT_POLL`` while consumers have no credit: a bus
+        whose server drops consumers that stop polling (Kafka) keeps its session alive here."""
 
     def _close(self) -> None:
         pass

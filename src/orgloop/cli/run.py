@@ -16,6 +16,7 @@ reconciled / nothing to change, 1 error (invalid project, failed to start, a cha
 from __future__ import annotations
 
 import datetime as dt
+from collections import deque
 import json
 import os
 import signal
@@ -353,8 +354,9 @@ def _render_status(st: dict[str, Any]) -> None:
     for problem in st.get("problems") or []:
         click.echo(f"  problem: {problem}")
     wal = st.get("wal")
-    wal_text = (f"WAL {wal['segments']} segments, {_human_bytes(wal['bytes'])}, {wal['unacked']} unacked"
-                if wal else "no WAL")
+    wal_text = (f"WAL {_human_bytes(wal.get('data_bytes', wal['bytes']))} of records in {wal['segments']} "
+                f"segment{'s' if wal['segments'] != 1 else ''} ({_human_bytes(wal['bytes'])} allocated), "
+                f"{wal['unacked']} unacked" if wal else "no WAL")
     click.echo(f"bus {st.get('bus')}: {wal_text}; events in {st.get('events_published')}, acked "
                f"{st.get('acked')}, unmatched {st.get('unmatched')}, dead letters {st.get('dead_letters')}")
     ingress = st.get("ingress")
@@ -395,21 +397,37 @@ def _human_bytes(n: float) -> str:
 @click.option("--since", metavar="DURATION", callback=_duration, default=None,
               help="Only entries of the last DURATION (e.g. 10m).")
 @click.option("--logger", "logger_name", help="Which file logger to read (default: the first).")
+@click.option("--tail", "tail", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Only the last N matching entries (then new ones, with -f).")
 @output_option(format_alias=True)
 def logs(project_dir: Path | None, workspace: str | None, follow: bool, route: str | None, event_type: str | None,
-         source: str | None, since: float | None, logger_name: str | None, output: str) -> None:
-    """Print the pipeline log written by the workspace's file logger (JSON lines). Exit 1: no file logger."""
+         source: str | None, since: float | None, logger_name: str | None, tail: int | None, output: str) -> None:
+    """Print the pipeline log written by the workspace's file logger (JSON lines), rotated files included.
+    Exit 1: no file logger."""
     path = _log_file(load_lenient(project_dir, workspace), logger_name)
     cutoff = None if since is None else dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=since)
     wanted = {k: v for k, v in (("route", route), ("event_type", event_type), ("source", source)) if v}
-    if not path.exists() and not follow:
+    if not path.exists() and not _rotated_files(path) and not follow:
         click.echo(f"no log entries yet ({path} does not exist)", err=True)
         return
+
+    def show(entry: dict[str, Any]) -> None:
+        click.echo(json.dumps(entry, sort_keys=True) if output == "json" else _human_entry(entry))
+
+    held: deque[dict[str, Any]] | None = None if tail is None else deque(maxlen=tail)
     try:
         for entry in _entries(path, follow):
+            if entry is None:                 # caught up with what was written: print the tail, then follow
+                for e in held or ():
+                    show(e)
+                held = None
+                continue
             if any(entry.get(k) != v for k, v in wanted.items()) or (cutoff and not _after(entry, cutoff)):
                 continue
-            click.echo(json.dumps(entry, sort_keys=True) if output == "json" else _human_entry(entry))
+            if held is not None:
+                held.append(entry)
+            else:
+                show(entry)
     except KeyboardInterrupt:
         pass
 
@@ -423,14 +441,48 @@ def _log_file(project: Project, name: str | None) -> Path:
         which = f"no file logger named {name!r}" if name else "no file logger (type @orgloop/logger-file)"
         click.echo(f"Error: the project has {which}; add one to its loggers to keep a log.", err=True)
         sys.exit(1)
-    return (project.root / chosen.model.config["path"]).resolve()
+    return (project.root / Path(chosen.model.config["path"]).expanduser()).resolve()   # as the logger resolves it
 
 
-def _entries(path: Path, follow: bool) -> Iterator[dict[str, Any]]:
-    """Entries of the log file; with ``follow``, new ones as they are written (across rotations)."""
+def _rotated_files(path: Path) -> list[Path]:
+    """The logger's rotated files, oldest first: ``<path>.N[.gz]`` … ``<path>.1[.gz]``."""
+    found: list[Path] = []
+    i = 1
+    while True:
+        plain, packed = path.with_name(f"{path.name}.{i}"), path.with_name(f"{path.name}.{i}.gz")
+        hit = plain if plain.exists() else packed if packed.exists() else None
+        if hit is None:
+            return found[::-1]
+        found.append(hit)
+        i += 1
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def _entries(path: Path, follow: bool) -> Iterator[dict[str, Any] | None]:
+    """Entries of the rotated files (oldest first), then of the log file; then None once, when everything
+    written so far has been read; with ``follow``, then new entries as they are written (across rotations)."""
+    import gzip
+
+    for old in _rotated_files(path):
+        try:
+            with (gzip.open(old, "rb") if old.suffix == ".gz" else open(old, "rb")) as f:
+                for raw in f:
+                    entry = _parse(raw)
+                    if entry is not None:
+                        yield entry
+        except (OSError, EOFError):           # rotated away meanwhile, or a gzip still being written
+            continue
     handle = None
     inode = None
     partial = b""
+    caught_up = False
     while True:
         if handle is None and path.exists():
             handle = open(path, "rb")
@@ -441,12 +493,12 @@ def _entries(path: Path, follow: bool) -> Iterator[dict[str, Any]]:
                     partial += raw            # a line still being written
                     continue
                 line, partial = partial + raw, b""
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(entry, dict):
+                entry = _parse(line)
+                if entry is not None:
                     yield entry
+        if not caught_up:
+            caught_up = True
+            yield None
         if not follow:
             break
         time.sleep(0.2)

@@ -5,7 +5,8 @@ Loading never stops at the first problem: every file is read and validated, prob
 cross-file checks (:mod:`orgloop.config.checks`) can run too. Only a project that cannot be read at all
 (no ``orgloop.yaml``) raises :class:`ProjectNotFound`.
 
-Order of work: the selected workspace file (its ``variables`` feed substitution), ``orgloop.yaml``, the
+Order of work: the selected workspace file (its ``variables`` feed substitution), ``orgloop.yaml`` (with
+any sources, actors, routes, transforms and loggers written inline in it), the
 connector/transform/logger files it lists (paths or globs, relative to it), the route files discovered
 in ``routes/*.yaml|yml``; each file is parsed, ``${VAR}``-substituted, merged with the workspace's
 overrides for its items, and validated against its schema, item by item. A schema error in a value that

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 
 from orgloop.connectors import DeliveryError, DeliveryInterrupted
-from orgloop.connectors.process import ProgramRun, RunInterrupted, run_program
+from orgloop.connectors.process import Programs, RunInterrupted, run_program
 from orgloop.event import EventError, adopt
 from orgloop.plugins import Duration, PluginConfig
 
@@ -106,9 +106,7 @@ class CommandActor:
         self.timeout = cfg.timeout
         self.cwd = (base_dir / cfg.cwd) if cfg.cwd else base_dir
         self.env = {k: v.get_secret_value() for k, v in cfg.env.items()}
-        self._runs: set[ProgramRun] = set()
-        self._runs_lock = threading.Lock()
-        self._interrupted = False
+        self._programs = Programs()
 
     def deliver(self, event: dict[str, Any], prompt: str | None, config: dict[str, Any]) -> list[dict[str, Any]]:
         """Run the program for ``event``; returns the follow-up events it printed (possibly none)."""
@@ -134,31 +132,18 @@ class CommandActor:
                 os.unlink(prompt_file)
 
     def _run(self, stdin: bytes, env: dict[str, str]) -> tuple[int, bytes, bytes]:
-        if self._interrupted:
-            raise DeliveryInterrupted(f"command actor {self.id} is shutting down")
         try:
-            run = ProgramRun(self.argv, stdin, cwd=self.cwd, env=env)
-        except OSError as exc:
-            raise DeliveryError(f"command actor {self.id}: cannot run {self.argv[0]}: {exc.strerror or exc}") from exc
-        with self._runs_lock:
-            self._runs.add(run)
-        try:
-            return run.wait(self.timeout)
+            return self._programs.run(self.argv, stdin, timeout=self.timeout, cwd=self.cwd, env=env)
         except TimeoutError as exc:
             raise DeliveryError(f"command actor {self.id}: {self.argv[0]} {exc}") from None
         except RunInterrupted:
             raise DeliveryInterrupted(f"command actor {self.id}: {self.argv[0]} was ended at shutdown") from None
-        finally:
-            with self._runs_lock:
-                self._runs.discard(run)
+        except OSError as exc:
+            raise DeliveryError(f"command actor {self.id}: cannot run {self.argv[0]}: {exc.strerror or exc}") from exc
 
     def interrupt(self) -> None:
         """End every run in progress (and refuse new ones): they raise DeliveryInterrupted, stay unacked."""
-        self._interrupted = True
-        with self._runs_lock:
-            runs = list(self._runs)
-        for run in runs:
-            run.kill()
+        self._programs.kill_all()
 
     def close(self) -> None:
         self.interrupt()

@@ -13,8 +13,9 @@ Every event is ``resource.changed`` with ``provenance.platform: github`` and ``p
   ``/reviews`` (``pull_request.review_submitted``);
 - ``/issues/comments?since=`` (``issue_comment``) and ``/pulls/comments?since=``
   (``pull_request_review_comment``), following ``Link: rel="next"``;
-- ``/commits/<head sha>/check-runs`` for the heads of open pull requests seen updated (at most 50 heads
-  are watched; ``check_run.completed``).
+- for the heads of open pull requests seen updated (at most 50 heads are watched):
+  ``/commits/<sha>/check-runs`` (``check_run.completed``), ``/commits/<sha>/check-suites``
+  (``check_suite.completed``) and ``/actions/runs?head_sha=<sha>`` (``workflow_run.completed``).
 
 Each list keeps its own "updated since" cursor in the checkpoint (see ``_pollbase.TimeCursor``). The
 first page of each list is asked with ``If-None-Match``; a 304 costs no rate limit. Event ids are
@@ -57,10 +58,15 @@ __all__ = ["GithubConfig", "GithubSource", "EVENTS"]
 log = logging.getLogger("orgloop.connectors.github")
 
 EVENTS = ("pull_request.opened", "pull_request.closed", "pull_request.merged", "pull_request.review_submitted",
-          "pull_request_review_comment", "issue_comment", "check_run.completed")
+          "pull_request_review_comment", "issue_comment", "check_run.completed", "check_suite.completed",
+          "workflow_run.completed")
 # Names published OrgLoop projects use that this poller does not read: accepted with a warning
 # (the github-webhook source receives them).
-NOT_POLLED = ("pull_request.ready_for_review", "workflow_run.completed", "check_suite.completed")
+NOT_POLLED = ("pull_request.ready_for_review",)
+# Completed runs on a pull request's head: (kind, URL under /repos/<repo>/ for a sha, list key in the answer).
+HEAD_RUNS = (("check_run", "commits/{sha}/check-runs?per_page=100", "check_runs"),
+             ("check_suite", "commits/{sha}/check-suites?per_page=100", "check_suites"),
+             ("workflow_run", "actions/runs?head_sha={sha}&per_page=100", "workflow_runs"))
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 MAX_HEADS = 50
@@ -131,15 +137,16 @@ class _RepoPoll:
         wanted = self.src.wanted
         new_state: dict[str, Any] = {}
         heads = {sha: dict(h) for sha, h in (self.state.get("heads") or {}).items() if isinstance(h, dict)}
+        runs = [r for r in HEAD_RUNS if f"{r[0]}.completed" in wanted]
         if wanted & {"pull_request.opened", "pull_request.closed", "pull_request.merged",
-                     "pull_request.review_submitted", "check_run.completed"}:
+                     "pull_request.review_submitted"} or runs:
             new_state["pulls"] = self._pulls(heads)
         if "issue_comment" in wanted:
             new_state["issue_comments"] = self._comments("issue_comments", "issues/comments", self._issue_comment)
         if "pull_request_review_comment" in wanted:
             new_state["review_comments"] = self._comments("review_comments", "pulls/comments", self._review_comment)
-        if "check_run.completed" in wanted:
-            self._check_runs(heads)
+        if runs:
+            self._head_runs(heads, runs)
             new_state["heads"] = heads
         return new_state
 
@@ -207,7 +214,7 @@ class _RepoPoll:
                                                            "review": {**review, "state": state}},
                                    (review.get("id"), state, stamp), stamp)
         sha = (pr.get("head") or {}).get("sha")
-        if "check_run.completed" in wanted and pr.get("state") == "open" and isinstance(sha, str):
+        if any(f"{r[0]}.completed" in wanted for r in HEAD_RUNS) and pr.get("state") == "open" and isinstance(sha, str):
             for old in [s for s, h in heads.items() if h.get("pr_id") == pid and s != sha]:
                 del heads[old]                     # a new commit replaces the old head
             head = heads.pop(sha, None) or {"pr_id": pid, "done": []}
@@ -232,25 +239,29 @@ class _RepoPoll:
                           payload={"comment_id": c.get("id"), "edited": c.get("created_at") != c.get("updated_at")},
                           collect=False)
 
-    def _check_runs(self, heads: dict[str, Any]) -> None:
+    def _head_runs(self, heads: dict[str, Any], runs: list[tuple[str, str, str]]) -> None:
+        """Completed check runs, check suites and workflow runs of the watched heads, each reported once."""
         for sha, head in list(heads.items()):
-            answer = self.src.get_json(f"/repos/{self.repo}/commits/{sha}/check-runs?per_page=100", etag=True)
-            if answer is None:
-                continue                           # 304: nothing changed
-            runs = answer.get("check_runs") if isinstance(answer, dict) else None
-            if not isinstance(runs, list):
-                raise ApiError(f"check-runs of {sha[:12]}: expected an object with 'check_runs'")
             done = set(head.get("done") or [])
-            for run in runs:
-                if not isinstance(run, dict) or run.get("status") != "completed" or run.get("id") in done:
-                    continue
-                done.add(run.get("id"))
-                self._emit("check_run", {"action": "completed", "check_run": {
-                               **run, "pull_requests": run.get("pull_requests") or [{"number": head.get("pr")}]}},
-                           (run.get("id"), run.get("completed_at")), run.get("completed_at"),
-                           provenance={"pr_number": head.get("pr"), "pr_author": head.get("author")},
-                           payload={"pr_title": head.get("title")}, filter_author=head.get("author"))
-            head["done"] = sorted(done, key=str)
+            for kind, path, key in runs:
+                answer = self.src.get_json(f"/repos/{self.repo}/" + path.format(sha=sha), etag=True)
+                if answer is None:
+                    continue                       # 304: nothing changed
+                items = answer.get(key) if isinstance(answer, dict) else None
+                if not isinstance(items, list):
+                    raise ApiError(f"{key} of {sha[:12]}: expected an object with '{key}'")
+                for run in items:
+                    mark = f"{kind}:{run.get('id')}" if isinstance(run, dict) else ""
+                    if not mark or run.get("status") != "completed" or mark in done:
+                        continue
+                    done.add(mark)
+                    prs = run.get("pull_requests") or [{"number": head.get("pr")}]
+                    self._emit(kind, {"action": "completed", kind: {**run, "pull_requests": prs}},
+                               (run.get("id"), run.get("updated_at") or run.get("completed_at")),
+                               run.get("completed_at") or run.get("updated_at"),
+                               provenance={"pr_number": head.get("pr"), "pr_author": head.get("author")},
+                               payload={"pr_title": head.get("title")}, filter_author=head.get("author"))
+            head["done"] = sorted(done)
 
     def _emit(self, kind: str, body: dict[str, Any], key: tuple[Any, ...], stamp: Any, *,
               provenance: dict[str, Any] | None = None, payload: dict[str, Any] | None = None,

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["ProgramRun", "RunInterrupted", "run_program", "kill_tree"]
+__all__ = ["ProgramRun", "Programs", "RunInterrupted", "run_program", "kill_tree"]
 
 TOKEN_VAR = "ORGLOOP_RUN_TOKEN"
 
@@ -133,6 +133,37 @@ class ProgramRun:
         for t in self._readers:
             t.join(max(0.0, end - time.monotonic()))
         return not any(t.is_alive() for t in self._readers)
+
+
+class Programs:
+    """The runs one plugin has going, so that ``kill_all`` (shutdown) can end every one of them."""
+
+    def __init__(self) -> None:
+        self._runs: set[ProgramRun] = set()
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def run(self, argv: list[str], stdin: bytes, *, timeout: float, cwd: Path | None,
+            env: dict[str, str]) -> tuple[int, bytes, bytes]:
+        """Like :func:`run_program`; raises :class:`RunInterrupted` once ``kill_all`` was called."""
+        if self.closed:
+            raise RunInterrupted()
+        run = ProgramRun(argv, stdin, cwd=cwd, env=env)
+        with self._lock:
+            self._runs.add(run)
+        try:
+            return run.wait(timeout)
+        finally:
+            with self._lock:
+                self._runs.discard(run)
+
+    def kill_all(self) -> None:
+        """End every run in progress, and refuse new ones."""
+        self.closed = True
+        with self._lock:
+            runs = list(self._runs)
+        for run in runs:
+            run.kill()
 
 
 def run_program(argv: list[str], stdin: bytes, *, timeout: float, cwd: Path | None,

@@ -52,6 +52,8 @@ def render_metrics(runtime: Any) -> str:
     if wal is not None:
         ws = wal.stats()
         _metric(lines, "orgloop_wal_bytes", "gauge", "Bytes of WAL segments kept.", [({}, ws["bytes"])])
+        _metric(lines, "orgloop_wal_data_bytes", "gauge", "Bytes of records in the WAL segments kept.",
+                [({}, ws["data_bytes"])])
         _metric(lines, "orgloop_wal_lag", "gauge", "Records appended but not yet acked.", [({}, ws["unacked"])])
         _metric(lines, "orgloop_wal_lost_records_total", "counter", "Unacked records lost to damage.",
                 [({}, ws["lost_records"])])

@@ -1,6 +1,7 @@
 """Loggers receive every pipeline step as a log entry (see ``orgloop-format.md`` for phases and fields).
 
-A logger plugin is ``cls(name, config, *, base_dir)`` with ``log_many(entries) -> None`` and ``close()``.
+A logger plugin is ``cls(name, config, *, base_dir)`` with ``log_many(entries) -> None`` and ``close()``;
+it declares ``config_model`` (a :class:`orgloop.plugins.PluginConfig`) and validates ``config`` with it.
 """
 from __future__ import annotations
 

@@ -1,6 +1,12 @@
 """The router: matches bus batches to routes, runs each route's transforms, and hands deliveries to
 the actor lanes. It is the bus subscriber, so it runs on the bus's dispatch thread.
 
+A route with a transform that may block (one whose class sets ``blocking = True``: the ``script``
+transform runs a program) runs its transforms on a thread of its own (:class:`_RouteWorker`), so a slow
+or hanging script holds only its own route: the dispatch thread hands the event over and moves on. The
+hand-over queue is bounded (``OFFLOAD_DEPTH``) and its free room counts in the router's credit, so a
+script that cannot keep up leaves events unacked in the bus, as a slow actor does.
+
 Matching goes through :class:`~orgloop.router.index.RouteIndex` on (source, event type), so its cost per
 event does not grow with the number of routes; ``when.filter`` (strict dot-path equality) is checked only
 on the candidates.
@@ -20,10 +26,11 @@ from orgloop.router.index import RouteIndex
 from orgloop.spec import RouteSpec
 from orgloop.transforms import Transform, TransformContext, TransformError
 
-__all__ = ["CompiledRoute", "Router", "get_path"]
+__all__ = ["CompiledRoute", "Router", "get_path", "OFFLOAD_DEPTH"]
 
 log = logging.getLogger("orgloop.router")
 _MISSING = object()
+OFFLOAD_DEPTH = 1000     # events a route with blocking transforms holds before they run
 
 
 def get_path(event: dict[str, Any], path: str | tuple[str, ...]) -> Any:
@@ -41,7 +48,7 @@ class CompiledRoute:
     """A route ready to run: filter pre-split, transforms instantiated, lane attached."""
 
     __slots__ = ("spec", "name", "filters", "transforms", "direct", "lane", "policy", "inbox", "dropped", "settle",
-                 "pending")
+                 "pending", "worker")
 
     def __init__(self, spec: RouteSpec, transforms: list[tuple[str, Transform, str]], lane: Any,
                  policy: Any = None) -> None:
@@ -63,6 +70,8 @@ class CompiledRoute:
         # settle(seq, delivered, event): the lane reports how the route finished with one delivery (None: no
         # transforms, so nothing can care)
         self.settle: Callable[[Any, bool, dict[str, Any]], None] | None = self._settle if transforms else None
+        # set by the router when a transform may block: the route's transforms then run on its own thread
+        self.worker: _RouteWorker | None = None
 
     def _settle(self, seq: Any, delivered: bool, event: dict[str, Any]) -> None:
         claims = self.pending.pop(id(event), None)
@@ -93,6 +102,8 @@ class Router:
         self.index: RouteIndex[CompiledRoute] = RouteIndex()
         self.routes: dict[str, CompiledRoute] = {}
         self.lanes: list[Any] = []
+        self.workers: list[_RouteWorker] = []    # the threads of routes whose transforms may block
+        self.bus_credit: Callable[[], None] | None = None   # the bus's credit_available (set by the runtime)
         for r in routes:
             self.add(r)
         self.index.warm()
@@ -102,6 +113,9 @@ class Router:
         self.tap: Any = None              # orgloop.control.tap.TapHub: offered each batch while anyone taps
 
     def add(self, route: CompiledRoute) -> None:
+        if route.lane is not None and any(getattr(t, "blocking", False) for _n, t, _e in route.transforms):
+            route.worker = _RouteWorker(self, route)
+            self.workers.append(route.worker)
         self.routes[route.name] = route
         self.index.add(route.name, route.spec.source, route.spec.events or None, route)
         if route.lane is not None and route.lane not in self.lanes:
@@ -111,7 +125,16 @@ class Router:
         route = self.routes.pop(name, None)
         if route is not None:
             self.index.remove(name)
+            if route.worker is not None:
+                self.workers.remove(route.worker)
+                route.worker.stop()
         return route
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop the routes' transform threads (what they have not run stays unacked in the bus)."""
+        for route in list(self.routes.values()):
+            if route.worker is not None:
+                route.worker.stop(timeout)
 
     def credit(self) -> int:
         """How many events the bus may hand over now: the least free room of the lanes that block."""
@@ -119,6 +142,10 @@ class Router:
         for lane in self.lanes:
             room = lane.credit()
             if room is not None and room < credit:
+                credit = room
+        for worker in self.workers:
+            room = worker.room()
+            if room < credit:
                 credit = room
         return credit
 
@@ -159,6 +186,9 @@ class Router:
             for route in routes:
                 if entries is not None:
                     entries.append(_entry("route.match", event, route=route.name, target=route.spec.actor))
+                if route.worker is not None:          # its transforms may block: they run on its own thread
+                    route.worker.submit(seq, event)
+                    continue
                 try:
                     out = self.apply_transforms(route, seq, event, entries) if route.transforms else [event]
                 except _Unfinished:                   # halted, and the lane stopped before its dead letter
@@ -269,6 +299,71 @@ class Router:
                 if claim.copies == 0:                 # every copy dropped by a later transform: finished
                     claim.settle(True)
         return [ev for ev, _l in current]
+
+
+class _RouteWorker:
+    """Runs one route's transforms on a thread of its own and hands the results to the route's lane."""
+
+    def __init__(self, router: Router, route: CompiledRoute, depth: int = OFFLOAD_DEPTH) -> None:
+        self.router = router
+        self.route = route
+        self.depth = depth
+        self._items: list[tuple[Any, dict[str, Any]]] = []
+        self._cv = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=f"orgloop-transforms-{route.name}", daemon=True)
+        self._thread.start()
+
+    def room(self) -> int:
+        return self.depth - len(self._items)
+
+    def submit(self, seq: Any, event: dict[str, Any]) -> None:
+        with self._cv:
+            self._items.append((seq, event))
+            self._cv.notify()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        router, route = self.router, self.route
+        tracker = router.tracker
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._items or self._stopping)
+                if self._stopping:
+                    return               # what is left stays unacked in the bus
+                items, self._items = self._items, []
+            entries: list[dict[str, Any]] | None = [] if router.emit else None
+            finished: list[Any] = []
+            for seq, event in items:
+                if self._stopping:
+                    return
+                try:
+                    out = router.apply_transforms(route, seq, event, entries)
+                except _Unfinished:
+                    continue
+                except Exception:  # a transform bug must not end the thread; the event stays unacked
+                    log.exception("route %s: transforms failed on event %s", route.name, event.get("id"))
+                    continue
+                if self._stopping:
+                    return               # ended at shutdown (its script was killed): leave it unacked
+                if not out:
+                    route.dropped += 1
+                    finished.append(seq)
+                    continue
+                if len(out) > 1:
+                    tracker.add(seq, len(out) - 1)
+                route.lane.put_many([(seq, ev, route) for ev in out])
+            if router.bus_credit is not None:
+                router.bus_credit()       # room again: a dispatch thread waiting for credit may go on
+            if finished:
+                tracker.done_many(finished)
+            if entries and router.emit is not None:
+                router.emit(entries)
 
 
 class _Unfinished(Exception):

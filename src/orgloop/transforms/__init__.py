@@ -1,6 +1,7 @@
 """Transforms: per-route steps that pass, drop, rewrite or split an event.
 
-A transform plugin is a class constructed as ``cls(name, config, *, base_dir, state_dir)`` with
+A transform plugin is a class constructed as ``cls(name, config, *, base_dir, state_dir)`` (it declares
+``config_model``, a :class:`orgloop.plugins.PluginConfig`, and validates ``config`` with it) with
 ``apply(event, ctx) -> list[dict]`` (``[]`` drops, one event passes or rewrites, several split) and
 ``close()``. It raises :class:`TransformError` on failure; the caller applies the ``on_error`` policy
 (``pass`` | ``drop`` | ``halt``).

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from orgloop.connectors.command import json_values
-from orgloop.connectors.process import run_program
+from orgloop.connectors.process import Programs, RunInterrupted
 from orgloop.event import EventError, validate_event
 from orgloop.plugins import PluginConfig
 from orgloop.transforms import TransformContext, TransformError
@@ -45,6 +45,8 @@ DROP_EXIT_CODES = (1, 78)
 
 
 class ScriptTransform:
+    #: it runs a program and may take up to its timeout: the router runs its routes off the dispatch thread
+    blocking = True
     config_model = ScriptConfig
 
     def __init__(self, name: str, config: dict[str, Any], *, base_dir: Path, state_dir: Path | None = None) -> None:
@@ -55,14 +57,17 @@ class ScriptTransform:
         self.path = (Path(base_dir) / cfg.script).resolve()
         self.args = list(cfg.args)
         self.timeout = cfg.timeout_ms / 1000.0
+        self._programs = Programs()
 
     def apply(self, event: dict[str, Any], ctx: TransformContext) -> list[dict[str, Any]]:
         env = {**os.environ, "ORGLOOP_SOURCE": str(event.get("source", "")), "ORGLOOP_TARGET": ctx.target,
                "ORGLOOP_EVENT_TYPE": str(event.get("type", "")), "ORGLOOP_EVENT_ID": str(event.get("id", "")),
                "ORGLOOP_ROUTE": ctx.route}
         try:
-            code, out, err = run_program([str(self.path), *self.args], json.dumps(event, default=str).encode(),
-                                         timeout=self.timeout, cwd=self.path.parent, env=env)
+            code, out, err = self._programs.run([str(self.path), *self.args], json.dumps(event, default=str).encode(),
+                                                timeout=self.timeout, cwd=self.path.parent, env=env)
+        except RunInterrupted:
+            raise TransformError(f"script {self.name} was ended at shutdown") from None
         except TimeoutError as exc:
             raise TransformError(f"script {self.name}: {exc}") from None
         except OSError as exc:
@@ -82,4 +87,5 @@ class ScriptTransform:
             raise TransformError(f"script {self.name} returned an invalid event: {exc}") from None
 
     def close(self) -> None:
-        pass
+        """End the scripts still running (at shutdown): no process outlives the runtime."""
+        self._programs.kill_all()

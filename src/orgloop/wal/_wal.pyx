@@ -25,6 +25,7 @@ cdef extern from "_crc32c.h" nogil:
 
 cdef extern from "<unistd.h>" nogil:
     ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
+    ssize_t write(int fd, const void *buf, size_t count)
     int fdatasync(int fd)
     int getpid()
 
@@ -57,6 +58,21 @@ cdef extern from "<pthread.h>" nogil:
 
 ol_crc32c_init()
 
+# The committer's data-path syscalls. Tests (and only tests) point them at a file layer that models a
+# power cut (``set_io_hooks``); an indirect call per write round costs nothing measurable.
+ctypedef ssize_t (*pwrite_fn)(int fd, const void *buf, size_t count, off_t offset) noexcept nogil
+ctypedef int (*fdatasync_fn)(int fd) noexcept nogil
+cdef pwrite_fn _io_pwrite = <pwrite_fn>pwrite
+cdef fdatasync_fn _io_fdatasync = <fdatasync_fn>fdatasync
+
+
+def set_io_hooks(size_t pwrite_addr=0, size_t fdatasync_addr=0):
+    """Test hook: route the committer's ``pwrite``/``fdatasync`` through C functions at these addresses
+    (e.g. ctypes callbacks); 0 restores the system calls."""
+    global _io_pwrite, _io_fdatasync
+    _io_pwrite = <pwrite_fn>pwrite_addr if pwrite_addr else <pwrite_fn>pwrite
+    _io_fdatasync = <fdatasync_fn>fdatasync_addr if fdatasync_addr else <fdatasync_fn>fdatasync
+
 SCAN_MORE = 0
 SCAN_END = 1
 SCAN_CORRUPT = 2
@@ -67,6 +83,10 @@ DEF C_JSONL_PREFIX = 97
 DEF C_JSONL_CRC_START = 17
 DEF C_ENC_JSONL = 1
 DEF N_BUCKETS = 10
+DEF C_MAX_RECORD = 0x7FFFFFFF
+DEF C_MARK_BIN = 32       # a binary durable mark: header + u64 offset
+DEF C_MARK_JSONL = 120    # a JSONL durable mark line: prefix + %20d offset + " }\n"
+DEF ST_MARK = -2          # _frame_at: a valid durable mark (a valid record is -1)
 cdef int64_t[9] _BUCKET_BOUNDS = [50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000]
 
 
@@ -124,6 +144,8 @@ cdef list _measure(list recs, Py_ssize_t start, bint jsonl, Py_ssize_t max_bytes
         ln = PyBytes_GET_SIZE(r)
         if ln == 0:
             raise ValueError(f"WAL records must not be empty (record {i}): length 0 marks the end of data")
+        if ln > C_MAX_RECORD:
+            raise ValueError(f"WAL records must be smaller than 2 GiB (record {i} has {ln} bytes)")
         if jsonl:
             if memchr(PyBytes_AS_STRING(r), 10, <size_t>ln) != NULL:
                 raise ValueError(f"JSONL records must be single-line JSON: record {i} contains a newline")
@@ -177,6 +199,36 @@ cdef void _fill(list recs, Py_ssize_t start, Py_ssize_t count, char *dst, uint64
         seq += 1
 
 
+cdef Py_ssize_t _put_mark(char *dst, uint64_t seq, uint64_t segment_id, bint jsonl, uint64_t durable) noexcept nogil:
+    """Write a durable mark at ``dst``; returns its size."""
+    cdef char hexbuf[16]
+    if jsonl:
+        snprintf(dst, C_JSONL_PREFIX + 1, b'{"crc":"00000000","len":%10u,"seq":%20llu,"seg":%20llu,"mark" :',
+                 <unsigned int>20, <unsigned long long>seq, <unsigned long long>segment_id)
+        snprintf(dst + C_JSONL_PREFIX, 21, b"%20llu", <unsigned long long>durable)
+        dst[C_JSONL_PREFIX + 20] = b' '
+        dst[C_JSONL_PREFIX + 21] = b'}'
+        dst[C_JSONL_PREFIX + 22] = b'\n'
+        snprintf(hexbuf, 9, b"%08x", ol_crc32c(0, <const unsigned char *>(dst + C_JSONL_CRC_START),
+                                               <size_t>(C_JSONL_PREFIX - C_JSONL_CRC_START + 20)))
+        memcpy(dst + 8, hexbuf, 8)
+        return C_MARK_JSONL
+    _put32(dst + 4, (<uint32_t>1 << 31) | 8)
+    _put64(dst + 8, seq)
+    _put64(dst + 16, segment_id)
+    _put64(dst + 24, durable)
+    _put32(dst, ol_crc32c(0, <const unsigned char *>(dst + 4), 28))
+    return C_MARK_BIN
+
+
+def frame_mark(uint64_t seq, uint64_t segment_id, int encoding, uint64_t durable):
+    """A durable mark; see the pure twin."""
+    cdef bint jsonl = encoding == C_ENC_JSONL
+    out = PyBytes_FromStringAndSize(NULL, C_MARK_JSONL if jsonl else C_MARK_BIN)
+    _put_mark(PyBytes_AS_STRING(out), seq, segment_id, jsonl, durable)
+    return out
+
+
 def frame(records, Py_ssize_t start, uint64_t first_seq, uint64_t segment_id, int encoding,
           Py_ssize_t max_bytes):
     """Frame ``records[start:]`` as consecutive records; see the pure twin for the contract."""
@@ -224,10 +276,12 @@ cdef inline bint _hex8(const unsigned char *p, uint32_t *out) noexcept nogil:
 
 cdef int _frame_at(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, uint64_t segment_id, int encoding,
                    uint64_t *seq, Py_ssize_t *fs, Py_ssize_t *p0, Py_ssize_t *ln) noexcept nogil:
-    """-1 for a valid frame (filling seq/fs/p0/ln), else SCAN_MORE / SCAN_END / SCAN_CORRUPT."""
-    cdef uint64_t v, seg
+    """-1 for a valid record, ST_MARK for a valid durable mark (filling seq/fs/p0/ln), else SCAN_MORE /
+    SCAN_END / SCAN_CORRUPT."""
+    cdef uint64_t v, seg, dummy
     cdef uint32_t crc
     cdef Py_ssize_t k, raw
+    cdef int valid = -1
     if encoding == C_ENC_JSONL:
         if end - pos < 1:
             return 0
@@ -237,15 +291,18 @@ cdef int _frame_at(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, uint6
             return 0
         b = b + pos
         if (memcmp(b, b'{"crc":"', 8) != 0 or memcmp(b + 16, b'","len":', 8) != 0
-                or memcmp(b + 34, b',"seq":', 7) != 0 or memcmp(b + 61, b',"seg":', 7) != 0
-                or memcmp(b + 88, b',"event":', 9) != 0):
+                or memcmp(b + 34, b',"seq":', 7) != 0 or memcmp(b + 61, b',"seg":', 7) != 0):
             return 2
+        if memcmp(b + 88, b',"event":', 9) != 0:
+            if memcmp(b + 88, b',"mark" :', 9) != 0:
+                return 2
+            valid = ST_MARK
         if not _hex8(b + 8, &crc) or not _dec_field(b + 24, 10, &v) or not _dec_field(b + 41, 20, seq) \
                 or not _dec_field(b + 68, 20, &seg):
             return 2
         if seg != segment_id:
             return 1
-        if v == 0:
+        if v == 0 or (valid == ST_MARK and v != 20):
             return 2
         ln[0] = <Py_ssize_t>v
         raw = C_JSONL_PREFIX + ln[0] + 2
@@ -259,8 +316,10 @@ cdef int _frame_at(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, uint6
         for k in range(C_JSONL_PREFIX + ln[0], fs[0] - 2):
             if b[k] != 32:
                 return 2
+        if valid == ST_MARK and not _dec_field(b + C_JSONL_PREFIX, 20, &dummy):
+            return 2
         p0[0] = pos + C_JSONL_PREFIX
-        return -1
+        return valid
     if end - pos < C_RECORD_HEADER:
         if end - pos >= 8 and _get32(b + pos + 4) == 0:
             return 1
@@ -272,6 +331,11 @@ cdef int _frame_at(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, uint6
     if seg != segment_id:
         return 1
     seq[0] = _get64(b + pos + 8)
+    if v >> 31:                      # the length field's top bit: a durable mark
+        v &= C_MAX_RECORD
+        if v != 8:
+            return 2
+        valid = ST_MARK
     ln[0] = <Py_ssize_t>v
     fs[0] = (C_RECORD_HEADER + ln[0] + 7) & ~7
     if pos + fs[0] > end:
@@ -279,7 +343,7 @@ cdef int _frame_at(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, uint6
     if ol_crc32c(0, b + pos + 4, <size_t>(20 + ln[0])) != _get32(b + pos):
         return 2
     p0[0] = pos + C_RECORD_HEADER
-    return -1
+    return valid
 
 
 def scan(buf, Py_ssize_t start, Py_ssize_t end, uint64_t segment_id, uint64_t expected_seq, int encoding,
@@ -290,25 +354,33 @@ def scan(buf, Py_ssize_t start, Py_ssize_t end, uint64_t segment_id, uint64_t ex
     cdef const unsigned char *b = <const unsigned char *>view.buf
     cdef list out = [] if collect else None
     cdef Py_ssize_t pos = start, fs = 0, p0 = 0, ln = 0
-    cdef uint64_t seq = expected_seq, rseq = 0
+    cdef uint64_t seq = expected_seq, rseq = 0, durable = 0, d = 0
     cdef int status
     if end > view.len:
         end = view.len
     try:
         while True:
             status = _frame_at(b, pos, end, segment_id, encoding, &rseq, &fs, &p0, &ln)
-            if status != -1:
+            if status >= 0:
                 break
             if rseq != seq:
                 status = 2
                 break
-            if collect:
-                out.append(PyBytes_FromStringAndSize(<const char *>(b + p0), ln))
-            seq += 1
+            if status == ST_MARK:
+                if encoding == C_ENC_JSONL:
+                    _dec_field(b + p0, 20, &d)
+                else:
+                    d = _get64(b + p0)
+                if d > durable:
+                    durable = d
+            else:
+                if collect:
+                    out.append(PyBytes_FromStringAndSize(<const char *>(b + p0), ln))
+                seq += 1
             pos += fs
     finally:
         PyBuffer_Release(&view)
-    return out, seq - expected_seq, pos, status
+    return out, seq - expected_seq, pos, status, durable
 
 
 def resync(buf, Py_ssize_t start, Py_ssize_t end, uint64_t segment_id, uint64_t min_seq, int encoding):
@@ -326,11 +398,11 @@ def resync(buf, Py_ssize_t start, Py_ssize_t end, uint64_t segment_id, uint64_t 
             while cand + 8 <= end:
                 if encoding == C_ENC_JSONL:
                     if memcmp(b + cand, b'{"crc":"', 8) == 0:
-                        if _frame_at(b, cand, end, segment_id, encoding, &seq, &fs, &p0, &ln) == -1 and seq >= min_seq:
+                        if _frame_at(b, cand, end, segment_id, encoding, &seq, &fs, &p0, &ln) < 0 and seq >= min_seq:
                             found = cand
                             break
                 elif cand + 24 <= end and _get64(b + cand + 16) == segment_id:
-                    if _frame_at(b, cand, end, segment_id, encoding, &seq, &fs, &p0, &ln) == -1 and seq >= min_seq:
+                    if _frame_at(b, cand, end, segment_id, encoding, &seq, &fs, &p0, &ln) < 0 and seq >= min_seq:
                         found = cand
                         break
                 cand += 8
@@ -369,6 +441,8 @@ cdef class Committer:
     cdef size_t wcapn
     cdef uint64_t pending_seq, written, durable
     cdef int leader, err_no, stop_flag, crash_after_write
+    cdef int last_fd, synced_fd          # the file and end offset of the last chunk written, and of the
+    cdef int64_t last_end, synced_end    # last chunk known fdatasynced (what durable marks carry)
     cdef int *dirty
     cdef size_t ndirty, capdirty
     cdef uint64_t syncs, sync_ns
@@ -383,6 +457,7 @@ cdef class Committer:
         if self.dirty == NULL:
             raise MemoryError()
         memset(self.buckets, 0, sizeof(self.buckets))
+        self.last_fd = self.synced_fd = -1
 
     def __dealloc__(self):
         free(self.pbuf)
@@ -402,12 +477,15 @@ cdef class Committer:
             raise ValueError(f"unknown fault point {point!r}")
         self.crash_after_write = hits
 
-    def reset(self, uint64_t seq):
-        """Declare everything up to ``seq`` written and durable (used when a log is opened)."""
+    def reset(self, uint64_t seq, int fd=-1, int64_t offset=0):
+        """Declare everything up to ``seq`` written and durable (used when a log is opened), and the
+        bytes of ``fd`` before ``offset`` fdatasynced."""
         pthread_mutex_lock(&self.mu)
         if seq < self.durable:
             seq = self.durable
         self.pending_seq = self.written = self.durable = seq
+        self.last_fd = self.synced_fd = fd
+        self.last_end = self.synced_end = offset
         pthread_mutex_unlock(&self.mu)
 
     cdef str _message(self):
@@ -471,23 +549,36 @@ cdef class Committer:
 
     def submit_framed(self, int fd, int64_t offset, records, Py_ssize_t start, uint64_t first_seq,
                       uint64_t segment_id, int encoding, Py_ssize_t max_bytes):
-        """``frame`` + ``submit`` in one step, framing straight into the pending buffer (one copy less)."""
+        """``frame`` + ``submit`` in one step, framing straight into the pending buffer (one copy less).
+
+        The first submission of a write round starts with a durable mark; see the pure twin.
+        """
         cdef list recs = records if type(records) is list else list(records)
-        cdef Py_ssize_t count, size
-        cdef bint jsonl = encoding == C_ENC_JSONL
-        recs = _measure(recs, start, jsonl, max_bytes, &count, &size)
-        if count == 0:
-            return 0, 0
-        pthread_mutex_lock(&self.mu)
-        try:
-            if self.err_no:
-                raise WalError(self._message())
-            self._reserve(<size_t>size)
-            _fill(recs, start, count, self.pbuf + self.pused, first_seq, segment_id, jsonl)
-            self._queued(fd, offset, <size_t>size, first_seq + <uint64_t>count - 1)
-        finally:
+        cdef Py_ssize_t count, size, mark
+        cdef bint jsonl = encoding == C_ENC_JSONL, need
+        while True:
+            pthread_mutex_lock(&self.mu)
+            need = self.pn == 0
             pthread_mutex_unlock(&self.mu)
-        return count, size
+            mark = (C_MARK_JSONL if jsonl else C_MARK_BIN) if need else 0
+            recs = _measure(recs, start, jsonl, max_bytes - mark, &count, &size)
+            if count == 0:
+                return 0, 0
+            pthread_mutex_lock(&self.mu)
+            try:
+                if self.err_no:
+                    raise WalError(self._message())
+                if (self.pn == 0) != need:
+                    continue       # a leader took the queue meanwhile: measure again
+                self._reserve(<size_t>(size + mark))
+                if mark:
+                    _put_mark(self.pbuf + self.pused, first_seq, segment_id, jsonl,
+                              <uint64_t>(self.synced_end if self.synced_fd == fd else 0))
+                _fill(recs, start, count, self.pbuf + self.pused + mark, first_seq, segment_id, jsonl)
+                self._queued(fd, offset, <size_t>(size + mark), first_seq + <uint64_t>count - 1)
+                return count, size + mark
+            finally:
+                pthread_mutex_unlock(&self.mu)
 
     @property
     def written_seq(self):
@@ -513,7 +604,7 @@ cdef class Committer:
             c = &self.wchunks[i]
             done = 0
             while done < c.length:
-                w = pwrite(c.fd, self.wbuf + c.start + done, c.length - done, <off_t>(c.offset + <int64_t>done))
+                w = _io_pwrite(c.fd, self.wbuf + c.start + done, c.length - done, <off_t>(c.offset + <int64_t>done))
                 if w < 0:
                     if errno == EINTR:
                         continue
@@ -533,11 +624,12 @@ cdef class Committer:
         if self.crash_after_write > 0:
             self.crash_after_write -= 1
             if self.crash_after_write == 0:
+                write(2, b"ORGLOOP-WAL-FAULT after_write\n", 30)    # the crash tests check it was reached
                 kill(getpid(), SIGKILL)
         if sync:
             for i in range(self.ndirty):
                 t0 = _now_ns()
-                if fdatasync(self.dirty[i]) != 0:
+                if _io_fdatasync(self.dirty[i]) != 0:
                     return errno
                 dt = (_now_ns() - t0) // 1000
                 self.syncs += 1
@@ -554,7 +646,8 @@ cdef class Committer:
         cdef char *tbuf
         cdef Chunk *tch
         cdef uint64_t target
-        cdef int rc
+        cdef int rc, last_fd
+        cdef int64_t last_end
         pthread_mutex_lock(&self.mu)
         while True:
             if self.err_no:
@@ -575,6 +668,11 @@ cdef class Committer:
             self.pn = 0
             self.pused = 0
             target = self.pending_seq if n else self.written
+            if n:
+                self.last_fd = self.wchunks[n - 1].fd
+                self.last_end = self.wchunks[n - 1].offset + <int64_t>self.wchunks[n - 1].length
+            last_fd = self.last_fd
+            last_end = self.last_end
             pthread_mutex_unlock(&self.mu)
             rc = self._io(n, sync)
             pthread_mutex_lock(&self.mu)
@@ -584,8 +682,11 @@ cdef class Committer:
             else:
                 if target > self.written:
                     self.written = target
-                if sync and target > self.durable:
-                    self.durable = target
+                if sync:
+                    if target > self.durable:
+                        self.durable = target
+                    self.synced_fd = last_fd
+                    self.synced_end = last_end
             pthread_cond_broadcast(&self.cv)
         pthread_mutex_unlock(&self.mu)
         return rc

@@ -15,9 +15,10 @@ from typing import Sequence
 import crc32c as _crc32c_mod
 
 from orgloop.errors import WalError
-from orgloop.wal.format import ENC_JSONL, JSONL_CRC_START, JSONL_PREFIX, RECORD_HEADER
+from orgloop.wal import fileio
+from orgloop.wal.format import ENC_JSONL, JSONL_CRC_START, JSONL_PREFIX, MARK_FLAG, MAX_RECORD, RECORD_HEADER
 
-__all__ = ["crc32c", "frame", "scan", "resync", "Committer", "SCAN_MORE", "SCAN_END", "SCAN_CORRUPT",
+__all__ = ["crc32c", "frame", "frame_mark", "scan", "resync", "Committer", "SCAN_MORE", "SCAN_END", "SCAN_CORRUPT",
            "SYNC_BUCKETS_US"]
 
 SCAN_MORE = 0      # the buffer ended inside (or before) a frame: read more, or the tail is torn
@@ -34,6 +35,7 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _ZEROS = b"\0" * 8
 _SPACES = b" " * 8
+_MARK = -2          # _frame_at: a valid durable mark (a valid record is -1)
 
 
 def crc32c(data: bytes, value: int = 0) -> int:
@@ -68,6 +70,8 @@ def frame(records: Sequence[bytes], start: int, first_seq: int, segment_id: int,
         ln = len(r)
         if ln == 0:
             raise ValueError(f"WAL records must not be empty (record {i}): length 0 marks the end of data")
+        if ln > MAX_RECORD:
+            raise ValueError(f"WAL records must be smaller than 2 GiB (record {i} has {ln} bytes)")
         if jsonl:
             if b"\n" in r:
                 raise ValueError(f"JSONL records must be single-line JSON: record {i} contains a newline")
@@ -97,17 +101,27 @@ def frame(records: Sequence[bytes], start: int, first_seq: int, segment_id: int,
     return i - start, b"".join(parts)
 
 
+def frame_mark(seq: int, segment_id: int, encoding: int, durable: int) -> bytes:
+    """A durable mark: every byte of the segment before ``durable`` was fdatasynced; ``seq`` comes next."""
+    if encoding == ENC_JSONL:
+        tail = b',"len":%10d,"seq":%20d,"seg":%20d,"mark" :%20d' % (20, seq, segment_id, durable)
+        return b'{"crc":"%08x"' % _crc(tail) + tail + b" }\n"
+    tail = _TAIL.pack(MARK_FLAG | 8, seq, segment_id) + _U64.pack(durable)
+    return _U32.pack(_crc(tail)) + tail
+
+
 def _dec_field(field: bytes) -> int | None:
     """Spaces then at least one ASCII digit (the writer's fixed-width ``%Nd`` format), else None."""
     digits = field.lstrip(b" ")
     return int(digits) if digits and digits.isdigit() else None
 
 
-def _parse_jsonl_prefix(buf, pos: int) -> tuple[int, int, int, int] | None:
-    """(crc, len, seq, seg) of a JSONL record prefix at ``pos``, or None if it is not one."""
+def _parse_jsonl_prefix(buf, pos: int) -> tuple[int, int, int, int, bool] | None:
+    """(crc, len, seq, seg, is_mark) of a JSONL frame prefix at ``pos``, or None if it is not one."""
     p = bytes(buf[pos:pos + JSONL_PREFIX])
+    key = p[88:97]
     if (p[:8] != b'{"crc":"' or p[16:24] != b'","len":' or p[34:41] != b',"seq":'
-            or p[61:68] != b',"seg":' or p[88:97] != b',"event":'):
+            or p[61:68] != b',"seg":' or (key != b',"event":' and key != b',"mark" :')):
         return None
     crc = p[8:16]
     if crc.strip(b"0123456789abcdef"):
@@ -115,11 +129,14 @@ def _parse_jsonl_prefix(buf, pos: int) -> tuple[int, int, int, int] | None:
     ln, seq, seg = _dec_field(p[24:34]), _dec_field(p[41:61]), _dec_field(p[68:88])
     if ln is None or seq is None or seg is None:
         return None
-    return int(crc, 16), ln, seq, seg
+    return int(crc, 16), ln, seq, seg, key == b',"mark" :'
 
 
 def _frame_at(buf, pos: int, end: int, segment_id: int, encoding: int):
-    """Classify the frame at ``pos``: returns (status, seq, frame_size, payload_start, payload_len)."""
+    """Classify the frame at ``pos``: returns (status, seq, frame_size, payload_start, payload_len).
+
+    ``status`` is -1 for a valid record, ``_MARK`` for a valid durable mark, else a ``SCAN_*`` code.
+    """
     if encoding == ENC_JSONL:
         if end - pos < 1:
             return SCAN_MORE, 0, 0, 0, 0
@@ -130,10 +147,10 @@ def _frame_at(buf, pos: int, end: int, segment_id: int, encoding: int):
         fields = _parse_jsonl_prefix(buf, pos)
         if fields is None:
             return SCAN_CORRUPT, 0, 0, 0, 0
-        crc, ln, seq, seg = fields
+        crc, ln, seq, seg, is_mark = fields
         if seg != segment_id:
             return SCAN_END, 0, 0, 0, 0
-        if ln == 0:
+        if ln == 0 or (is_mark and ln != 20):
             return SCAN_CORRUPT, 0, 0, 0, 0
         raw = JSONL_PREFIX + ln + 2
         fs = (raw + 7) & ~7
@@ -143,6 +160,10 @@ def _frame_at(buf, pos: int, end: int, segment_id: int, encoding: int):
                 or buf[pos + fs - 2:pos + fs] != b"}\n"
                 or bytes(buf[pos + JSONL_PREFIX + ln:pos + fs - 2]).strip(b" ")):
             return SCAN_CORRUPT, seq, fs, 0, 0
+        if is_mark:
+            if _dec_field(bytes(buf[pos + JSONL_PREFIX:pos + JSONL_PREFIX + ln])) is None:
+                return SCAN_CORRUPT, seq, fs, 0, 0
+            return _MARK, seq, fs, pos + JSONL_PREFIX, ln
         return -1, seq, fs, pos + JSONL_PREFIX, ln
     if end - pos < RECORD_HEADER:
         if end - pos >= 8 and _U32.unpack_from(buf, pos + 4)[0] == 0:
@@ -153,38 +174,55 @@ def _frame_at(buf, pos: int, end: int, segment_id: int, encoding: int):
         return SCAN_END, 0, 0, 0, 0
     if seg != segment_id:
         return SCAN_END, 0, 0, 0, 0
+    status = -1
+    if ln & MARK_FLAG:
+        ln &= ~MARK_FLAG
+        if ln != 8:
+            return SCAN_CORRUPT, seq, 0, 0, 0
+        status = _MARK
     fs = (RECORD_HEADER + ln + 7) & ~7
     if pos + fs > end:
         return SCAN_MORE, seq, fs, 0, 0
     if _crc(buf[pos + 4:pos + RECORD_HEADER + ln]) != crc:
         return SCAN_CORRUPT, seq, fs, 0, 0
-    return -1, seq, fs, pos + RECORD_HEADER, ln
+    return status, seq, fs, pos + RECORD_HEADER, ln
+
+
+def _mark_value(buf, p0: int, ln: int, encoding: int) -> int:
+    if encoding == ENC_JSONL:
+        return int(bytes(buf[p0:p0 + ln]))
+    return _U64.unpack_from(buf, p0)[0]
 
 
 def scan(buf, start: int, end: int, segment_id: int, expected_seq: int, encoding: int,
-         collect: bool) -> tuple[list[bytes] | None, int, int, int]:
+         collect: bool) -> tuple[list[bytes] | None, int, int, int, int]:
     """Walk and verify frames in ``buf[start:end]``, expecting sequence numbers from ``expected_seq``.
 
-    Returns ``(records or None, count, pos, status)``: ``pos`` is where scanning stopped and
-    ``status`` one of ``SCAN_MORE``, ``SCAN_END``, ``SCAN_CORRUPT``. ``buf[0]`` must sit at an
-    8-byte-aligned file offset.
+    Returns ``(records or None, count, pos, status, durable)``: ``pos`` is where scanning stopped,
+    ``status`` one of ``SCAN_MORE``, ``SCAN_END``, ``SCAN_CORRUPT``, and ``durable`` the highest offset
+    named by a durable mark passed on the way (0 if none). ``buf[0]`` must sit at an 8-byte-aligned
+    file offset.
     """
     mv = memoryview(buf)
     out: list[bytes] | None = [] if collect else None
     pos = start
     seq = expected_seq
+    durable = 0
     while True:
         status, rseq, fs, p0, ln = _frame_at(mv, pos, end, segment_id, encoding)
-        if status != -1:
+        if status >= 0:
             break
         if rseq != seq:
             status = SCAN_CORRUPT
             break
-        if out is not None:
-            out.append(bytes(mv[p0:p0 + ln]))
-        seq += 1
+        if status == _MARK:
+            durable = max(durable, _mark_value(mv, p0, ln, encoding))
+        else:
+            if out is not None:
+                out.append(bytes(mv[p0:p0 + ln]))
+            seq += 1
         pos += fs
-    return out, seq - expected_seq, pos, status
+    return out, seq - expected_seq, pos, status, durable
 
 
 def resync(buf, start: int, end: int, segment_id: int, min_seq: int, encoding: int) -> tuple[int, int]:
@@ -204,7 +242,7 @@ def resync(buf, start: int, end: int, segment_id: int, min_seq: int, encoding: i
         cand = p - back
         if cand % 8 == 0:
             status, seq, fs, _p0, _ln = _frame_at(mv, cand, end, segment_id, encoding)
-            if status == -1 and seq >= min_seq:
+            if status < 0 and seq >= min_seq:
                 return cand, seq
         p = raw.find(needle, p + 1, end)
     return -1, 0
@@ -236,6 +274,10 @@ class Committer:
         self._syncer: threading.Thread | None = None
         self._stop = threading.Event()
         self._crash_after_write = 0
+        self._last_fd = -1          # the file and end offset of the last chunk written ...
+        self._last_end = 0
+        self._synced_fd = -1        # ... and of the last chunk known to be fdatasynced (durable marks)
+        self._synced_end = 0
 
     def set_fault(self, point: str, hits: int) -> None:
         """Test hook: SIGKILL this process at the ``hits``-th time ``point`` is reached.
@@ -246,10 +288,13 @@ class Committer:
             raise ValueError(f"unknown fault point {point!r}")
         self._crash_after_write = hits
 
-    def reset(self, seq: int) -> None:
-        """Declare everything up to ``seq`` written and durable (used when a log is opened)."""
+    def reset(self, seq: int, fd: int = -1, offset: int = 0) -> None:
+        """Declare everything up to ``seq`` written and durable (used when a log is opened), and the
+        bytes of ``fd`` before ``offset`` fdatasynced."""
         with self._lock:
             self._pending_seq = self._written = self._durable = max(self._durable, seq)
+            self._last_fd = self._synced_fd = fd
+            self._last_end = self._synced_end = offset
 
     def submit(self, fd: int, offset: int, data: bytes, last_seq: int) -> None:
         with self._lock:
@@ -262,12 +307,22 @@ class Committer:
                       segment_id: int, encoding: int, max_bytes: int) -> tuple[int, int]:
         """Frame ``records[start:]`` (as :func:`frame`) and queue them for ``fd`` at ``offset``.
 
+        The first submission of a write round (nothing queued yet) starts with a durable mark naming
+        the offset of ``fd`` known to be fdatasynced, so recovery knows where durability ended.
         Returns ``(count, bytes queued)``; the compiled twin frames straight into its pending buffer.
         """
-        count, data = frame(records, start, first_seq, segment_id, encoding, max_bytes)
-        if count:
-            self.submit(fd, offset, data, first_seq + count - 1)
-        return count, len(data)
+        with self._lock:
+            if self._error is not None:
+                raise WalError(self._error)
+            mark = b""
+            if not self._pending:
+                mark = frame_mark(first_seq, segment_id, encoding,
+                                  self._synced_end if self._synced_fd == fd else 0)
+            count, data = frame(records, start, first_seq, segment_id, encoding, max_bytes - len(mark))
+            if count:
+                self._pending.append((fd, offset, mark + data if mark else data))
+                self._pending_seq = first_seq + count - 1
+        return count, len(data) + len(mark) if count else 0
 
     @property
     def written_seq(self) -> int:
@@ -294,6 +349,9 @@ class Committer:
                 self._leader = True
                 batch, self._pending = self._pending, []
                 target = self._pending_seq if batch else self._written
+                if batch:
+                    self._last_fd, self._last_end = batch[-1][0], batch[-1][1] + len(batch[-1][2])
+                last_fd, last_end = self._last_fd, self._last_end
                 self._lock.release()
                 error = None
                 try:
@@ -305,6 +363,7 @@ class Committer:
                         self._written = max(self._written, target)
                         if sync:
                             self._durable = max(self._durable, target)
+                            self._synced_fd, self._synced_end = last_fd, last_end
                     else:
                         self._error = error
                     self._cv.notify_all()
@@ -315,7 +374,7 @@ class Committer:
             for fd, offset, data in batch:
                 view = memoryview(data)
                 while view:
-                    n = os.pwrite(fd, view, offset)
+                    n = fileio.pwrite(fd, view, offset)
                     view = view[n:]
                     offset += n
                 if not dirty or dirty[-1] != fd:
@@ -323,11 +382,12 @@ class Committer:
             if self._crash_after_write > 0:
                 self._crash_after_write -= 1
                 if self._crash_after_write == 0:
+                    os.write(2, b"ORGLOOP-WAL-FAULT after_write\n")    # the crash tests check it was reached
                     os.kill(os.getpid(), signal.SIGKILL)
             if sync:
                 for fd in dirty:
                     t0 = time.perf_counter_ns()
-                    os.fdatasync(fd)
+                    fileio.fdatasync(fd)
                     self._record_sync(time.perf_counter_ns() - t0)
                 dirty.clear()
         except OSError as exc:

@@ -20,17 +20,20 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Generator, Iterable, Iterator, NamedTuple, Sequence
 
+import lmdb
 import msgpack
 
-from orgloop.errors import WalClosedError, WalError, WalFormatError, WalFullError, WalRecordTooLargeError
+from orgloop.errors import (WalClosedError, WalCorruptionError, WalError, WalFormatError, WalFullError,
+                            WalNewerFormatError, WalRecordTooLargeError)
+from orgloop.wal import fileio, seqhwm
 from orgloop.wal import segments as seglib
 from orgloop.wal.acks import DEFAULT_FLUSH_BATCH, DEFAULT_FLUSH_INTERVAL, AckState, AckStore, AckStoreDamaged
 from orgloop.wal.codec import decode_json_many, encode_json_many, json_record_error
-from orgloop.wal.format import (ENCODING_NAMES, ENCODINGS, ENC_JSONL, FORMAT_VERSION, SegmentHeader, data_start,
-                                frame_size, pack_header, parse_segment_name, segment_name)
-from orgloop.wal.reader import READ_CHUNK, Damage, walk_segment
+from orgloop.wal.format import (ENC_MSGPACK, ENCODING_NAMES, ENCODINGS, ENC_JSONL, FORMAT_VERSION, SegmentHeader,
+                                data_start, frame_size, mark_size, pack_header, parse_segment_name, segment_name)
+from orgloop.wal.reader import READ_CHUNK, Damage, WalkEnd, recover_header, walk_segment
 from orgloop.wal.segments import QUARANTINE_DIR, RECYCLE_SUFFIX, SegmentInfo
 
 __all__ = ["Wal", "ReplayBatch", "RecoveryReport", "SYNC_POLICIES", "FULL_POLICIES"]
@@ -72,12 +75,20 @@ class ReplayBatch(NamedTuple):
 
 @dataclass
 class RecoveryReport:
-    """What opening the log found and did."""
+    """What opening the log found and did (and what reading it found since).
+
+    ``lost_records``: unacked records in the region known to be durable that are unreadable (media
+    damage; never expected). ``torn_records``: unacked records after the last durable point that are
+    unreadable (an interrupted write; never acknowledged). ``skipped_seqs``: sequence numbers passed over
+    so that none is ever issued twice after an unclean shutdown.
+    """
 
     segments: int = 0
     next_seq: int = 1
     truncated_bytes: int = 0
     lost_records: int = 0
+    torn_records: int = 0
+    skipped_seqs: int = 0
     quarantined: list[str] = field(default_factory=list)
     removed_files: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
@@ -86,7 +97,38 @@ class RecoveryReport:
 
     @property
     def clean(self) -> bool:
-        return not (self.truncated_bytes or self.lost_records or self.quarantined or self.acks_rebuilt)
+        return not (self.truncated_bytes or self.lost_records or self.torn_records or self.quarantined
+                    or self.acks_rebuilt)
+
+
+@dataclass
+class _Plan:
+    """What recovery found, before anything on disk is changed (strict mode refuses at this point)."""
+
+    tmp_files: list[Path] = field(default_factory=list)
+    damaged_spares: list[tuple[Path, str]] = field(default_factory=list)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    compacted: list[SegmentInfo] = field(default_factory=list)
+    damage: list[tuple[Damage, bool]] = field(default_factory=list)    # (damage, in the durable region)
+    missing: tuple[int, int] | None = None                             # seqs before the first segment, gone
+    tail: WalkEnd | None = None
+    hwm: tuple[int, bool] | None = None                                # see orgloop.wal.seqhwm
+    cut: tuple[int, int] | None = None    # seqs below a clean close's next seq that the active segment lacks
+
+    def lost(self, acks: AckState) -> list[tuple[int, int, int]]:
+        """``(first_seq, last_seq, unacked)`` of every durable range found unreadable."""
+        ranges = [(d.first_seq, d.last_seq) for d, durable in self.damage if durable and d.kind != "torn_tail"]
+        ranges += [r for r in (self.missing, self.cut) if r]
+        return [(lo, hi, acks.unacked_in(lo, hi)) for lo, hi in ranges if hi >= lo and acks.unacked_in(lo, hi)]
+
+
+def _drain(walker: Generator[Any, None, WalkEnd]) -> WalkEnd:
+    """Run a segment walk to its end; returns where it stopped."""
+    while True:
+        try:
+            next(walker)
+        except StopIteration as stop:
+            return stop.value
 
 
 def _twins():
@@ -112,7 +154,7 @@ class Wal:
                  max_segment_age: float | None = None, max_bytes: int | None = None,
                  full_policy: str = "error", sync_window: int = DEFAULT_SYNC_WINDOW,
                  ack_flush_interval: float = DEFAULT_FLUSH_INTERVAL, ack_flush_batch: int = DEFAULT_FLUSH_BATCH,
-                 implementation: str | None = None) -> None:
+                 implementation: str | None = None, strict: bool = False) -> None:
         if sync not in SYNC_POLICIES:
             raise ValueError(f"sync must be one of {', '.join(SYNC_POLICIES)}, not {sync!r}")
         if full_policy not in FULL_POLICIES:
@@ -132,6 +174,7 @@ class Wal:
         self.max_segment_age = max_segment_age
         self.max_bytes = max_bytes
         self.full_policy = full_policy
+        self.strict = strict
         self._core = _twins().get(implementation)
         self.implementation = "compiled" if self._core is _twins().compiled else "pure"
         self._crc = self._core.crc32c
@@ -154,6 +197,7 @@ class Wal:
         self._lockfile = self._take_lock()
         self._acks_store: AckStore | None = None
         self._ack_flush = (ack_flush_interval, ack_flush_batch)
+        self._jump_from: int | None = None
         try:
             try:
                 self.recovery = self._open(encoding, sync_window)
@@ -161,15 +205,20 @@ class Wal:
                 raise WalError(f"cannot open the WAL in {self.path}: {exc.strerror or exc}"
                                f"{f' ({exc.filename})' if exc.filename else ''}; check the directory's "
                                f"permissions and free space") from exc
+            except BaseException:
+                if hasattr(self, "_fd"):
+                    os.close(self._fd)
+                raise
         except BaseException:
             if self._acks_store is not None:
                 self._acks_store.close(None)
             self._release_lock()
             raise
         self._committer = self._core.Committer()
-        self._committer.reset(self._next_seq - 1)
+        self._committer.reset(self._next_seq - 1, self._fd, self._offset)
         if "after_write" in self._faults:
             self._committer.set_fault("after_write", self._faults["after_write"])
+        self._settle_active()
         if sync == "interval":
             self._committer.start_syncer(sync_interval_ms / 1000.0)
         self._start_preparer()
@@ -181,6 +230,7 @@ class Wal:
         if left is not None:
             self._faults[point] = left - 1
             if left == 1:
+                os.write(2, b"ORGLOOP-WAL-FAULT %s\n" % point.encode())    # the crash tests check it was reached
                 os.kill(os.getpid(), signal.SIGKILL)
 
     # ------------------------------------------------------------------ opening and recovery
@@ -203,35 +253,116 @@ class Wal:
         os.close(self._lockfile)
 
     def _open(self, encoding: str | None, sync_window: int) -> RecoveryReport:
+        """Recover the log: first find everything (nothing on disk changes), then repair.
+
+        With ``strict``, a durable record found unreadable stops the open before anything is changed.
+        """
         t0 = time.perf_counter()
         report = RecoveryReport()
+        self._report = report
+        plan = _Plan()
         for name in (CHECKPOINT_DIR, QUARANTINE_DIR):
             if os.path.lexists(self.path / name) and not (self.path / name).is_dir():
                 raise WalError(f"{self.path / name} is not a directory, but the WAL keeps its "
                                f"{'acknowledgements' if name == CHECKPOINT_DIR else 'damaged copies'} in a directory "
                                f"of that name: move that file out of {self.path} and open the log again")
-        for entry in list(os.scandir(self.path)):
-            if entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False):   # a spare cut short
-                os.unlink(entry.path)
-                report.removed_files.append(entry.name)
+        plan.tmp_files = [Path(e.path) for e in os.scandir(self.path)
+                          if e.name.endswith(".tmp") and e.is_file(follow_symlinks=False)]   # spares cut short
         self._recycle_pool = sorted(Path(e.path) for e in os.scandir(self.path)
                                     if e.name.endswith(RECYCLE_SUFFIX) and e.is_file(follow_symlinks=False))
         state, acks_trusted = self._load_acks(report)
         self.acks = state
+        # A rebuilt ack store lost the high-water mark kept beside it: assume the worst (skip a block).
+        plan.hwm = (-1, False) if report.acks_rebuilt else seqhwm.load(self._store().env)
+        infos = self._read_headers(plan, encoding, sync_window)
+        seglib.link_segments(infos)
+        while len(infos) > 1 and infos[0].last_seq is not None and infos[0].last_seq <= state.watermark:
+            plan.compacted.append(infos.pop(0))     # an interrupted compaction: finish it
+        if not acks_trusted and infos and infos[0].header.last_seq_before > 0:
+            state.ack_range(1, infos[0].header.last_seq_before)    # those records are gone: nothing to deliver
+        if infos and infos[0].header.last_seq_before > state.watermark:
+            plan.missing = (state.watermark + 1, infos[0].header.last_seq_before)
+        if infos:
+            self._scan_at_open(plan, infos)
+        if self.strict and (lost := plan.lost(state)):
+            ranges = ", ".join(f"{lo}..{hi}" for lo, hi, _n in lost)
+            raise WalCorruptionError(
+                f"WAL {self.path}: {sum(n for *_r, n in lost)} durable unacknowledged records are unreadable "
+                f"(seqs {ranges}); strict mode refuses to open it and changed nothing. Open it without strict "
+                f"(or run `orgloop wal repair`) to keep every readable record and count the rest as lost")
+        self._apply(plan, infos, report)
+        self._segments = infos
+        next_seq = self._next_seq_after(plan)
+        if infos:
+            active = infos[-1]
+            self.segment_size = active.header.capacity
+            assert plan.tail is not None
+            self._offset = plan.tail.offset
+            self._next_seq = plan.tail.next_seq
+            self._fd = os.open(active.path, os.O_RDWR)
+            fileio.fdatasync(self._fd)       # what recovery found is durable from here on (durable marks rely on it)
+            age = max(0.0, (time.time_ns() - active.header.created_ns) / 1e9)
+            self._active_since = time.monotonic() - age
+            self._unsynced = 0
+            self._jump(next_seq)
+        else:
+            self._next_seq = state.highest + 1
+            self._jump(next_seq)
+            self._activate_new_segment(prewrite=True)   # a new log: nothing to compete with yet
+        self._opened_offset = self._offset
+        try:
+            seqhwm.store(self._store().env, self._next_seq + seqhwm.BLOCK)
+            self._seq_reserved = self._next_seq + seqhwm.BLOCK
+        except WalError as exc:     # readable anyway; the first append retries (and fails clearly until then)
+            self._seq_reserved = self._next_seq
+            report.messages.append(str(exc))
+        if report.lost_records or report.torn_records or report.quarantined or report.skipped_seqs or not acks_trusted:
+            try:
+                self._store().flush(state, durable=True)
+            except (WalError, lmdb.Error) as exc:    # e.g. a full disk: the next open finds the same again
+                report.messages.append(f"cannot record what recovery found in {CHECKPOINT_DIR}/: {exc}")
+        report.segments = len(self._segments)
+        report.next_seq = self._next_seq
+        report.seconds = time.perf_counter() - t0
+        for msg in report.messages:
+            log.warning("%s: %s", self.path, msg)
+        return report
+
+    def _read_headers(self, plan: _Plan, encoding: str | None, sync_window: int) -> list[SegmentInfo]:
+        """Parse every segment header; rebuild damaged ones from their frames. Sets the log's encoding."""
         infos: list[SegmentInfo] = []
         spares: list[SegmentInfo] = []
+        damaged: list[tuple[int, Path, str]] = []
         max_id = max((parse_segment_name(p.name[: -len(RECYCLE_SUFFIX)]) or 0 for p in self._recycle_pool),
                      default=0)
         for seg_id, path in seglib.list_segments(self.path):
             max_id = max(max_id, seg_id)
             try:
                 header = seglib.read_header(path, self._crc)
+            except WalNewerFormatError:
+                raise
             except WalFormatError as exc:
-                if "upgrade orgloop" in str(exc):
-                    raise
-                self._quarantine_file(path, str(exc), report)
+                damaged.append((seg_id, path, str(exc)))
                 continue
             (infos if header.active else spares).append(SegmentInfo(seg_id, path, header))
+        known = {i.header.encoding for i in infos + spares}
+        if len(known) == 1:
+            candidates = list(known)
+        elif encoding is not None:
+            candidates = [ENCODINGS[encoding]]
+        else:
+            candidates = [ENC_MSGPACK, ENC_JSONL]
+        empty = []
+        for seg_id, path, why in damaged:
+            rebuilt = recover_header(self._core, path, seg_id, candidates, DEFAULT_SYNC_WINDOW)
+            if rebuilt is not None:
+                infos.append(SegmentInfo(seg_id, path, rebuilt, header_damage=why))
+            else:
+                empty.append((seg_id, path, why))
+        last_active = max((i.id for i in infos), default=0)
+        for seg_id, path, why in empty:     # no frame of its own: a spare if newer than every segment in use
+            (plan.damaged_spares if seg_id > last_active else plan.unreadable).append((path, why))
+        infos.sort(key=lambda i: i.id)
         on_disk = {i.header.encoding for i in infos}
         if len(on_disk) > 1:
             raise WalFormatError(f"{self.path}: segments use different encodings; refusing to mix them")
@@ -244,43 +375,127 @@ class Wal:
         self.encoding = ENCODING_NAMES[enc]
         self._enc = enc
         self._data_start = data_start(enc)
+        self._mark_size = mark_size(enc)
         self.sync_window = max(4096, min(sync_window, self.segment_size - self._data_start))
         for s in spares:
             if infos and s.id < infos[-1].id:
-                s.path.unlink()
-                report.removed_files.append(s.path.name)
+                plan.tmp_files.append(s.path)        # a spare left behind by a rotation: no longer needed
         self._spare = next((s.path for s in spares if not infos or s.id > infos[-1].id), None)
-        for a, b in zip(infos, infos[1:]):
-            a.last_seq = b.first_seq - 1
-        # Compaction may have been interrupted after its checkpoint: finish it (tolerating files already gone).
-        while len(infos) > 1 and infos[0].last_seq is not None and infos[0].last_seq <= state.watermark:
-            infos[0].path.unlink(missing_ok=True)
-            report.removed_files.append(infos[0].path.name)
-            infos.pop(0)
-        if not acks_trusted and infos and infos[0].first_seq > 1:
-            state.ack_range(1, infos[0].first_seq - 1)    # those records are gone: nothing there to deliver
-        self._segments = infos
         self._next_segment_id = max_id + 1
-        self._report = report
-        if infos:
-            active = infos[-1]
-            self.segment_size = active.header.capacity
-            self._offset, self._next_seq = self._recover_tail(active)
-            self._fd = os.open(active.path, os.O_RDWR)
-            age = max(0.0, (time.time_ns() - active.header.created_ns) / 1e9)
-            self._active_since = time.monotonic() - age
-            self._unsynced = 0
-        else:
-            self._next_seq = state.highest + 1
-            self._activate_new_segment(prewrite=True)   # a new log: nothing to compete with yet
-        if report.lost_records or report.quarantined or not acks_trusted:
-            self._store().flush(state, durable=True)
-        report.segments = len(self._segments)
-        report.next_seq = self._next_seq
-        report.seconds = time.perf_counter() - t0
-        for msg in report.messages:
-            log.warning("%s: %s", self.path, msg)
-        return report
+        return infos
+
+    def _scan_at_open(self, plan: _Plan, infos: list[SegmentInfo]) -> None:
+        """Walk the active segment (and, in strict mode or after header damage, every sealed one),
+        collecting damage; decide for each unreadable range whether it was durable."""
+        active = infos[-1]
+        found: list[Damage] = []
+        walker = walk_segment(self._core, active, active.header.capacity, collect=False, at_open=True,
+                              on_damage=found.append)
+        tail = _drain(walker)
+        plan.tail = tail
+        durable = tail.durable
+        if plan.hwm is not None and plan.hwm[1] and tail.next_seq < plan.hwm[0]:
+            plan.cut = (tail.next_seq, plan.hwm[0] - 1)    # closed cleanly, so these were durable: the end is cut
+        if active.header.version < 2:
+            durable = max(durable, tail.offset - active.header.sync_window)   # format 1: the sync-window rule
+        plan.damage += [(d, d.kind == "gap" and d.offset < durable) for d in found]
+        if self.strict or plan.unreadable or any(i.header_damage for i in infos[:-1]):
+            for seg in infos[:-1]:
+                sealed: list[Damage] = []
+                _drain(walk_segment(self._core, seg, seg.header.capacity, collect=False, at_open=False,
+                                    on_damage=sealed.append))
+                plan.damage += [(d, True) for d in sealed]      # a sealed segment was fdatasynced whole
+
+    def _apply(self, plan: _Plan, infos: list[SegmentInfo], report: RecoveryReport) -> None:
+        """Carry out what :meth:`_scan_at_open` decided."""
+        for path in plan.tmp_files:
+            path.unlink(missing_ok=True)
+            report.removed_files.append(path.name)
+        for path, why in plan.damaged_spares:
+            self._quarantine_header(path, why, "a prepared spare; it is prepared again")
+            if path.stat().st_size == self.segment_size and len(self._recycle_pool) < MAX_RECYCLE_POOL:
+                target = path.with_name(path.name + RECYCLE_SUFFIX)
+                os.replace(path, target)
+                self._recycle_pool.append(target)
+            else:
+                path.unlink()
+            if self._spare == path:
+                self._spare = None
+        for path, why in plan.unreadable:
+            self._quarantine_file(path, why, report)
+        for seg in infos:
+            if seg.header_damage:
+                self._quarantine_header(seg.path, seg.header_damage,
+                                        f"its records were recovered from their frames (first seq {seg.first_seq})")
+        for seg in plan.compacted:
+            seg.path.unlink(missing_ok=True)
+            report.removed_files.append(seg.path.name)
+        if plan.missing:
+            lo, hi = plan.missing
+            self._record_range(None, lo, hi, durable=True, reason="segments before the oldest one kept are gone")
+        if plan.cut:
+            lo, hi = plan.cut
+            self._record_range(None, lo, hi, durable=True,
+                               reason=f"the end of the active segment {infos[-1].path.name} is gone after a clean close")
+        for d, durable in plan.damage:
+            self._on_damage(d, durable=durable)
+        if plan.unreadable or plan.compacted or plan.damaged_spares:
+            seglib.fsync_dir(self.path)
+
+    def _next_seq_after(self, plan: _Plan) -> int:
+        """The first seq this session may issue: above every seq ever issued (see :mod:`orgloop.wal.seqhwm`)."""
+        recovered = plan.tail.next_seq if plan.tail is not None else 1
+        nxt = max(recovered, self.acks.highest + 1)
+        if plan.hwm is not None:
+            reserved, _clean = plan.hwm
+            nxt = max(nxt, reserved if reserved >= 0 else recovered + seqhwm.BLOCK)
+        return nxt
+
+    def _jump(self, next_seq: int) -> None:
+        """Continue at ``next_seq``: the seqs skipped are acked (nothing will ever carry them) and the
+        jump is recorded in the next segment header (``prev_last_seq``), see :meth:`_settle_active`."""
+        if next_seq <= self._next_seq:
+            return
+        skipped = next_seq - self._next_seq
+        self.acks.ack_range(self._next_seq, next_seq - 1)
+        self._report.skipped_seqs += skipped
+        self._report.messages.append(
+            f"continuing at seq {next_seq}, above every seq the log may have issued: {skipped} seqs from "
+            f"{self._next_seq} on are skipped, so that none is ever issued twice")
+        self._jump_from = self._next_seq
+        self._next_seq = next_seq
+
+    def _settle_active(self) -> None:
+        """Append only into a healthy segment of the current format that knows the current seq.
+
+        A segment of format 1, one whose header was damaged, or one that precedes a seq jump is sealed
+        (or, if it holds no records, given a fresh header) so that every segment stays self-describing.
+        """
+        active = self._segments[-1]
+        if not (active.header.version < FORMAT_VERSION or active.header_damage or self._jump_from is not None):
+            return
+        if self._offset > self._data_start:
+            try:
+                self._rotate()
+                return
+            except WalError as exc:
+                log.warning("%s: could not start a new segment after recovery (%s); appending to %s", self.path,
+                            exc, active.path.name)
+                return
+        header = SegmentHeader(FORMAT_VERSION, self._enc, active.id, self._next_seq, active.header.capacity,
+                               active.header.created_ns, self.sync_window, active.header.last_seq_before)
+        fileio.pwrite(self._fd, pack_header(header, self._crc), 0)
+        fileio.fdatasync(self._fd)
+        active.header = header
+        active.header_damage = None
+        self._jump_from = None
+
+    def _quarantine_header(self, path: Path, why: str, what: str) -> None:
+        copy = seglib.quarantine_bytes(self.path, path, 0, self._data_start, {"reason": why, "kind": "header"})
+        if copy is not None:
+            self._report.quarantined.append(copy.name)
+            self._report.messages.append(f"damaged header of {path.name} ({why}): {what}; the header bytes are in "
+                                         f"{QUARANTINE_DIR}/{copy.name}")
 
     def _load_acks(self, report: RecoveryReport) -> tuple[AckState, bool]:
         """Open the ack store and load its state; returns ``(state, trusted)``.
@@ -315,62 +530,67 @@ class Wal:
         qdir.mkdir(exist_ok=True)
         os.replace(path, qdir / path.name)
         (qdir / (path.name + ".json")).write_text(f'{{"reason": {reason!r:}}}\n'.replace("'", '"'))
-        seglib.fsync_dir(self.path)
         report.quarantined.append(path.name)
-        report.messages.append(f"moved unreadable segment {path.name} to {QUARANTINE_DIR}/: {reason}")
-
-    def _recover_tail(self, active: SegmentInfo) -> tuple[int, int]:
-        """Find where the active segment's data ends, erasing a torn tail; returns (offset, next_seq)."""
-        walker = self._walk(active, active.header.capacity, collect=False, at_open=True)
-        while True:
-            try:
-                next(walker)
-            except StopIteration as stop:
-                return stop.value
+        report.messages.append(f"moved unreadable segment {path.name} to {QUARANTINE_DIR}/: {reason} "
+                               f"(no record of it could be read)")
 
     # ------------------------------------------------------------------ reading segments
-    def _walk(self, seg: SegmentInfo, end: int, *, collect: bool, at_open: bool = False, chunk: int = READ_CHUNK):
-        """Runs of valid frames of ``seg`` (see :func:`orgloop.wal.reader.walk_segment`), repairing as it goes."""
-        return walk_segment(self._core, seg, end, collect=collect, at_open=at_open, on_damage=self._on_damage,
+    def _walk(self, seg: SegmentInfo, end: int, *, collect: bool, chunk: int = READ_CHUNK):
+        """Runs of valid frames of ``seg`` (see :func:`orgloop.wal.reader.walk_segment`), recording damage."""
+        return walk_segment(self._core, seg, end, collect=collect, at_open=False, on_damage=self._on_damage,
                             chunk=chunk)
 
-    def _on_damage(self, d: Damage) -> None:
+    def _on_damage(self, d: Damage, durable: bool = True) -> None:
+        """Record damage found by a walk. After open every byte before the append offset is durable."""
         if d.kind == "torn_tail":
+            if not d.extent:
+                return
             seglib.fill_range(d.segment.path, d.offset, d.offset + d.extent, d.segment.header.encoding)
             self._report.truncated_bytes += d.extent
             self._report.messages.append(
                 f"erased a torn tail of {d.extent} bytes at offset {d.offset} of {d.segment.path.name} "
-                f"(records from seq {d.first_seq} on were never acknowledged as durable)")
-        else:
-            reason = "checksum or framing failure" if d.kind == "lost_range" else "damaged end of a sealed segment"
-            self._record_loss(d.segment, d.first_seq, d.last_seq, d.offset, reason)
+                f"(an interrupted write: nothing valid follows it, nothing there was acknowledged)")
+            return
+        reason = "unreadable frames" if d.kind == "gap" else "a damaged end of a sealed segment"
+        self._record_range(d, d.first_seq, d.last_seq, durable=durable, reason=reason)
 
-    def _record_loss(self, seg: SegmentInfo, lo: int, hi: int, pos: int, reason: str) -> None:
-        """Records ``lo..hi`` of ``seg`` cannot be read: count the unacked ones, ack them, quarantine once."""
-        if hi < lo:
-            return
+    def _record_range(self, d: Damage | None, lo: int, hi: int, *, durable: bool, reason: str) -> None:
+        """Records ``lo..hi`` cannot be read: count the unacked ones (lost if durable, else torn), ack
+        them so they are never expected again, and copy the damaged bytes to ``quarantine/`` once."""
         state = self.acks
-        lost = state.unacked_in(lo, hi)
-        state.ack_range(lo, hi)
-        state.lost += lost
         report = self._report
-        if seg.id not in state.quarantined:
-            state.quarantined.add(seg.id)
-            seglib.quarantine_copy(self.path, seg, {"segment": seg.id, "reason": reason, "offset": pos,
-                                                    "lost_seqs": [lo, hi], "lost_unacked": lost})
-            if report is not None:
-                report.quarantined.append(seg.path.name)
-        if report is not None:
-            report.lost_records += lost
-        if lost:
-            msg = (f"{reason} in {seg.path.name} at offset {pos}: records {lo}..{hi} are unreadable, "
-                   f"{lost} of them unacknowledged (lost); a copy is in {QUARANTINE_DIR}/")
-            if report is not None:
-                report.messages.append(msg)
-            log.error("%s: %s", self.path, msg)
-        if not hasattr(self, "_committer"):
-            return
-        self._store().flush(state, durable=True)
+        n = state.unacked_in(lo, hi) if hi >= lo else 0
+        if n and durable and self.strict and hasattr(self, "_committer"):
+            raise WalCorruptionError(f"WAL {self.path}: records {lo}..{hi} are unreadable ({reason}"
+                                     f"{f' in {d.segment.path.name} at offset {d.offset}' if d else ''}); "
+                                     f"strict mode stops here")
+        if hi >= lo:
+            state.ack_range(lo, hi)
+        copy = None
+        if d is not None and d.extent:
+            copy = seglib.quarantine_bytes(self.path, d.segment.path, d.offset, d.extent, {
+                "reason": reason, "segment": d.segment.id, "seqs": [lo, hi], "unacked": n,
+                "durable": durable})
+            if copy is not None:
+                state.quarantined.add(d.segment.id)
+                report.quarantined.append(copy.name)
+        if durable:
+            state.lost += n
+            report.lost_records += n
+        else:
+            report.torn_records += n
+        if n or copy:
+            where = f" in {d.segment.path.name} at offset {d.offset}" if d else ""
+            what = ("lost (they were durable: media damage)" if durable
+                    else "torn (written after the last durable point: never acknowledged)")
+            records = f"records {lo}..{hi} are unreadable, {n} of them unacknowledged and {what}" if hi >= lo \
+                else "no record was there (a durable mark)"
+            msg = (f"{reason}{where}: {records}"
+                   f"{f'; a copy of the bytes is in {QUARANTINE_DIR}/{copy.name}' if copy else ''}")
+            report.messages.append(msg)
+            if hasattr(self, "_committer"):
+                log.error("%s: %s", self.path, msg)
+                self._store().flush(state, durable=True)
 
     # ------------------------------------------------------------------ segments
     def _activate_new_segment(self, prewrite: bool = False) -> None:
@@ -383,14 +603,15 @@ class Wal:
     def _activate(self, path: Path) -> None:
         """Write the active header into the spare at ``path`` and append there from now on."""
         seg_id = self._next_segment_id
+        prev_last = (self._jump_from if self._jump_from is not None else self._next_seq) - 1
         header = SegmentHeader(FORMAT_VERSION, self._enc, seg_id, self._next_seq, self.segment_size,
-                               time.time_ns(), self.sync_window)
+                               time.time_ns(), self.sync_window, prev_last)
         fd = os.open(path, os.O_RDWR)
         try:
             # Durable before any record goes there: a segment that stays empty (a rotation just before
             # close or a crash) must still read as the active segment it is, not as a spare.
-            os.pwrite(fd, pack_header(header, self._crc), 0)
-            os.fdatasync(fd)
+            fileio.pwrite(fd, pack_header(header, self._crc), 0)
+            fileio.fdatasync(fd)
         except BaseException:
             os.close(fd)
             raise
@@ -398,8 +619,11 @@ class Wal:
         self._offset = self._data_start
         self._active_since = time.monotonic()
         self._unsynced = 0
+        self._jump_from = None
         self._segments.append(SegmentInfo(seg_id, path, header))
         self._next_segment_id = seg_id + 1
+        if hasattr(self, "_committer"):     # durable marks in this file start from its first record
+            self._committer.reset(self._next_seq - 1, fd, self._data_start)
 
     def _take_spare(self, seg_id: int) -> Path:
         if self._preparer is not None:
@@ -425,7 +649,7 @@ class Wal:
     def _start_preparer(self) -> None:
         """Prepare the next segment in the background, off the append path."""
         seg_id = self._next_segment_id
-        if self._spare is not None or self._closed:
+        if self._spare is not None or self._closed or (self._preparer is not None and self._preparer.is_alive()):
             return
 
         def run() -> None:
@@ -469,13 +693,14 @@ class Wal:
         self._committer.commit(self._next_seq - 1, True)
         self._unsynced = 0
         self._fault("after_seal")
-        sealed, sealed_fd = self._segments[-1], self._fd
+        sealed, sealed_fd, sealed_end = self._segments[-1], self._fd, self._offset
         try:
             self._activate(path)
         except OSError as exc:   # the sealed segment stays the active one: nothing is lost, appends may retry
             raise WalError(f"cannot start WAL segment {path.name} in {self.path}: {exc.strerror or exc}; every "
                            f"record appended so far is safe") from exc
-        sealed.last_seq = self._next_seq - 1
+        sealed.last_seq = self._segments[-1].header.last_seq_before
+        sealed.data_end = sealed_end
         os.close(sealed_fd)
         self.counters["rotations"] += 1
         self._start_preparer()
@@ -524,9 +749,11 @@ class Wal:
             if not n:
                 return range(first, first)
             try:
+                if first + n > self._seq_reserved:
+                    self._reserve_seqs(first + n)
                 if self.max_segment_age is not None and time.monotonic() - self._active_since > self.max_segment_age:
                     self._rotate()
-                capacity = self.segment_size
+                capacity = self.segment_size - self._mark_size     # room is kept for the close's durable mark
                 window = self.sync_window if self.sync == "always" else capacity
                 i = 0
                 while i < n:
@@ -539,7 +766,7 @@ class Wal:
                         self._next_seq += count
                         i += count
                         continue
-                    need = frame_size(len(records[i]), self._enc)
+                    need = frame_size(len(records[i]), self._enc) + self._mark_size
                     if need > min(capacity - self._data_start, window):
                         raise WalRecordTooLargeError(
                             f"record {i} needs {need} bytes on disk, more than a segment or sync window holds "
@@ -558,6 +785,12 @@ class Wal:
             self.counters["appended"] += n
         self._finish(last)
         return range(first, last + 1)
+
+    def _reserve_seqs(self, upto: int) -> None:
+        """Durably reserve seqs below ``upto + BLOCK`` before issuing any of them (one LMDB commit per block)."""
+        reserved = upto + seqhwm.BLOCK
+        seqhwm.store(self._store().env, reserved)
+        self._seq_reserved = reserved
 
     def _finish(self, last: int) -> None:
         self._committer.commit(last, self.sync == "always")
@@ -807,14 +1040,26 @@ class Wal:
             return {
                 "path": str(self.path), "implementation": self.implementation, "encoding": self.encoding,
                 "sync": self.sync, "segments": len(self._segments), "segment_size": self.segment_size,
-                "bytes": len(self._segments) * self.segment_size, "first_seq": first, "last_seq": last,
+                "bytes": len(self._segments) * self.segment_size, "data_bytes": self._data_bytes_locked(),
+                "first_seq": first, "last_seq": last,
                 "acked_watermark": self.acks.watermark, "unacked": self.acks.unacked_in(first, last),
-                "lost_records": self.acks.lost, "quarantined_segments": len(self.acks.quarantined),
+                "lost_records": self.acks.lost, "torn_records": self.recovery.torn_records,
+                "quarantined_segments": len(self.acks.quarantined),
                 "acked_above_watermark": self.acks.held, "ack_ranges": self.acks.range_count,
                 "ack_commits": self._store().commits, "ack_commit_seconds": self._store().commit_seconds,
                 "ack_save_error": str(self._store().error) if self._store().error else None,
                 "failed": self._committer.failed, **self.counters, **self._committer.stats(),
             }
+
+    def _data_bytes_locked(self) -> int:
+        """Bytes of frames in the live segments (what ``bytes`` preallocates is mostly empty): the active
+        segment up to its write offset, sealed ones up to where they were sealed; a segment sealed before
+        this process opened the log counts as full (its end is not read at open)."""
+        if not self._segments:
+            return 0
+        sealed = sum((s.data_end if s.data_end is not None else s.header.capacity) - self._data_start
+                     for s in self._segments[:-1])
+        return sealed + self._offset - self._data_start
 
     def close(self) -> None:
         """Make everything durable, save the acks, and release the directory.
@@ -837,10 +1082,15 @@ class Wal:
             step(self._committer.stop_syncer)
             if not self._committer.failed:
                 step(lambda: self._committer.commit(self._next_seq - 1, True))
+                if not errors:
+                    step(self._close_mark)
+            clean = not errors and not self._committer.failed
             if self._preparer is not None:
                 self._cancel_prewrite.set()
                 step(self._preparer.join)
             step(lambda: os.close(self._fd))
+            if clean:
+                self._store_clean_mark()
             step(lambda: self._store().close(self.acks))
             step(self._release_lock)
         with self._follow_cv:
@@ -851,6 +1101,21 @@ class Wal:
                 raise first
             raise WalError(f"closing the WAL in {self.path} failed: {first}; the directory was released "
                            f"and can be opened again") from first
+
+    def _store_clean_mark(self) -> None:
+        try:
+            seqhwm.store(self._store().env, self._next_seq, clean=True)
+        except WalError as exc:      # the next open treats this close as a crash: it skips seqs, safely
+            log.warning("%s: %s", self.path, exc)
+
+    def _close_mark(self) -> None:
+        """Record that every byte of the active segment is durable: a durable mark at its end, fdatasynced."""
+        if self._offset == self._opened_offset or self._offset + self._mark_size > self.segment_size:
+            return
+        mark = self._core.frame_mark(self._next_seq, self._segments[-1].id, self._enc, self._offset)
+        fileio.pwrite(self._fd, mark, self._offset)
+        fileio.fdatasync(self._fd)
+        self._offset += len(mark)
 
     def __enter__(self) -> "Wal":
         return self

@@ -8,24 +8,30 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Callable, Generator
+from pathlib import Path
+from typing import Callable, Generator, Iterable, NamedTuple
 
-from orgloop.wal.format import ENC_JSONL, data_start, frame_size
+from orgloop.wal.format import ENC_JSONL, FORMAT_VERSION, MARK_FLAG, SegmentHeader, data_start, frame_size
 from orgloop.wal.segments import SegmentInfo
 
-__all__ = ["Damage", "walk_segment", "READ_CHUNK"]
+__all__ = ["Damage", "WalkEnd", "walk_segment", "recover_header", "READ_CHUNK"]
 
 READ_CHUNK = 8 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class Damage:
-    """Something wrong found while walking a segment.
+    """Something wrong found while walking a segment; records ``first_seq..last_seq`` are unreadable.
 
-    ``kind`` is ``torn_tail`` (unsynced bytes at the end of the active segment after a crash: erase
-    ``extent`` bytes at ``offset``; nothing there was ever acknowledged as durable), ``lost_range``
-    (records ``first_seq..last_seq`` are unreadable, readable records follow) or ``damaged_end``
-    (a sealed segment ends early: ``first_seq..last_seq`` are unreadable).
+    ``kind`` is one of:
+
+    * ``gap``: bytes ``[offset, offset + extent)`` hold no readable record, and readable records of this
+      segment follow them. Whether the records were durable (lost) or never acknowledged (torn) is the
+      caller's call: it knows where durability ends (see :class:`WalkEnd`).
+    * ``torn_tail``: the active segment's data ends in bytes that are not a valid frame, and no valid
+      frame of this segment follows anywhere: an interrupted write. Nothing there was acknowledged under
+      ``sync=always``; ``extent`` bytes at ``offset`` may be erased.
+    * ``damaged_end``: a sealed segment ends early: its last records are unreadable.
     """
 
     kind: str
@@ -36,25 +42,23 @@ class Damage:
     extent: int = 0
 
 
+class WalkEnd(NamedTuple):
+    """Where a walk stopped: the end of the last valid frame, the next seq, and the highest durable mark
+    seen (the offset below which the writer knew everything was fdatasynced; 0 if none)."""
+
+    offset: int
+    next_seq: int
+    durable: int
+
+
 def _frame_len_hint(buf: bytes, p: int, enc: int) -> int:
     """Bytes the frame at ``buf[p:]`` needs, when its length field is in the buffer (else 0)."""
     try:
         if enc == ENC_JSONL:
             return frame_size(int(buf[p + 24:p + 34]), enc)
-        return frame_size(int.from_bytes(buf[p + 4:p + 8], "little"), enc)
+        return frame_size(int.from_bytes(buf[p + 4:p + 8], "little") & ~MARK_FLAG, enc)
     except (ValueError, IndexError):
         return 0
-
-
-def _torn_extent(core: ModuleType, rest: bytes, found: int, window: int, seg: SegmentInfo, seq: int) -> int:
-    """Bytes to erase from the damage point: the sync window, and any frame reaching past it."""
-    enc = seg.header.encoding
-    extent = min(len(rest), window)
-    p = found
-    while 0 <= p < window:
-        extent = max(extent, min(len(rest), p + _frame_len_hint(rest, p, enc)))
-        p, _ = core.resync(rest, p + 8, len(rest), seg.id, seq, enc)
-    return extent
 
 
 def _read_ahead(fd: int, start: int, end: int, chunk: int = READ_CHUNK) -> None:
@@ -68,29 +72,34 @@ def _read_ahead(fd: int, start: int, end: int, chunk: int = READ_CHUNK) -> None:
 
 def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool, at_open: bool,
                  on_damage: Callable[[Damage], None],
-                 chunk: int = READ_CHUNK) -> Generator[tuple[int, list | int], None, tuple[int, int]]:
+                 chunk: int = READ_CHUNK) -> Generator[tuple[int, list | int], None, WalkEnd]:
     """Yield ``(first_seq, records or count)`` runs of valid frames in ``seg`` up to byte ``end``.
 
-    ``seg.last_seq`` is None for the active segment (its end is found by scanning). With ``at_open``,
-    damage within the active segment's last ``sync_window`` bytes, with nothing readable after that
-    window, is a torn tail. A bad frame followed by readable frames is a lost range: reported, then
-    skipped. Returns ``(tail_offset, next_seq)``. ``chunk``: bytes read at a time (a reader that must
-    stay small in memory, such as the bus catching up, passes less than the default 8 MiB).
+    ``seg.last_seq`` is None for the active segment (its end is found by scanning). A bad frame is
+    never taken for the end of the data while a valid frame of this segment follows it anywhere: the
+    walk reports a ``gap`` and resynchronises there (frames are 8-byte aligned and carry their seq and
+    segment id). Only an invalid region with nothing valid after it is a ``torn_tail`` (with
+    ``at_open``, for the active segment). Nothing on disk is changed here. ``chunk``: bytes read at a
+    time (a reader that must stay small in memory, such as the bus catching up, passes less than 8 MiB).
     """
     enc = seg.header.encoding
     window = seg.header.sync_window
     capacity = seg.header.capacity
+    durable = 0
     fd = os.open(seg.path, os.O_RDONLY)
     try:
         # A file cut short (a crash while it was created, or damage) ends where it ends.
-        end = min(end, os.fstat(fd).st_size)
+        size = os.fstat(fd).st_size
+        end = min(end, size)
         pos = data_start(enc)
         seq = seg.first_seq
         buf_off = pos
         buf = os.pread(fd, max(0, min(chunk, end - pos)), pos)
         _read_ahead(fd, pos + len(buf), end, chunk)
         while True:
-            records, count, p, status = core.scan(buf, pos - buf_off, len(buf), seg.id, seq, enc, collect)
+            records, count, p, status, mark = core.scan(buf, pos - buf_off, len(buf), seg.id, seq, enc, collect)
+            if mark > durable:
+                durable = mark
             if count:
                 yield seq, (records if collect else count)
                 seq += count
@@ -105,26 +114,42 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
                     buf_off, buf = pos, grown
                 continue
             if seg.last_seq is not None and seq > seg.last_seq:
-                return pos, seq
+                return WalkEnd(pos, seq, durable)
             if not at_open and seg.last_seq is None and pos >= end:
-                return pos, seq
-            rest = os.pread(fd, max(0, capacity - pos), pos)
+                return WalkEnd(pos, seq, durable)
+            rest = os.pread(fd, max(0, min(capacity, size) - pos), pos)
             found, fseq = core.resync(rest, 0, len(rest), seg.id, seq, enc)
-            torn = at_open and seg.last_seq is None and (
-                found < 0 or (found < window and core.resync(rest, window, len(rest), seg.id, seq, enc)[0] < 0))
-            if found < 0 or torn:
-                if torn and (status != core.SCAN_END or found >= 0):
-                    on_damage(Damage("torn_tail", seg, pos, seq, seq, _torn_extent(core, rest, found, window, seg, seq)))
-                elif seg.last_seq is not None:
-                    on_damage(Damage("damaged_end", seg, pos, seq, seg.last_seq))
+            if found < 0 or (seg.last_seq is None and not at_open and pos + found >= end):
+                if seg.last_seq is not None:
+                    on_damage(Damage("damaged_end", seg, pos, seq, seg.last_seq, len(rest)))
                     seq = seg.last_seq + 1
-                return pos, seq
-            on_damage(Damage("lost_range", seg, pos, seq, fseq - 1))
+                elif at_open and found < 0 and status != core.SCAN_END:
+                    on_damage(Damage("torn_tail", seg, pos, seq, seq - 1, min(len(rest), window)))
+                return WalkEnd(pos, seq, durable)
+            on_damage(Damage("gap", seg, pos, seq, fseq - 1, found))
             pos += found
             seq = fseq
             if pos >= end:
-                return pos, seq
+                return WalkEnd(pos, seq, durable)
             buf_off = pos
             buf = rest[found: found + min(chunk, end - pos)]
     finally:
         os.close(fd)
+
+
+def recover_header(core: ModuleType, path: Path, segment_id: int, encodings: Iterable[int],
+                   sync_window: int) -> SegmentHeader | None:
+    """Rebuild the header of a segment whose own header is damaged, from its first valid frame.
+
+    Every frame carries its seq and segment id, so the records of a segment do not depend on its
+    header. Returns None if no valid frame of ``segment_id`` is in the file (a spare, or an empty or
+    wholly unreadable segment).
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    st = os.stat(path)
+    for enc in encodings:
+        found, seq = core.resync(data, data_start(enc), len(data), segment_id, 1, enc)
+        if found >= 0:
+            return SegmentHeader(FORMAT_VERSION, enc, segment_id, seq, len(data), st.st_mtime_ns, sync_window)
+    return None

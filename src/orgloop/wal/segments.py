@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 from orgloop.errors import WalFormatError
+from orgloop.wal import fileio
 from orgloop.wal.format import (ENC_JSONL, FORMAT_VERSION, JSONL_HEADER_SIZE, SegmentHeader, fill_byte, pack_header,
                                 parse_header, parse_segment_name, segment_name)
 
-__all__ = ["SegmentInfo", "list_segments", "read_header", "fsync_dir", "prepare_spare", "prewrite", "quarantine_copy",
-           "QUARANTINE_DIR", "RECYCLE_SUFFIX"]
+__all__ = ["SegmentInfo", "list_segments", "read_header", "link_segments", "fsync_dir", "prepare_spare", "prewrite",
+           "quarantine_bytes", "QUARANTINE_DIR", "RECYCLE_SUFFIX"]
 
 QUARANTINE_DIR = "quarantine"
 RECYCLE_SUFFIX = ".recycle"
@@ -30,12 +30,18 @@ _FILL_CHUNK = 1 << 20
 
 @dataclass(slots=True)
 class SegmentInfo:
-    """One segment of the live log. ``last_seq`` is known once the segment is sealed."""
+    """One segment of the live log. ``last_seq`` is known once the segment is sealed.
+
+    ``header_damage`` says why the header on disk could not be read (``header`` was then rebuilt from
+    the segment's frames), or is None.
+    """
 
     id: int
     path: Path
     header: SegmentHeader
     last_seq: int | None = None
+    data_end: int | None = None     # where its frames end, once sealed by this process (else unknown)
+    header_damage: str | None = None
 
     @property
     def first_seq(self) -> int:
@@ -63,6 +69,14 @@ def read_header(path: Path, crc32c) -> SegmentHeader:
     return header
 
 
+def link_segments(infos: list[SegmentInfo]) -> None:
+    """Set each segment's ``last_seq`` from its successor's header (the last segment stays active)."""
+    for a, b in zip(infos, infos[1:]):
+        a.last_seq = b.header.last_seq_before
+    if infos:
+        infos[-1].last_seq = None
+
+
 def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -75,7 +89,7 @@ def _fill(fd: int, start: int, end: int, byte: bytes) -> None:
     block = byte * _FILL_CHUNK
     pos = start
     while pos < end:
-        n = os.pwrite(fd, block[: min(_FILL_CHUNK, end - pos)], pos)
+        n = fileio.pwrite(fd, block[: min(_FILL_CHUNK, end - pos)], pos)
         pos += n
 
 
@@ -120,8 +134,8 @@ def prepare_spare(directory: Path, segment_id: int, capacity: int, encoding: int
             raise
     try:
         header = SegmentHeader(FORMAT_VERSION, encoding, segment_id, 0, capacity, 0, sync_window)
-        os.pwrite(fd, pack_header(header, crc32c), 0)
-        os.fdatasync(fd)
+        fileio.pwrite(fd, pack_header(header, crc32c), 0)
+        fileio.fdatasync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, final)
@@ -145,8 +159,8 @@ def prewrite(path: Path, start: int, end: int, cancel: threading.Event, pause: f
         while pos < end:
             if cancel.wait(pause):
                 return False
-            pos += os.pwrite(fd, block[: min(chunk, end - pos)], pos)
-        os.fdatasync(fd)
+            pos += fileio.pwrite(fd, block[: min(chunk, end - pos)], pos)
+        fileio.fdatasync(fd)
         return True
     finally:
         os.close(fd)
@@ -157,23 +171,36 @@ def fill_range(path: Path, start: int, end: int, encoding: int) -> None:
     fd = os.open(path, os.O_RDWR)
     try:
         _fill(fd, start, end, fill_byte(encoding))
-        os.fdatasync(fd)
+        fileio.fdatasync(fd)
     finally:
         os.close(fd)
 
 
-def quarantine_copy(directory: Path, seg: SegmentInfo, details: dict) -> Path:
-    """Copy a damaged segment into ``quarantine/`` with a JSON sidecar describing the damage.
+QUARANTINE_MAX_COPY = 16 << 20
 
-    The original stays in place so the readable records around the damage keep being served.
+
+def quarantine_bytes(directory: Path, path: Path, offset: int, length: int, details: dict) -> Path | None:
+    """Copy ``length`` damaged bytes of ``path`` at ``offset`` into ``quarantine/`` with a JSON sidecar.
+
+    The segment itself stays in place, so the readable records around the damage keep being served.
+    Each damaged range is copied once (the copy is named by segment and offset); returns the copy's
+    path, or None if it was copied before. Copies are capped at 16 MiB (the sidecar says so).
     """
     qdir = directory / QUARANTINE_DIR
     qdir.mkdir(exist_ok=True)
-    target = qdir / seg.path.name
-    shutil.copyfile(seg.path, target)
-    sidecar = qdir / (seg.path.name + ".json")
-    sidecar.write_text(json.dumps(details, indent=2, sort_keys=True) + "\n")
-    with open(target, "rb+") as f:
-        os.fsync(f.fileno())
+    target = qdir / f"{path.name}.{offset:x}.bin"
+    if target.exists():
+        return None
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(min(length, QUARANTINE_MAX_COPY))
+    details = {**details, "segment_file": path.name, "offset": offset, "length": length, "copied": len(data)}
+    tmp = target.with_name(target.name + ".part")
+    with open(tmp, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    (qdir / (target.name + ".json")).write_text(json.dumps(details, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, target)
     fsync_dir(qdir)
     return target

@@ -16,14 +16,14 @@ from typing import Any, Callable, Iterator, Literal, TextIO, overload
 import lmdb
 import msgpack
 
-from orgloop.errors import WalError, WalFormatError
+from orgloop.errors import WalError, WalFormatError, WalNewerFormatError
 from orgloop.wal import twins
 from orgloop.wal.acks import AckState
 from orgloop.wal.codec import json_record_error
-from orgloop.wal.format import ENCODING_NAMES, ENC_JSONL
+from orgloop.wal.format import ENC_JSONL, ENC_MSGPACK, ENCODING_NAMES
 from orgloop.wal.log import CHECKPOINT_DIR
-from orgloop.wal.reader import Damage, walk_segment
-from orgloop.wal.segments import SegmentInfo, list_segments, read_header
+from orgloop.wal.reader import Damage, recover_header, walk_segment
+from orgloop.wal.segments import SegmentInfo, link_segments, list_segments, read_header
 
 __all__ = ["LogView", "VerifyReport", "open_view", "verify", "export", "repair", "read_checkpoint"]
 
@@ -92,17 +92,25 @@ def _open_view(root: Path) -> LogView:
     found = list_segments(root)
     if not found and not (root / CHECKPOINT_DIR).exists():
         raise WalError(f"{root} does not look like an orgloop WAL directory (no *.wal segments)")
+    damaged: list[tuple[int, Path, str]] = []
     for seg_id, seg_path in found:
         try:
             header = read_header(seg_path, crc)
+        except WalNewerFormatError:
+            raise
         except WalFormatError as exc:
-            if "upgrade orgloop" in str(exc):
-                raise
-            unreadable.append((seg_path, str(exc)))
+            damaged.append((seg_id, seg_path, str(exc)))
             continue
         (segments if header.active else spares).append(SegmentInfo(seg_id, seg_path, header))
-    for a, b in zip(segments, segments[1:]):
-        a.last_seq = b.first_seq - 1
+    encodings = sorted({s.header.encoding for s in segments + spares}) or [ENC_MSGPACK, ENC_JSONL]
+    for seg_id, seg_path, why in damaged:     # a damaged header: the segment's frames still say what it holds
+        rebuilt = recover_header(twins.active, seg_path, seg_id, encodings, 8 << 20)
+        if rebuilt is None:
+            unreadable.append((seg_path, why))
+        else:
+            segments.append(SegmentInfo(seg_id, seg_path, rebuilt, header_damage=why))
+    segments.sort(key=lambda s: s.id)
+    link_segments(segments)
     return LogView(root, segments, spares, unreadable)
 
 

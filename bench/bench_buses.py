@@ -1,0 +1,228 @@
+"""The same workload through every bus, against each server's raw client in the same run (issue 12).
+
+Workload: N events of ~256 B are published in batches of B (and, for the per-event rows, one call per
+event), then fetched in batches of B and acked batch by batch. A row reports events/s of the whole
+publish + fetch + ack loop, p50/p99 of the publish call, and CPU seconds (this process) per million events.
+For Redis, NATS and Kafka the raw client runs the same loop without orgloop (pipelined XADD / XREADGROUP /
+XACK+XDEL; concurrent JetStream publishes / pull fetch / ack; produce + flush / consume / commit), right
+before the bus, and the ratio bus / raw is orgloop's own overhead. Target: >= 0.5 for each.
+
+Servers: Redis on 127.0.0.1:6379 and NATS on 127.0.0.1:4222 (as on this machine kind); a Tansu Kafka broker
+is started here on a free port and stopped at the end.
+
+    python bench/bench_buses.py [--quick] [--out bench/results/buses.json]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import msgpack
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from support.servers import kafka_broker  # noqa: E402  (the tests' own broker launcher)
+
+from orgloop.bus import open_bus  # noqa: E402
+
+REDIS = "redis://127.0.0.1:6379/0"
+NATS = "nats://127.0.0.1:4222"
+PAD = "x" * 96
+
+
+def make_events(n: int) -> list[dict[str, Any]]:
+    return [{"id": f"evt_{i:016x}", "timestamp": "2026-01-01T00:00:00.000Z", "source": f"src-{i % 8}",
+             "type": "resource.changed", "provenance": {"platform": "bench"}, "payload": {"n": i, "data": PAD},
+             "trace_id": f"trc_{i:016x}"} for i in range(n)]
+
+
+def measure(run: Callable[[list[dict[str, Any]], int], list[float]], n: int, batch: int) -> dict[str, float]:
+    events = make_events(n)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    lat = run(events, batch)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    lat.sort()
+    return {"events_per_s": n / wall, "publish_p50_ms": statistics.median(lat) * 1e3,
+            "publish_p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3,
+            "cpu_s_per_million": cpu / n * 1e6}
+
+
+# --------------------------------------------------------------------------- orgloop buses
+def bus_loop(factory: Callable[[], Any]) -> Callable[[list[dict[str, Any]], int], list[float]]:
+    def run(events: list[dict[str, Any]], batch: int) -> list[float]:
+        bus = factory()
+        lat = []
+        try:
+            for i in range(0, len(events), batch):
+                t = time.perf_counter()
+                bus.publish_many(events[i:i + batch])
+                lat.append(time.perf_counter() - t)
+            got = 0
+            while got < len(events):
+                refs, evs = bus.fetch(batch, timeout=5)
+                if not evs:
+                    raise RuntimeError(f"{type(bus).__name__}: only {got} of {len(events)} events came back")
+                bus.ack_many(refs)
+                got += len(evs)
+        finally:
+            bus.close()
+        return lat
+    return run
+
+
+# --------------------------------------------------------------------------- raw clients
+def raw_redis(events: list[dict[str, Any]], batch: int) -> list[float]:
+    import redis
+    r = redis.Redis.from_url(REDIS)
+    key, group = f"bench-raw:{uuid.uuid4().hex}", "g"
+    r.xgroup_create(key, group, id="0", mkstream=True)
+    lat = []
+    try:
+        for i in range(0, len(events), batch):
+            t = time.perf_counter()
+            pipe = r.pipeline(transaction=False)
+            for ev in events[i:i + batch]:
+                pipe.xadd(key, {b"e": msgpack.packb(ev)})
+            pipe.execute()
+            lat.append(time.perf_counter() - t)
+        got = 0
+        while got < len(events):
+            reply = r.xreadgroup(group, "c", {key: ">"}, count=batch, block=5000)
+            entries = reply[0][1]
+            ids = [eid for eid, fields in entries]
+            for _eid, fields in entries:
+                msgpack.unpackb(fields[b"e"])
+            pipe = r.pipeline(transaction=False)
+            pipe.xack(key, group, *ids)
+            pipe.xdel(key, *ids)
+            pipe.execute()
+            got += len(ids)
+    finally:
+        r.delete(key)
+        r.close()
+    return lat
+
+
+def raw_nats(events: list[dict[str, Any]], batch: int) -> list[float]:
+    import nats
+    from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+
+    async def go() -> list[float]:
+        nc = await nats.connect(NATS)
+        js = nc.jetstream()
+        name = f"benchraw_{uuid.uuid4().hex[:10]}"
+        await js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"], retention=RetentionPolicy.WORK_QUEUE,
+                                         storage=StorageType.FILE))
+        lat = []
+        try:
+            for i in range(0, len(events), batch):
+                t = time.perf_counter()
+                await asyncio.gather(*(js.publish(f"{name}.{ev['source']}", msgpack.packb(ev),
+                                                  headers={"Nats-Msg-Id": ev["id"]})
+                                       for ev in events[i:i + batch]))
+                lat.append(time.perf_counter() - t)
+            sub = await js.pull_subscribe(f"{name}.>", durable="c", stream=name)
+            got = 0
+            while got < len(events):
+                msgs = await sub.fetch(batch, timeout=5)
+                for m in msgs:
+                    msgpack.unpackb(m.data)
+                    await m.ack()
+                got += len(msgs)
+            await nc.flush()
+        finally:
+            await js.delete_stream(name)
+            await nc.close()
+        return lat
+
+    return asyncio.run(go())
+
+
+def raw_kafka(servers: str) -> Callable[[list[dict[str, Any]], int], list[float]]:
+    def run(events: list[dict[str, Any]], batch: int) -> list[float]:
+        import confluent_kafka as ck
+        from confluent_kafka.admin import AdminClient, NewTopic
+        topic = f"benchraw.{uuid.uuid4().hex[:10]}"
+        admin = AdminClient({"bootstrap.servers": servers})     # kept alive until the topic exists
+        admin.create_topics([NewTopic(topic, 6, 1)])[topic].result(30)
+        p = ck.Producer({"bootstrap.servers": servers, "enable.idempotence": True, "acks": "all", "linger.ms": 2})
+        lat = []
+        for i in range(0, len(events), batch):
+            t = time.perf_counter()
+            for ev in events[i:i + batch]:
+                p.produce(topic, key=ev["source"].encode(), value=msgpack.packb(ev))
+            p.flush(30)
+            lat.append(time.perf_counter() - t)
+        c = ck.Consumer({"bootstrap.servers": servers, "group.id": "raw", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000, "fetch.wait.max.ms": 10})
+        c.subscribe([topic])
+        got = 0
+        try:
+            while got < len(events):
+                msgs = [m for m in c.consume(batch, 5) if not m.error()]
+                for m in msgs:
+                    msgpack.unpackb(m.value())
+                if msgs:
+                    c.commit(asynchronous=True)
+                got += len(msgs)
+        finally:
+            c.close()
+        return lat
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer events (a smoke run)")
+    ap.add_argument("--out", default="bench/results/buses.json")
+    args = ap.parse_args()
+    n, n_single, batch = (2_000, 200, 100) if args.quick else (20_000, 1_000, 100)
+    tmp = Path(tempfile.mkdtemp(prefix="orgloop-bench-buses-"))
+    rows: list[dict[str, Any]] = []
+    print(f"load average at start: {os.getloadavg()}")
+    with kafka_broker(tmp / "kafka") as broker:
+        kafka_servers = f"127.0.0.1:{broker.port}"
+
+        def ns() -> str:
+            return f"bench-{uuid.uuid4().hex[:10]}"
+
+        buses: list[tuple[str, Callable[[], Any], Callable[[list[dict[str, Any]], int], list[float]] | None]] = [
+            ("memory", lambda: open_bus("memory"), None),
+            ("filewal", lambda: open_bus("filewal", path=tmp / f"wal-{uuid.uuid4().hex}"), None),
+            ("redis", lambda: open_bus("redis", url=REDIS, namespace=ns()), raw_redis),
+            ("nats", lambda: open_bus("nats", url=NATS, namespace=ns()), raw_nats),
+            ("kafka", lambda: open_bus("kafka", bootstrap_servers=kafka_servers, namespace=ns()),
+             raw_kafka(kafka_servers)),
+        ]
+        for name, factory, raw in buses:
+            for mode, count, b in (("batched", n, batch), ("per event", n_single, 1)):
+                row: dict[str, Any] = {"bus": name, "mode": mode, "events": count}
+                if raw is not None:
+                    row["raw"] = measure(raw, count, b)
+                row["orgloop"] = measure(bus_loop(factory), count, b)
+                if raw is not None:
+                    row["ratio"] = row["orgloop"]["events_per_s"] / row["raw"]["events_per_s"]
+                rows.append(row)
+                o = row["orgloop"]
+                line = (f"{name:8s} {mode:9s} {o['events_per_s']:>10,.0f} ev/s  p50 {o['publish_p50_ms']:7.2f} ms"
+                        f"  p99 {o['publish_p99_ms']:7.2f} ms  cpu {o['cpu_s_per_million']:6.1f} s/M")
+                if raw is not None:
+                    line += f"  | raw {row['raw']['events_per_s']:>10,.0f} ev/s  ratio {row['ratio']:.2f}"
+                print(line, flush=True)
+    print(f"load average at end: {os.getloadavg()}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"rows": rows, "loadavg_end": os.getloadavg()}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

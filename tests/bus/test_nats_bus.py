@@ -1,0 +1,107 @@
+"""NatsBus against the real NATS JetStream server on 127.0.0.1:4222 (never skipped: a missing server fails),
+and against a server of the test's own for restarts."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+import pytest
+
+from orgloop.bus.nats import NatsBus
+
+from .conformance import BusContract, events
+
+URL = os.environ.get("ORGLOOP_TEST_NATS", "nats://127.0.0.1:4222")
+
+
+def delete_stream(url: str, stream: str) -> None:
+    import asyncio
+
+    import nats
+
+    async def go() -> None:
+        nc = await nats.connect(url)
+        try:
+            await nc.jetstream().delete_stream(stream)
+        except Exception:
+            pass
+        await nc.close()
+
+    asyncio.run(go())
+
+
+@pytest.fixture
+def namespace():
+    ns = f"test-{uuid.uuid4().hex[:12]}"
+    yield ns
+    delete_stream(URL, "orgloop_" + ns)
+
+
+class TestNatsBus(BusContract):
+    durable = True
+
+    @pytest.fixture(autouse=True)
+    def _ns(self, namespace):
+        self.ns = namespace
+
+    def make_bus(self, tmp_path):
+        return NatsBus(url=URL, namespace=self.ns, storage="memory")
+
+    def reopen(self, bus, tmp_path):
+        return NatsBus(url=URL, namespace=self.ns, storage="memory")
+
+
+def test_a_republished_event_id_is_stored_once(namespace):
+    with NatsBus(url=URL, namespace=namespace, storage="memory") as bus:
+        batch = events(3)
+        bus.publish_many([dict(e) for e in batch])
+        bus.publish_many([dict(e) for e in batch])          # a retry after a lost reply: same ids
+        refs, got = bus.fetch(10, timeout=1)
+        assert [e["payload"]["n"] for e in got] == [0, 1, 2]
+
+
+def test_subjects_escape_source_ids(namespace):
+    with NatsBus(url=URL, namespace=namespace, storage="memory") as bus:
+        ev = events(1, source="github.org/repo*>")[0]
+        assert bus.subject(ev) == f"orgloop.{namespace}.github_2eorg_2frepo_2a_3e.resource_2echanged"
+        bus.publish_many([ev])
+        assert bus.fetch(1, timeout=2)[1][0]["source"] == "github.org/repo*>"
+
+
+def test_a_server_restart_loses_nothing_acknowledged(tmp_path):
+    from support.servers import nats_server
+
+    with nats_server(tmp_path / "nats") as server:
+        url = f"nats://127.0.0.1:{server.port}"
+        bus = NatsBus(url=url, namespace="restart", publish_timeout=30)
+        try:
+            bus.publish_many(events(100))
+            refs, _got = bus.fetch(50, timeout=2)
+            bus.ack_many(refs)
+            server.stop()
+            done: list[object] = []
+            publisher = threading.Thread(target=lambda: done.append(bus.publish_many(events(50, start=100))))
+            publisher.start()
+            deadline = time.monotonic() + 10
+            while not bus.problems() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert bus.problems() and "unreachable" in bus.problems()[0]
+            server.start()
+            publisher.join(40)
+            assert done and len(done[0]) == 50
+            seen: list[int] = []
+            for _ in range(100):
+                r, evs = bus.fetch(100, timeout=0.3)
+                seen += [e["payload"]["n"] for e in evs]
+                bus.ack_many(r)
+                if len(seen) >= 100:
+                    break
+            assert sorted(seen) == list(range(50, 150)) and len(seen) == 100
+            deadline = time.monotonic() + 10
+            while bus.problems() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert bus.problems() == []
+        finally:
+            bus.close()
