@@ -65,3 +65,13 @@ def test_demo_removes_its_temporary_directory(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "removed " + str(tmp_path) in proc.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_readme_segment_size_setting_is_valid(tmp_path, cli):
+    block = re.search(r"```yaml\n(runtime:\n.*?)```", README.read_text(), re.S)
+    assert block, "the README shows the runtime.bus_options block"
+    project = tmp_path / "p"
+    assert cli("init", project).exit_code == 0
+    (project / "orgloop.yaml").write_text((project / "orgloop.yaml").read_text() + block.group(1))
+    result = cli("validate", "-p", project)
+    assert result.exit_code == 0, result.output

@@ -286,3 +286,12 @@ routes:
     assert Masker.display(state)["sources"]["gh"]["config"] == {"repo": "a/b", "token": "***"}
     assert state["actors"]["agent"]["config"]["agent_id"] == "sup"
     assert state["transforms"]["once"]["config"]["key"] == ["source", "payload.key_id"]   # "key" is no secret
+
+
+def test_a_bad_setting_from_a_workspace_override_is_reported_in_the_workspace_file(starter):
+    write(starter, "workspaces/staging.yaml", "apiVersion: orgloop/v1alpha1\nkind: Workspace\ntransforms:\n"
+                                              "  once:\n    config:\n      windw: 1m\n")
+    project = check_project(load_project(starter, workspace="staging"))
+    assert [d.format(project.root) for d in project.sorted_diagnostics()] == [
+        "workspaces/staging.yaml:6:7: error: unknown key 'windw' in transforms[1].config (did you mean 'window'?)"]
+    assert problems(starter) == []                                      # the default workspace is fine

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from orgloop.config import yamlfile as _yf
 from orgloop.config.yamlfile import Position, YamlSyntaxError, load_yaml
 
 SAME_AS_SAFE_LOAD = [
@@ -84,3 +85,45 @@ def test_the_context_of_a_syntax_error_is_named_only_when_it_is_elsewhere():
         load_yaml(Path("f.yaml"), "a:\n\t- x\n")
     assert str(info.value) == "YAML syntax error: found character that cannot start any token"
     assert info.value.position == Position(2, 1)
+
+
+# ---------------------------------------------------------------- limits
+
+def _error(text: str) -> YamlSyntaxError:
+    with pytest.raises(YamlSyntaxError) as info:
+        load_yaml(Path("f.yaml"), text)
+    return info.value
+
+
+def test_an_alias_bomb_is_refused_at_the_alias_that_crosses_the_limit():
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i, name in enumerate("bcdefgh"):
+        prev = "abcdefgh"[i]
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    err = _error("\n".join(lines))
+    assert "alias bombs" in str(err) and err.position.line == 5          # e: over 10^5 nodes, the first too many
+
+
+def test_aliases_and_merges_within_the_budget_work():
+    doc = load_yaml(Path("f.yaml"), "base: &b {x: 1, y: [1, 2]}\n" + "".join(
+        f"k{i}:\n  <<: *b\n  z: {i}\n" for i in range(500)))
+    assert doc.data["k499"] == {"x": 1, "y": [1, 2], "z": 499}
+
+
+def test_nesting_deeper_than_the_limit_is_refused_where_it_starts():
+    depth = _yf.MAX_DEPTH + 1
+    err = _error("a: " + "[" * depth + "]" * depth)
+    assert f"nested more than {_yf.MAX_DEPTH} levels deep" in str(err)
+    assert (err.position.line, err.position.column) == (1, 4 + _yf.MAX_DEPTH - 1)    # the 64th '[' of the value
+    ok = _yf.MAX_DEPTH - 1                                                         # the root mapping is a level
+    assert load_yaml(Path("f.yaml"), "a: " + "[" * ok + "]" * ok).data["a"] is not None
+
+
+def test_a_file_larger_than_the_limit_is_refused_where_the_limit_falls(tmp_path, monkeypatch):
+    monkeypatch.setattr(_yf, "MAX_DOCUMENT_CHARS", 100)
+    path = tmp_path / "big.yaml"
+    path.write_text("a: 1\n" * 30)                     # 150 characters
+    err = _error(path.read_text())
+    assert "file too large" in str(err) and (err.position.line, err.position.column) == (21, 1)
+    with pytest.raises(YamlSyntaxError):
+        load_yaml(path)                                 # read from disk: at most the limit's bytes are read

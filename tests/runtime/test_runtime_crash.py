@@ -19,7 +19,9 @@ drain, and still loses nothing.
 """
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import os
 import queue
 import random
@@ -225,3 +227,36 @@ def test_a_second_signal_exits_at_once_and_loses_nothing(tmp_path):
     assert child.wait(30) == 130
     _drain_rest(tmp_path, 1)
     assert sorted(i for i, _r in sink_lines(tmp_path / "sink.txt")) == sorted(e["id"] for e in events)
+
+
+def test_after_sigkill_only_in_flight_work_and_one_ack_flush_interval_come_back(tmp_path):
+    """Acks follow each delivery (docs/architecture.md "The duplicate window"): with a slow actor (100 ms per
+    event, one worker) a SIGKILL makes at most the delivery in flight plus the deliveries of one ack flush
+    interval come back after the restart, however large the worker's batch was."""
+    delay = 0.1
+    flush = inspect.signature(Wal).parameters["ack_flush_interval"].default
+    bound = 1 + math.ceil(flush / delay) + 1     # in flight + one flush interval (+1: one finishing at its edge)
+    events, _ = make_input(tmp_path / "in.jsonl", 200, resend_every=None)
+    sink = tmp_path / "sink.txt"
+    base = {"data": str(tmp_path / "data"), "input": str(tmp_path / "in.jsonl"), "sink": str(sink), "delay": delay}
+    duplicates = []
+    for run in range(3):
+        child = Child(tmp_path, {**base, "run": run})
+        child.expect("ready")
+        before = len(sink_lines(sink))
+        assert wait_until(lambda: len(sink_lines(sink)) >= before + 12, timeout=60)
+        child.signal(signal.SIGKILL)
+        assert child.wait(30) == -signal.SIGKILL
+        if run:
+            earlier = {i for i, r in sink_lines(sink) if r < run}
+            duplicates.append(sum(1 for i, r in sink_lines(sink) if r == run and i in earlier))
+    child = Child(tmp_path, {**base, "delay": 0.0, "run": 3, "drain": True})
+    child.expect("ready")
+    child.expect("drained")
+    assert child.wait(30) == 0, child.stderr()
+    lines = sink_lines(sink)
+    earlier = {i for i, r in lines if r < 3}
+    duplicates.append(sum(1 for i, r in lines if r == 3 and i in earlier))
+    print(f"duplicates after each of 3 kills: {duplicates} (bound {bound}: in flight + {flush * 1000:.0f} ms of acks)")
+    assert {i for i, _r in lines} == {e["id"] for e in events}
+    assert all(d <= bound for d in duplicates), duplicates

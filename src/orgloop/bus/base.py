@@ -23,6 +23,10 @@ consumers *pull* from. A new bus (NATS, Redis, Kafka) subclasses :class:`BusBase
     Release resources; called once, after the dispatch thread stopped.
 ``stats() -> dict``
     Extend ``super().stats()`` with the bus's own figures.
+``_admit(count)`` (optional)
+    Called with ``self._cv`` held before a publish that may wait (not for the pipeline's own follow-ups);
+    a bus may wait on ``self._cv`` here to keep an in-memory buffer bounded, but should not wait while the
+    dispatch thread waits for credit (``self._credit_waiting``): a slow actor must never hold sources.
 ``_idle()`` (optional)
     Called while consumers have no credit, so a bus can keep a server session alive without fetching.
 ``_wake()`` (optional)
@@ -168,6 +172,8 @@ class BusBase:
             if wait and limit is not None:
                 while self.published - self.fetched >= limit and not self._closed:
                     self._cv.wait()
+            if wait:
+                self._admit(len(events))
         refs = self._store(events)
         with self._cv:
             self.published += len(events)
@@ -236,8 +242,10 @@ class BusBase:
             if credit <= 0:
                 with self._cv:
                     self._credit_waiting = True
-                    try:
-                        self._cv.wait(CREDIT_POLL)
+                    self._cv.notify_all()     # publishers waiting in _admit for a consumer that now waits
+                    try:   # look again with the flag set: room freed meanwhile would not have notified
+                        if not subs or self._credit(subs) <= 0:
+                            self._cv.wait(CREDIT_POLL)
                     finally:
                         self._credit_waiting = False
                 try:
@@ -335,6 +343,10 @@ class BusBase:
 
     def _unacked(self) -> Iterator[tuple[Sequence[Any], list[dict[str, Any]]]]:
         raise NotImplementedError
+
+    def _admit(self, count: int) -> None:
+        """Called with the bus lock held before a publish that may wait: a bus may wait here (on
+        ``self._cv``) while the consumer is taking events, to keep its in-memory buffer bounded."""
 
     def _wake(self) -> None:
         pass

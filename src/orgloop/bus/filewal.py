@@ -7,8 +7,9 @@ envelope as ``seq``; ``ack`` marks the WAL.
 The WAL is the buffer: publishers never wait for consumers, and ``fetch`` reads only as far as the
 consumer asks. The read cursor starts at the oldest unacked record, so what an earlier run left unacked
 is handed out first. Just-published events are kept in a bounded in-memory tail (``tail_max`` events)
-so a consumer that keeps up never reads the disk; a consumer that falls behind drops the tail and reads
-the log in small chunks (``read_chunk`` bytes) until it catches up.
+so a consumer that keeps up never reads the disk. When the tail overflows (the consumer is behind), it
+is dropped and starts again at the next publish; the consumer reads the gap before it from the log in
+small chunks (``read_chunk`` bytes), with one sequential reader per gap, then continues from the tail.
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ class FileWalBus(BusBase):
     config_model = FileWalOptions
 
     def __init__(self, path: str | Path, *, max_inflight: int | None = None, compact_every: int = 50_000,
-                 tail_max: int = 1024, read_chunk: int = 256 << 10, **wal_options: Any) -> None:
+                 tail_max: int = 2048, read_chunk: int = 256 << 10, **wal_options: Any) -> None:
         super().__init__(max_inflight)
         self.wal = Wal(path, **wal_options)
         self._compact_every = compact_every
@@ -71,16 +72,26 @@ class FileWalBus(BusBase):
         self._batch: tuple[Sequence[int], list[bytes]] | None = None   # the reader's batch not yet handed out
         self.wal_reads = 0
 
+    def _admit(self, count: int) -> None:
+        """While the consumer keeps taking events (it is not waiting for credit), a publish waits for room
+        in the tail instead of pushing the consumer onto the log; a slow actor never holds publishers."""
+        tail = self._tail
+        while (tail and len(tail) + count > self._tail_max and self._thread is not None
+               and not self._credit_waiting and not self._closed):
+            self._cv.wait(0.05)
+
     def _store(self, events: list[dict[str, Any]]) -> Sequence[int]:
         seqs = self.wal.append_events(events)
         with self._lock:
             tail = self._tail
-            if (tail and self._tail_lo + len(tail) == seqs.start) or (not tail and self._cursor == seqs.start):
-                if not tail:
-                    self._tail_lo = seqs.start
+            if tail and self._tail_lo + len(tail) == seqs.start:
                 tail.extend(events)
-                if len(tail) > self._tail_max:      # the consumer is behind: it will read the log
-                    tail.clear()
+            elif self._cursor <= seqs.start:     # (re)start the tail here; the consumer reads the gap from the log
+                tail.clear()
+                self._tail_lo = seqs.start
+                tail.extend(events)
+            if len(tail) > self._tail_max:      # the consumer is behind: the tail starts again at the next publish
+                tail.clear()
             if seqs.stop > self._stored:
                 self._stored = seqs.stop
         return seqs
@@ -88,31 +99,37 @@ class FileWalBus(BusBase):
     def _fetch(self, max_events: int, timeout: float | None) -> tuple[Sequence[int], list[dict[str, Any]]]:
         if self._cursor >= self._stored and not self._wait_for_events(lambda: self._cursor < self._stored, timeout):
             return [], []
-        with self._lock:
-            tail, cursor = self._tail, self._cursor
-            while tail and self._tail_lo < cursor:        # already read from the log
-                tail.popleft()
-                self._tail_lo += 1
-            if tail and self._tail_lo == cursor:
-                take = min(max_events, len(tail))
-                out = [tail.popleft() for _ in range(take)]
-                self._tail_lo += take
-                self._cursor = cursor + take
-                refs = range(cursor, cursor + take)
-                for seq, ev in zip(refs, out):
-                    ev["seq"] = seq
-                return refs, out
-        return self._read_log(max_events)
+        for _ in range(2):      # a gap read may find only acked records; then the tail follows at once
+            with self._lock:
+                tail, cursor = self._tail, self._cursor
+                while tail and self._tail_lo < cursor:        # already read from the log
+                    tail.popleft()
+                    self._tail_lo += 1
+                if tail and self._tail_lo == cursor:
+                    take = min(max_events, len(tail))
+                    out = [tail.popleft() for _ in range(take)]
+                    self._tail_lo += take
+                    self._cursor = cursor + take
+                    refs = range(cursor, cursor + take)
+                    for seq, ev in zip(refs, out):
+                        ev["seq"] = seq
+                    return refs, out
+                gap_end = self._tail_lo if tail else self._stored
+            got = self._read_log(max_events, gap_end)
+            if got[1]:
+                return got
+        return [], []
 
-    def _read_log(self, max_events: int) -> tuple[Sequence[int], list[dict[str, Any]]]:
-        """Up to ``max_events`` unacked records from the cursor on, read from the log."""
+    def _read_log(self, max_events: int, gap_end: int) -> tuple[Sequence[int], list[dict[str, Any]]]:
+        """Up to ``max_events`` unacked records from the cursor on, read from the log (a reader runs from the
+        cursor to ``gap_end``, where the tail starts, or to the end of what is durable)."""
         self.wal_reads += 1
         while True:
             if self._batch is None:
                 if self._reader is None:
-                    if self._cursor >= self._stored:
+                    if self._cursor >= gap_end:
                         return [], []
-                    self._reader_stop = self._stored
+                    self._reader_stop = gap_end
                     self._reader = self.wal.replay(self._cursor, unacked_only=True, read_chunk=self._read_chunk)
                 nxt = next(self._reader, None)
                 if nxt is None:

@@ -6,7 +6,6 @@ so they stay fast. Exit codes follow one contract for every command (``docs/oper
 """
 from __future__ import annotations
 
-import sys
 from importlib import import_module
 from typing import Any
 
@@ -69,7 +68,7 @@ class LazyGroup(click.Group):
 
         items = [CompletionItem(name, help=help_) for name, (_m, _a, help_) in COMMANDS.items()
                  if name.startswith(incomplete)]
-        return items + [i for i in click.Command.shell_complete(self, ctx, incomplete)]
+        return items + click.Command.shell_complete(self, ctx, incomplete)      # and the group's options
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:
@@ -85,12 +84,6 @@ class LazyGroup(click.Group):
         except click.UsageError as exc:
             exc.exit_code = EXIT_USAGE  # type: ignore[misc]  # click declares it per class (2)
             raise
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().main(*args, **kwargs)
-        except KeyboardInterrupt:   # pragma: no cover - click turns it into Abort already
-            sys.exit(130)
 
 
 def _no_color(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:

@@ -112,7 +112,10 @@ def _open_for_writing(data_dir: Path):
 @click.argument("entry_ids", type=int, nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Replay every dead letter.")
 def replay(data_dir: Path, entry_ids: tuple[int, ...], all_: bool) -> None:
-    """Publish dead letters' events to the bus again (they then go through routing as new events)."""
+    """Deliver dead letters again, each to its own route only, as recorded (no transforms run again).
+
+    Writes redelivery records to the bus's WAL; the runtime delivers them when it starts.
+    """
     from orgloop.wal import Wal
 
     if not entry_ids and not all_:

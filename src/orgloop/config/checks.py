@@ -137,7 +137,8 @@ def _check_plugin_configs(project: Project) -> None:
                 model.model_validate(config)
             except ValidationError as exc:
                 project.diagnostics.extend(from_validation_error(
-                    exc, model, d.doc, prefix=d.loc + ("config",), data=config, secret=_secret_at(model, config)))
+                    exc, model, d.doc, prefix=d.loc + ("config",), locate=d.locate, data=config,
+                    secret=_secret_at(model, config)))
 
 
 def _check_bus(project: Project) -> None:

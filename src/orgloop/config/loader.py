@@ -69,6 +69,7 @@ class Definition:
     raw: dict[str, Any]        # as written, after substitution and workspace overrides
     doc: YamlDocument
     loc: tuple[Any, ...]       # where the item sits in its file, e.g. ("routes", 3)
+    locate: Locator | None = None   # places an error in the workspace file when an override supplied the value
 
     @property
     def file(self) -> Path:
@@ -297,7 +298,8 @@ def _load(start: Path | str, workspace: str | None, env: Mapping[str, str] | Non
     for key in _INLINE if isinstance(data, dict) else ():
         items = data.get(key)
         if isinstance(items, list):
-            _add_items(project, doc, key, items, getattr(inline_valid, key) if inline_valid is not None else None)
+            _add_items(project, doc, key, items, getattr(inline_valid, key) if inline_valid is not None else None,
+                       _locator(doc, overlay, overridden))
 
     for path, list_key, index in _listed_files(project, doc, data):
         if not path.is_file():
@@ -455,7 +457,8 @@ def _load_group(project: Project, path: Path, variables: Mapping[str, str], over
     for key in item_keys:
         items = data.get(key)
         if isinstance(items, list):
-            _add_items(project, doc, key, items, getattr(group, key) if group is not None else None)
+            _add_items(project, doc, key, items, getattr(group, key) if group is not None else None,
+                       _locator(doc, overlay, overridden))
 
 
 def _merge_overrides(data: dict[str, Any], item_keys: tuple[str, ...], overlay: Overlay | None,
@@ -494,7 +497,8 @@ def _settings_without_inline_items(data: Any) -> m.ProjectFile | None:
         return None
 
 
-def _add_items(project: Project, doc: YamlDocument, kind: str, items: list[Any], valid: list[Any] | None) -> None:
+def _add_items(project: Project, doc: YamlDocument, kind: str, items: list[Any], valid: list[Any] | None,
+               locate: Locator) -> None:
     """File the items of one group; ``valid`` are their models when the whole file validated, else each item
     is validated on its own (its errors were already reported) so the valid ones still count."""
     item_model = _ITEM_MODELS[kind]
@@ -520,7 +524,8 @@ def _add_items(project: Project, doc: YamlDocument, kind: str, items: list[Any],
             project.report(doc.path, line, col, "error",
                            f"duplicate {_SINGULAR[kind]} {name!r}: already defined at {where}:{fl}:{fc}")
             continue
-        definition = Definition(kind, name if isinstance(name, str) else "", instance, raw, doc, (kind, index))
+        definition = Definition(kind, name if isinstance(name, str) else "", instance, raw, doc, (kind, index),
+                                locate)
         if instance is None:
             project.invalid[kind].append(definition)
             if isinstance(name, str):

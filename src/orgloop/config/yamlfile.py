@@ -255,7 +255,8 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDocument:
     if text is None:
         with open(path, "rb") as f:                       # never read more than the limit allows
             raw = f.read(MAX_DOCUMENT_CHARS * 4 + 1)
-        text = raw.decode("utf-8")
+        # past 4 bytes a character the file is too large whatever it holds: decode only to place the error
+        text = raw.decode("utf-8", "replace" if len(raw) > MAX_DOCUMENT_CHARS * 4 else "strict")
     if len(text) > MAX_DOCUMENT_CHARS:
         line = text.count("\n", 0, MAX_DOCUMENT_CHARS) + 1
         column = MAX_DOCUMENT_CHARS - text.rfind("\n", 0, MAX_DOCUMENT_CHARS)

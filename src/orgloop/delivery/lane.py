@@ -293,6 +293,9 @@ class ActorLane:
                             except DeliveryInterrupted:
                                 return   # ended at shutdown: stays unacked, delivered again after the restart
                             except Exception as exc:  # the slow path records it, retries, dead-letters
+                                if done:              # the slow path may wait: hand over what is finished
+                                    self.tracker.done_many(done)
+                                    done = []
                                 if not self._deliver(seq, event, route, first_error=exc):
                                     return
                             else:
@@ -302,8 +305,12 @@ class ActorLane:
                                     pol.delivered += 1
                                 if route.settle is not None:
                                     route.settle(seq, True, event)
-                        elif not self._deliver(seq, event, route):
-                            return   # stopping: the rest stays unacked in the bus and is redelivered on restart
+                        else:
+                            if done:                  # the slow path may wait: hand over what is finished
+                                self.tracker.done_many(done)
+                                done = []
+                            if not self._deliver(seq, event, route):
+                                return   # stopping: the rest stays unacked in the bus and is redelivered on restart
                         done.append(seq)
                         now = clock()
                         if now - handed >= HANDOVER:
