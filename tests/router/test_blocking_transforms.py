@@ -48,6 +48,7 @@ def test_a_hanging_script_delays_only_its_own_route_and_is_ended_at_stop(tmp_pat
             "the fast route waited for the hanging script"
         assert not (tmp_path / "slow.jsonl").exists() or not (tmp_path / "slow.jsonl").read_text()
         assert rt.tracker.acked == 0                 # every event still waits for the slow route
+        assert wait_until(lambda: pids.exists() and pids.read_text().strip() != "", timeout=30)   # it runs
     finally:
         t0 = time.monotonic()
         rt.stop(drain_timeout=0.5)

@@ -357,7 +357,11 @@ class _RouteWorker:
                     continue
                 if len(out) > 1:
                     tracker.add(seq, len(out) - 1)
-                route.lane.put_many([(seq, ev, route) for ev in out])
+                handed = [(seq, ev, route) for ev in out]
+                tap = router.tap
+                if tap is not None and tap.subscribers:    # orgloop tap sees these routes too
+                    tap.offer(handed)
+                route.lane.put_many(handed)
             if router.bus_credit is not None:
                 router.bus_credit()       # room again: a dispatch thread waiting for credit may go on
             if finished:
