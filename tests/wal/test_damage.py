@@ -436,17 +436,13 @@ def test_a_write_past_the_file_size_limit_fails_clearly_and_keeps_every_acknowle
 
 
 @pytest.fixture
-def tiny_fs(tmp_path):
-    """A 192 KiB tmpfs (needs root to mount)."""
+def tiny_fs(tmp_path, mounts):
+    """A 192 KiB tmpfs (the ``mounts`` fixture: as root a failed mount fails the test, and the mount is
+    always lazily unmounted, so a busy file system never outlives the test)."""
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(mnt)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
+    mounts("tmpfs", mnt, "192k")
+    return mnt
 
 
 def test_a_full_disk_fails_clearly_and_keeps_every_acknowledged_record(tiny_fs, impl):
