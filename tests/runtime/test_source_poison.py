@@ -39,7 +39,7 @@ def test_a_batch_with_an_unstorable_event_publishes_the_rest_and_moves_on(tmp_pa
         data_dir=tmp_path / "data", base_dir=tmp_path, bus="filewal")
     rt = Runtime(spec).start()
     try:
-        assert wait_until(lambda: rt.tracker.acked == 4)
+        assert wait_until(lambda: rt.tracker.acked == 4, timeout=60)
         assert rt.checkpoints.get("src") == "done"
         assert rt.source_errors == 1
     finally:
