@@ -40,7 +40,8 @@ def test_a_batch_with_an_unstorable_event_publishes_the_rest_and_moves_on(tmp_pa
     rt = Runtime(spec).start()
     try:
         assert wait_until(lambda: rt.tracker.acked == 4, timeout=60)
-        assert rt.checkpoints.get("src") == "done"
+        # the source stores its checkpoint after the publish returns, so it may follow the acks
+        assert wait_until(lambda: rt.checkpoints.get("src") == "done", timeout=60)
         assert rt.source_errors == 1
     finally:
         rt.stop()
