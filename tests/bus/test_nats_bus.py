@@ -3,15 +3,13 @@ and against a server of the test's own for restarts."""
 from __future__ import annotations
 
 import os
-import threading
-import time
 import uuid
 
 import pytest
 
 from orgloop.bus.nats import NatsBus
 
-from .conformance import BusContract, events
+from .conformance import BusContract, check_a_server_restart_loses_nothing, events
 
 URL = os.environ.get("ORGLOOP_TEST_NATS", "nats://127.0.0.1:4222")
 
@@ -74,34 +72,5 @@ def test_a_server_restart_loses_nothing_acknowledged(tmp_path):
     from support.servers import nats_server
 
     with nats_server(tmp_path / "nats") as server:
-        url = f"nats://127.0.0.1:{server.port}"
-        bus = NatsBus(url=url, namespace="restart", publish_timeout=30)
-        try:
-            bus.publish_many(events(100))
-            refs, _got = bus.fetch(50, timeout=2)
-            bus.ack_many(refs)
-            server.stop()
-            done: list[object] = []
-            publisher = threading.Thread(target=lambda: done.append(bus.publish_many(events(50, start=100))))
-            publisher.start()
-            deadline = time.monotonic() + 10
-            while not bus.problems() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert bus.problems() and "unreachable" in bus.problems()[0]
-            server.start()
-            publisher.join(40)
-            assert done and len(done[0]) == 50
-            seen: list[int] = []
-            for _ in range(100):
-                r, evs = bus.fetch(100, timeout=0.3)
-                seen += [e["payload"]["n"] for e in evs]
-                bus.ack_many(r)
-                if len(seen) >= 100:
-                    break
-            assert sorted(seen) == list(range(50, 150)) and len(seen) == 100
-            deadline = time.monotonic() + 10
-            while bus.problems() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert bus.problems() == []
-        finally:
-            bus.close()
+        bus = NatsBus(url=f"nats://127.0.0.1:{server.port}", namespace="restart", publish_timeout=30)
+        check_a_server_restart_loses_nothing(bus, server, in_order=False)
