@@ -68,6 +68,17 @@ def test_ranges_and_queries_match_a_plain_set(ops, qlo, qlen):
     assert (restored.watermark, restored.ranges(), restored.held) == (state.watermark, state.ranges(), state.held)
 
 
+def test_ack_many_of_a_shuffled_run_with_one_hole_keeps_the_hole():
+    for hole in (2, 5, 9):
+        state = AckState()
+        seqs = [s for s in range(1, 11) if s != hole]
+        state.ack_many(reversed(seqs))
+        assert (state.watermark, state.ranges()) == (hole - 1, [(hole + 1, 10)])
+    state = AckState()
+    state.ack_many([7, 5, 4, 8, 6])                            # a hole-free run above the watermark
+    assert (state.watermark, state.ranges(), state.held) == (0, [(4, 8)], 5)
+
+
 def test_a_million_acks_behind_one_gap_are_one_range_and_close_at_once():
     state = AckState()
     state.ack_many(range(2, 1_000_002))

@@ -38,6 +38,9 @@ def _runs(ordered: list[int]) -> Iterable[tuple[int, int]]:
     run's end is found by bisection: the cost grows with the number of runs, not of seqs.
     """
     n = len(ordered)
+    if n and ordered[-1] - ordered[0] == n - 1:
+        yield ordered[0], ordered[-1]                  # the usual case: one batch, acked in any order
+        return
     j = 0
     while j < n:
         key = ordered[j] - j
@@ -110,7 +113,10 @@ class AckState:
 
     def ack_many(self, seqs: Iterable[int]) -> None:
         """Ack seqs given in any order (duplicates and already-acked seqs are harmless)."""
-        ordered = sorted(set(seqs))
+        self.ack_sorted(sorted(set(seqs)))
+
+    def ack_sorted(self, ordered: list[int]) -> None:
+        """Ack ``ordered``: sorted, without duplicates (what ``sorted(set(seqs))`` gives)."""
         if not ordered:
             return
         with self._lock:

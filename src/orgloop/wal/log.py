@@ -846,11 +846,11 @@ class Wal:
     def ack_many(self, seqs: Iterable[int]) -> None:
         """Ack seqs given in any order."""
         self._check_open()
-        seqs = list(seqs)
-        if seqs:
-            self._check_seq(min(seqs))
-            self._check_seq(max(seqs))
-            self.acks.ack_many(seqs)
+        ordered = sorted(set(seqs))        # once: the bounds are checked on it, and the state takes it as is
+        if ordered:
+            self._check_seq(ordered[0])
+            self._check_seq(ordered[-1])
+            self.acks.ack_sorted(ordered)
             self._store().note()
 
     def ack_range(self, lo: int, hi: int) -> None:
