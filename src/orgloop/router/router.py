@@ -193,12 +193,8 @@ class Router:
                     out = self.apply_transforms(route, seq, event, entries) if route.transforms else [event]
                 except _Unfinished:                   # halted, and the lane stopped before its dead letter
                     continue                          # was written: the event stays unacked
-                if not out:
-                    route.dropped += 1
-                    finished.append(seq)
+                if not self.count_out(route, seq, out, finished):
                     continue
-                if len(out) > 1:
-                    tracker.add(seq, len(out) - 1)
                 inbox = route.inbox
                 for ev in out:
                     inbox.append((seq, ev, route))
@@ -214,6 +210,18 @@ class Router:
             tracker.done_many(finished)
         if entries and self.emit is not None:
             self.emit(entries)
+
+    def count_out(self, route: CompiledRoute, seq: Any, out: list[dict[str, Any]], finished: list[Any]) -> bool:
+        """The bookkeeping for what a route's transforms made of one event: nothing (dropped: the route is
+        finished with it, ``seq`` goes to ``finished``) or several copies (each one more delivery for the
+        tracker to wait for). True when there is something to hand to the lane."""
+        if not out:
+            route.dropped += 1
+            finished.append(seq)
+            return False
+        if len(out) > 1:
+            self.tracker.add(seq, len(out) - 1)
+        return True
 
     def _redeliver(self, seq: Any, record: dict[str, Any]) -> bool:
         """A replayed dead letter: hand its event to its route's lane as it is (no matching, no transforms).
@@ -351,12 +359,8 @@ class _RouteWorker:
                     continue
                 if self._stopping:
                     return               # ended at shutdown (its script was killed): leave it unacked
-                if not out:
-                    route.dropped += 1
-                    finished.append(seq)
+                if not router.count_out(route, seq, out, finished):
                     continue
-                if len(out) > 1:
-                    tracker.add(seq, len(out) - 1)
                 handed = [(seq, ev, route) for ev in out]
                 tap = router.tap
                 if tap is not None and tap.subscribers:    # orgloop tap sees these routes too
