@@ -433,7 +433,7 @@ class Runtime:
             left = end - time.monotonic()
             if left <= 0:
                 return
-            stop.wait(min(left, lease.ttl / 3))
+            stop.wait(min(left, lease.ttl / 4))
             lease.keep()
 
     @staticmethod

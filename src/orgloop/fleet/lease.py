@@ -3,7 +3,8 @@
 The store's expiry runs on the server's clock. This member counts the lease valid only until
 ``sent + ttl * (1 - SAFETY)``, where ``sent`` is when the request that took or renewed it was sent, so it
 stops trusting the lease before the server could let it lapse (even with the reply delayed and clocks
-drifting apart by up to ``SAFETY``). It renews every ``ttl / 3``; a source starts a poll only with at least
+drifting apart by up to ``SAFETY``). It renews every ``ttl / 4`` (so a renewed lease always has more
+than half its TTL left); a source starts a poll only with at least
 ``ttl / 2`` of validity left, and publishes a poll's events only if the lease is still valid after it.
 """
 from __future__ import annotations
@@ -57,7 +58,7 @@ class SourceLease:
                 elif self.epoch:
                     log.warning("source %s: lease (epoch %d) lost to another member", self.source, self.epoch)
                     self.epoch = 0
-                self._next_renew = now + self.ttl / 3
+                self._next_renew = now + self.ttl / 4
         return self.valid(self.ttl / 2)
 
     def drop(self) -> None:
