@@ -147,13 +147,13 @@ class Runtime:
             log.debug("closing the failed dead-letter store: %s", exc)
         self.dlq = DeadLetterStore(path)
 
-    def replay_dead_letters(self, ids: list[int] | None = None) -> int:
+    def replay_dead_letters(self, ids: list[int] | None = None) -> list[int]:
         """Replay dead letters (all, or ``ids``) on the running pipeline: each goes to its route only, as it
-        was recorded (no transforms). For the control socket; returns how many were replayed."""
+        was recorded (no transforms). For the control socket; returns the ids replayed. The store's lock is
+        not held while publishing: the bus may wait for the router, which may be writing dead letters."""
         if self.dlq is None:
             raise RuntimeError("this runtime has no data directory, so no dead-letter store")
-        with self._dlq_lock:
-            return self.dlq.replay(self.events_bus.publish_many, ids)
+        return self.dlq.replay(self.events_bus.publish_many, ids)
 
     def _make_transforms(self) -> dict[str, tuple[Any, str]]:
         return {t.name: self._make_transform(t) for t in self.spec.transforms}

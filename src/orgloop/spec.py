@@ -53,6 +53,7 @@ class RetrySpec:
     backoff: str = "exponential"
     initial_delay: float = 1.0
     max_delay: float = 60.0
+    max_retry_after: float = 300.0        # a target's Retry-After counts up to this many seconds
 
 
 @dataclass

@@ -139,6 +139,9 @@ class Retry(_Model):
     backoff: Literal["exponential", "linear", "fixed"] = "exponential"
     initial_delay: Duration = "1s"
     max_delay: Duration = "60s"
+    # unset: 5m (None keeps the plan state of projects that do not set it as it was)
+    max_retry_after: Duration | None = Field(None, description="the longest wait a target's Retry-After may ask "
+                                                               "for (default 5m)")
 
 
 class CircuitBreaker(_Model):

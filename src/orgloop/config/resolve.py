@@ -74,7 +74,9 @@ def _route(project: Project, d: Any) -> RouteSpec:
         queue_policy=dl.queue_policy,
         retry=RetrySpec(max_attempts=dl.retry.max_attempts, backoff=dl.retry.backoff,
                         initial_delay=parse_duration(dl.retry.initial_delay),
-                        max_delay=parse_duration(dl.retry.max_delay)),
+                        max_delay=parse_duration(dl.retry.max_delay),
+                        **({"max_retry_after": parse_duration(dl.retry.max_retry_after)}
+                           if dl.retry.max_retry_after is not None else {})),
         circuit_breaker=BreakerSpec(failure_threshold=dl.circuit_breaker.failure_threshold,
                                     cooldown=parse_duration(dl.circuit_breaker.cooldown)))
     return RouteSpec(d.name, r.when.source, r.then.actor, events=r.when.events, filter=dict(r.when.filter),

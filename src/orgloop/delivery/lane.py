@@ -53,7 +53,8 @@ class RoutePolicy:
         self.templated = has_placeholders(config) or has_placeholders(prompt)   # rendered per event
         self.bucket = TokenBucket(spec.max_rate, clock=clock) if spec.max_rate else None
         self.retry = RetryPolicy(max_attempts=spec.retry.max_attempts, backoff=spec.retry.backoff,
-                                 initial_delay=spec.retry.initial_delay, max_delay=spec.retry.max_delay)
+                                 initial_delay=spec.retry.initial_delay, max_delay=spec.retry.max_delay,
+                                 max_retry_after=spec.retry.max_retry_after)
 
         def on_change(old: str, new: str) -> None:
             self.closed = new == CLOSED
@@ -335,8 +336,9 @@ class ActorLane:
 
         Every attempt, retries included, takes a token of the route's ``max_rate``.
         ``first_error``: the fast path's attempt already failed with it; continue from the first retry.
-        A :class:`DeliveryError` with ``retryable=False`` is not retried; one with ``retry_after`` makes the
-        next retry wait at least that long (an HTTP target's ``Retry-After``).
+        A :class:`DeliveryError` with ``retryable=False`` is not retried (but counts for the breaker, as every
+        failure does); one with ``retry_after`` makes the next retry wait that long (an HTTP target's
+        ``Retry-After``), up to the route's ``max_retry_after``.
         """
         pol = route.policy
         if pol.templated:                       # {{dot.path}} in then.config or the prompt file
@@ -469,8 +471,8 @@ def _retryable(exc: Exception) -> bool:
 
 
 def _retry_delay(pol: RoutePolicy, attempt: int, exc: Exception) -> float:
-    """The route's backoff, but never shorter than the ``retry_after`` the target asked for."""
-    return max(pol.retry.delay(attempt), getattr(exc, "retry_after", None) or 0.0)
+    """The route's backoff, or the ``retry_after`` the target asked for, capped (``RetryPolicy.wait``)."""
+    return pol.retry.wait(attempt, getattr(exc, "retry_after", None))
 
 
 def _describe(exc: Exception) -> str:
