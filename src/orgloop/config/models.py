@@ -66,6 +66,16 @@ class Defaults(_Model):
     checkpoint: CheckpointDefaults | None = None
 
 
+class FleetSettings(_Model):
+    """How the members of a fleet (a scale-out bus) share sources and state."""
+
+    lease_ttl: Duration = Field("15s", description="how long a source lease lasts unless renewed (every third)")
+    heartbeat: Duration = Field("2s", description="time between a member's heartbeats (its record lives three)")
+    store: str | None = Field(None, description="the shared store (redis://...) for leases, checkpoints, dedup "
+                                                "and members; default the bus's own server (needed for kafka)")
+    shared_dedup: bool = Field(True, description="keep dedup claims and marks in the shared store")
+
+
 class RuntimeSettings(_Model):
     """orgloop's additions: which bus, where data lives, the control endpoint."""
 
@@ -79,6 +89,7 @@ class RuntimeSettings(_Model):
                                                                        "ORGLOOP_PORT wins when set)")
     ingress_host: str = Field("127.0.0.1", description="webhook listener address; beyond loopback every "
                                                        "webhook source needs a secret")
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
 
 
 class Poll(_Model):
