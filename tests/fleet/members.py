@@ -78,7 +78,7 @@ routes:
     for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text.replace("transforms: []\n", ""), encoding="utf-8")
+        path.write_text(text.replace("    transforms: []\n", ""), encoding="utf-8")
     return root
 
 
