@@ -375,7 +375,7 @@ def _is_orgloop(inst: Instance) -> bool:
 @project_options
 @output_option()
 def status(project_dir: Path | None, workspace: str | None, output: str) -> None:
-    """Sources, routes, queues, breakers and the WAL of the running runtime; on a scale-out bus also the
+    """Sources, routes, queues, breakers and the WAL of the running runtime. On a scale-out bus also the
     fleet's members, source leases and consumer-group lag. Exit 0 healthy, 2 unhealthy, 3 not running (no
     local runtime and no fleet member anywhere)."""
     from orgloop.instance import ControlError, running_instance
