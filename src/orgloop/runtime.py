@@ -506,6 +506,7 @@ class Runtime:
         """Every 50 ms: restart dead workers, report backpressure, persist checkpoints and transform state."""
         committers = [inst.commit for inst, _p in self.transforms.values() if hasattr(inst, "commit")]
         while not self._stop.wait(0.05):
+            self.router.supervise()
             for lane in list(self.lanes.values()):
                 lane.supervise()
                 lane.report_backpressure()
@@ -600,6 +601,7 @@ class Runtime:
             problems.append(f"dead letters: {self.dlq.wal.failed}")
         for lane in list(self.lanes.values()):
             problems.extend(lane.problems())
+        problems.extend(self.router.problems())
         return not problems, problems
 
     def _buses(self) -> list[Any]:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 from orgloop.connectors import DeliveryError, DeliveryInterrupted
 from orgloop.delivery.breaker import BreakerState, CircuitBreaker
 from orgloop.delivery.ratelimit import TokenBucket
+from orgloop.delivery.restart import RestartBackoff
 from orgloop.delivery.retry import RetryPolicy
 from orgloop.event import EventError, adopt
 from orgloop.prompts import has_placeholders, render_config
@@ -116,9 +117,7 @@ class ActorLane:
         self.blocking = policy == "block"
         self.on_room: Callable[[], None] | None = None   # called when a worker took items (the bus's credit)
         # worker supervision and dead-letter write failures (see supervise() and problems())
-        self.restart_delay = restart_delay
-        self._restart_delay = restart_delay
-        self._last_restart = float("-inf")
+        self._restarts = RestartBackoff(restart_delay)
         self._dead_since: dict[int, float] = {}
         self._death_cause: str | None = None
         self._orphans: list[tuple[int, dict[str, Any], Any]] = []
@@ -213,12 +212,10 @@ class ActorLane:
                 self._dead_since[i] = now
                 self.worker_deaths += 1
                 log.error("actor %s: worker %d died (%s); restarting it in %.1fs", self.actor_id, i,
-                          self._death_cause or "unknown cause", self._restart_delay)
-            elif now - died >= self._restart_delay:
+                          self._death_cause or "unknown cause", self._restarts.delay)
+            elif now - died >= self._restarts.delay:
                 del self._dead_since[i]
-                self._restart_delay = min(self._restart_delay * 2, 30.0) if now - self._last_restart < 10 \
-                    else self.restart_delay
-                self._last_restart = now
+                self._restarts.restarted(now)
                 self._threads[i] = self._spawn(i)
 
     def problems(self) -> list[str]:
