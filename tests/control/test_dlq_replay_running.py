@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from orgloop.control.client import ControlError, request
 from support.daemon import Daemon, make_project, started
 from support.fake_gateway import FakeGateway
 from support.pipeline import wait_until
@@ -93,6 +94,11 @@ def test_replay_while_running_goes_to_that_route_only_and_the_tcp_port_refuses_i
                          headers={"Content-Type": "application/json"})
             assert conn.getresponse().status in (404, 405)
             conn.close()
+        # the owner's socket refuses a malformed request with a reason
+        for body in ({"ids": "all"}, {"ids": [True]}, {"ids": [0]}, ["1"], None):
+            with pytest.raises(ControlError) as info:
+                request(d.record["control_socket"], "POST", "/dead-letters/replay", body)
+            assert info.value.status == 400 and "ids" in str(info.value)
         assert len(_letters(d)) == 3 and len(gateway.received) == 3
 
         gateway.default = (200, {})

@@ -136,6 +136,8 @@ def test_split_dedup_dead_letter_and_replay_deliver_every_part_once_to_that_rout
     assert parts == [(n, p) for n in range(6) for p in (1, 2)]                        # each part exactly once
     assert len(Picky.taken["b"]) == 6                # the route that had succeeded got nothing again
     assert Split.calls == splits                     # the replay did not run the transforms again
+    # every delivered envelope carries its bus seq (a replayed one: the seq of its redelivery record)
+    assert all(type(e.get("seq")) is int and e["seq"] > 0 for e in Picky.taken["a"] + Picky.taken["b"])
 
 
 def test_on_error_halt_stops_the_route_for_the_event_and_records_a_halted_dead_letter(tmp_path):
