@@ -392,6 +392,7 @@ class _RouteWorker:
                     if self._stopping:
                         return               # what is left stays unacked in the bus
                     items, self._items = self._items, []
+                    i = 0
                 entries: list[dict[str, Any]] | None = [] if router.emit else None
                 for i, (seq, event) in enumerate(items):
                     if self._stopping:
