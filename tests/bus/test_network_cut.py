@@ -7,10 +7,15 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import pytest
-
 from support.netcut import NetLab, TcpProxy
+from support.pipeline import wait_until
+
+from orgloop.bus import BusClosedError
+
+from .conformance import events
 
 
 class EchoServer:
@@ -133,3 +138,114 @@ def test_a_netlab_link_goes_down_and_up_and_everything_is_removed(tmp_path):
         names = [ns.name for ns in lab.namespaces]
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not any(n in listed for n in names) and server.poll() is not None
+
+
+# ---------------------------------------------------------------------- the buses behind a proxy
+PUBLISH_TIMEOUT = 1.5      # seconds a publish waits for the server in these tests
+SOCKET_TIMEOUT = 1.0       # seconds of silence before a connection counts as lost
+
+
+class Rig:
+    """One bus kind: the test's own server, a TcpProxy in front of it, and buses that talk to the proxy."""
+
+    def __init__(self, kind: str, tmp_path) -> None:
+        from support.servers import free_port, kafka_broker, nats_server, redis_server
+
+        self.kind = kind
+        if kind == "kafka":          # clients use the advertised address: the broker advertises the proxy
+            port = free_port()
+            self.proxy = TcpProxy(("127.0.0.1", port))
+            self.server = kafka_broker(tmp_path / "kafka", port=port, advertised=self.proxy.address).start()
+        else:
+            self.server = (redis_server if kind == "redis" else nats_server)(tmp_path / kind).start()
+            self.proxy = TcpProxy(("127.0.0.1", self.server.port))
+
+    def options(self, **extra) -> dict:
+        """``bus_options`` reaching the server through the proxy, with short timeouts."""
+        opts = {"publish_timeout": PUBLISH_TIMEOUT, "socket_timeout": SOCKET_TIMEOUT, **extra}
+        if self.kind == "kafka":
+            return {"bootstrap_servers": f"127.0.0.1:{self.proxy.port}", "partitions": 1, **opts}
+        return {"url": self.proxy.url(self.kind), **opts}
+
+    def bus(self, **extra):
+        from orgloop.bus import open_bus
+
+        return open_bus(self.kind, **self.options(namespace=f"cut-{uuid.uuid4().hex[:8]}", **extra))
+
+    def close(self) -> None:
+        self.proxy.close()
+        self.server.stop()
+
+
+@pytest.fixture(params=["redis", "nats", "kafka"])
+def rig(request, tmp_path):
+    r = Rig(request.param, tmp_path)
+    yield r
+    r.close()
+
+
+class Taken:
+    """What a consumer fetched (without acking yet): refs and payload numbers, one ``round()`` at a time."""
+
+    def __init__(self, bus) -> None:
+        self.bus = bus
+        self.refs: list = []
+        self.seen: list[int] = []
+
+    def round(self) -> None:
+        r, evs = self.bus.fetch(100, timeout=0.2)
+        self.refs += r
+        self.seen += [e["payload"]["n"] for e in evs]
+
+    def until(self, want: set[int], timeout: float = 60.0) -> bool:
+        return wait_until(lambda: self.round() or want.issubset(self.seen), timeout)
+
+
+def publish_until_stored(bus, batch: list[dict], timeout: float = 60.0):
+    """What a source does after a failed publish: keep its checkpoint and publish the same events again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return bus.publish_many([dict(e) for e in batch])
+        except BusClosedError:
+            raise
+        except Exception:
+            if time.monotonic() >= deadline:
+                raise
+
+
+@pytest.mark.parametrize("outage", ["cut", "blackhole"])
+def test_an_outage_fails_publishes_cleanly_shows_in_health_and_loses_nothing(rig, outage):
+    bus = rig.bus()
+    try:
+        bus.publish_many(events(20))
+        before = Taken(bus)
+        assert before.until(set(range(20))) and sorted(before.seen) == list(range(20))
+        bus.ack_many(before.refs[:10])                   # ten finished, ten still held across the outage
+        assert bus.problems() == [] and bus.stats()["connected"] is True
+
+        getattr(rig.proxy, outage)()
+        batch = events(5, start=20)
+        started = time.monotonic()
+        with pytest.raises(Exception) as failed:         # the publish waits, then fails: the source retries
+            bus.publish_many([dict(e) for e in batch])
+        assert time.monotonic() - started >= PUBLISH_TIMEOUT
+        assert not isinstance(failed.value, BusClosedError) and not bus.closed
+        after = Taken(bus)                               # a consumer notices too (and keeps what it gets)
+        assert wait_until(lambda: after.round() or bus.problems() != [], timeout=30)
+        assert "unreachable" in bus.problems()[0] and bus.stats()["connected"] is False
+
+        rig.proxy.restore()                              # reconnects by itself, without new traffic
+        assert wait_until(lambda: after.round() or bus.problems() == [], timeout=30), bus.problems()
+        st = bus.stats()
+        assert st["connected"] is True and st["reconnects"] >= 1
+        publish_until_stored(bus, batch)                # the source publishes the same events (ids) again
+        bus.publish_many(events(5, start=25))
+        bus.ack_many(before.refs[10:])                   # what was held across the outage is finished now
+        assert after.until(set(range(20, 30)))            # every event delivered at least once
+        assert set(after.seen) <= set(range(10, 30)), sorted(after.seen)   # nothing finished came back
+        bus.ack_many(after.refs)
+        if rig.kind != "kafka":      # Kafka keeps one position per partition: no unacked set to compare
+            assert wait_until(lambda: not [r for rs, _ in bus.unacked() for r in rs], timeout=30)
+    finally:
+        bus.close()

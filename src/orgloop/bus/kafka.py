@@ -48,6 +48,7 @@ class KafkaBusConfig(PluginConfig):
     partition_key: str = "source"               # the envelope field events are keyed by
     publish_timeout: float = Field(30.0, gt=0)
     session_timeout_ms: int = Field(6000, ge=1000)
+    socket_timeout: float = Field(10.0, gt=0)   # a broker silent this long counts as lost (socket.timeout.ms)
     client_options: dict[str, str | int | float | bool] = Field(default_factory=dict)   # librdkafka settings
 
 
@@ -92,9 +93,12 @@ class KafkaBus(BusBase):
         self._ck = confluent_kafka
         self.topic = f"orgloop.{cfg.namespace}.events"
         self.outage: str | None = None
+        self.reconnects = 0
+        self._next_probe = 0.0
         self._lock = threading.Lock()
         self._parts: dict[int, _Partition] = {}
-        common = {"bootstrap.servers": cfg.bootstrap_servers, "error_cb": self._on_error, **cfg.client_options}
+        common = {"bootstrap.servers": cfg.bootstrap_servers, "error_cb": self._on_error,
+                  "socket.timeout.ms": int(cfg.socket_timeout * 1000), **cfg.client_options}
         self._ensure_topic(common)
         self._producer = confluent_kafka.Producer({**common, "enable.idempotence": True, "acks": "all",
                                                    "linger.ms": 2})
@@ -128,6 +132,7 @@ class KafkaBus(BusBase):
         already on its way is kept for the next fetch."""
         if not self._subscribed:
             return
+        self._probe()
         assigned = self._consumer.assignment()
         if assigned and not self._paused:
             self._consumer.pause(assigned)
@@ -155,6 +160,25 @@ class KafkaBus(BusBase):
             if (tp.offset if tp.offset >= 0 else low) < high:
                 return False
         return True
+
+    def _connected(self) -> None:
+        if self.outage is not None:
+            log.warning("kafka bus: connected again to %s", self.config.bootstrap_servers)
+            self.outage = None
+            self.reconnects += 1
+
+    def _probe(self) -> None:
+        """During an outage, ask for the topic's metadata about once a second: librdkafka reports a lost
+        broker but not its return, and a consumer with nothing new to read would stay unhealthy."""
+        now = time.monotonic()
+        if self.outage is None or now < self._next_probe:
+            return
+        self._next_probe = now + 1.0
+        try:
+            self._consumer.list_topics(self.topic, timeout=min(1.0, self.config.socket_timeout))
+        except self._ck.KafkaException:
+            return
+        self._connected()
 
     def _on_error(self, err: Any) -> None:
         if err.code() in (self._ck.KafkaError._ALL_BROKERS_DOWN, self._ck.KafkaError._TRANSPORT):
@@ -202,13 +226,13 @@ class KafkaBus(BusBase):
             if self._closed:
                 raise BusClosedError("the bus was closed while publishing")
             if time.monotonic() >= deadline:
+                self.outage = f"kafka unreachable: no answer to a publish within {self.config.publish_timeout:g}s"
                 raise TimeoutError(f"kafka bus: {sum(r is None for r in results)} events not acknowledged by "
                                    f"the broker within {self.config.publish_timeout:g}s")
             self._producer.flush(0.5)
         if errors:
             raise OSError(f"kafka bus: publishing failed: {errors[0]}")
-        if self.outage is not None:
-            self.outage = None
+        self._connected()
         return results
 
     def _fetch(self, max_events: int, timeout: float | None) -> tuple[Sequence[str], list[dict[str, Any]]]:
@@ -221,9 +245,10 @@ class KafkaBus(BusBase):
             self._resume()
             msgs = self._consumer.consume(max_events, timeout if timeout else 0)
         give_up = time.monotonic() + 30
-        while not msgs and not self._closed and time.monotonic() < give_up and not self._caught_up():
+        while (not msgs and not self._closed and self.outage is None and time.monotonic() < give_up
+               and not self._caught_up()):
             # Joining the group, rebalancing, or not positioned in a partition yet: an empty answer
-            # would say "caught up", which is not known yet.
+            # would say "caught up", which is not known yet (and cannot be during an outage).
             msgs = self._consumer.consume(max_events, 0.05)
         refs: list[str] = []
         out: list[dict[str, Any]] = []
@@ -246,8 +271,10 @@ class KafkaBus(BusBase):
                 ev["bus_ref"] = _ref(p, off)
                 refs.append(ev["bus_ref"])
                 out.append(ev)
-        if msgs and self.outage is not None:
-            self.outage = None
+        if msgs:
+            self._connected()
+        else:
+            self._probe()
         return refs, out
 
     def _ack_many(self, refs: Sequence[str]) -> None:
@@ -327,5 +354,5 @@ class KafkaBus(BusBase):
         with self._lock:
             held = sum(len(p.open) for p in self._parts.values())
         st.update({"topic": self.topic, "group": self.config.group, "connected": self.outage is None,
-                   "held": held})
+                   "reconnects": self.reconnects, "held": held})
         return st
