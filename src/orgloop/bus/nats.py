@@ -206,7 +206,7 @@ class NatsBus(BusBase):
             return
         self._next_probe = now + 1.0
         try:
-            self._run(self._nc.flush(timeout=min(2.0, self.config.socket_timeout)), timeout=5)
+            self._run(asyncio.wait_for(self._nc.flush(), min(2.0, self.config.socket_timeout)), timeout=5)
         except Exception:  # still silent: the outage stays
             return
         self._connected()
