@@ -249,3 +249,41 @@ def test_an_outage_fails_publishes_cleanly_shows_in_health_and_loses_nothing(rig
             assert wait_until(lambda: not [r for rs, _ in bus.unacked() for r in rs], timeout=30)
     finally:
         bus.close()
+
+
+@pytest.mark.parametrize("outage", ["cut", "blackhole"])
+def test_a_consumer_alone_notices_the_outage_and_its_end(rig, outage):
+    """No publish to fail: the consumer's own reads (and pings, probes) must show the outage and its end."""
+    bus = rig.bus()
+    try:
+        bus.publish_many(events(3))
+        taken = Taken(bus)
+        assert taken.until({0, 1, 2})
+        getattr(rig.proxy, outage)()
+        assert wait_until(lambda: taken.round() or bus.problems() != [], timeout=30)
+        assert bus.stats()["connected"] is False
+        rig.proxy.restore()
+        assert wait_until(lambda: taken.round() or bus.problems() == [], timeout=30), bus.problems()
+        assert bus.stats()["reconnects"] >= 1
+        bus.ack_many(taken.refs)
+        assert set(taken.seen) == {0, 1, 2}
+    finally:
+        bus.close()
+
+
+def test_nats_an_outage_shorter_than_the_pings_ends_by_itself(tmp_path):
+    """A publish timed out, but the connection never went stale (socket_timeout is long): a probe, not a
+    reconnect, must tell that the server answers again."""
+    rig = Rig("nats", tmp_path)
+    bus = rig.bus(socket_timeout=60)
+    try:
+        rig.proxy.blackhole()
+        with pytest.raises(Exception):
+            bus.publish_many(events(1))
+        assert bus.problems() != []
+        rig.proxy.restore()
+        assert wait_until(lambda: bus.fetch(10, timeout=0.2) is None or bus.problems() == [], timeout=30)
+        assert bus.stats()["reconnects"] == 1
+    finally:
+        bus.close()
+        rig.close()
