@@ -287,3 +287,70 @@ def test_nats_an_outage_shorter_than_the_pings_ends_by_itself(tmp_path):
     finally:
         bus.close()
         rig.close()
+
+
+# ---------------------------------------------------------------------- a member cut off by its link
+CONSUMER = """
+import json, os, sys, time
+from orgloop.bus import open_bus
+
+kind, url, out, status = sys.argv[1:5]
+bus = open_bus(kind, url=url, namespace="netns", socket_timeout=1.0, publish_timeout=5,
+               **({"consumer": "m1"} if kind == "redis" else {}))
+
+def handle(refs, evs):
+    with open(out, "a") as f:
+        f.write("".join(f"{e['payload']['n']}\\n" for e in evs))
+    bus.ack_many(refs)
+
+bus.subscribe(None, handle)
+while True:
+    st = bus.stats()
+    with open(status + ".tmp", "w") as f:
+        json.dump({"problems": bus.problems(), "connected": st["connected"], "reconnects": st["reconnects"]}, f)
+    os.replace(status + ".tmp", status)
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.parametrize("kind", ["redis", "nats"])
+def test_a_consumer_process_whose_veth_link_goes_down_and_up_catches_up(tmp_path, kind):
+    import json
+
+    from support.servers import nats_server, redis_server
+
+    from orgloop.bus import open_bus
+
+    out, status, script = tmp_path / "out", tmp_path / "status.json", tmp_path / "consumer.py"
+    script.write_text(CONSUMER)
+
+    def received() -> set[int]:
+        return {int(x) for x in out.read_text().split()} if out.exists() else set()
+
+    def state() -> dict:
+        return json.loads(status.read_text()) if status.exists() else {"connected": None}
+
+    with NetLab() as lab, open(tmp_path / "consumer.log", "wb") as log:
+        srv, member = lab.namespace("srv"), lab.namespace("m1")
+        link = lab.link(srv, member)
+        server = (redis_server if kind == "redis" else nats_server)(tmp_path / kind, host=link.a_addr,
+                                                                    netns=srv.name).start()
+        try:
+            proc = member.popen([sys.executable, str(script), kind, f"{kind}://{link.a_addr}:{server.port}",
+                                 str(out), str(status)], stdout=log, stderr=subprocess.STDOUT)
+            proxy = lab.proxy(srv, ("127.0.0.1", server.port))       # the test publishes from outside
+            with open_bus(kind, url=proxy.url(kind), namespace="netns", publish_timeout=30) as pub:
+                pub.publish_many(events(20))
+                assert wait_until(lambda: received() >= set(range(20)), timeout=60)
+                assert state()["connected"] is True
+                link.down()
+                assert wait_until(lambda: state()["connected"] is False, timeout=30)
+                assert "unreachable" in state()["problems"][0]
+                pub.publish_many(events(20, start=20))            # the server is fine: only the member is cut off
+                assert not wait_until(lambda: received() & set(range(20, 40)), timeout=1.0)
+                link.up()
+                assert wait_until(lambda: received() >= set(range(40)), timeout=60)
+                assert wait_until(lambda: state()["connected"] is True and state()["problems"] == [], timeout=30)
+                assert state()["reconnects"] >= 1 and proc.poll() is None
+        finally:
+            server.stop()
