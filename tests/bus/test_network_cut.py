@@ -165,7 +165,10 @@ class Rig:
         opts = {"publish_timeout": PUBLISH_TIMEOUT, "socket_timeout": SOCKET_TIMEOUT, **extra}
         if self.kind == "kafka":
             return {"bootstrap_servers": f"127.0.0.1:{self.proxy.port}", "partitions": 1, **opts}
-        return {"url": self.proxy.url(self.kind), **opts}
+        # What the server sent into a connection that was then lost comes back after ack_wait (NATS) or
+        # claim_idle (Redis): short here, so the tests need not wait the default 30 s.
+        again = {"ack_wait": 3.0} if self.kind == "nats" else {"claim_idle": 3.0}
+        return {"url": self.proxy.url(self.kind), **again, **opts}
 
     def bus(self, **extra):
         from orgloop.bus import open_bus
@@ -354,3 +357,53 @@ def test_a_consumer_process_whose_veth_link_goes_down_and_up_catches_up(tmp_path
                 assert state()["reconnects"] >= 1 and proc.poll() is None
         finally:
             server.stop()
+
+
+# ---------------------------------------------------------------------- what an operator sees
+def test_healthz_and_metrics_show_an_outage_and_every_event_arrives(rig, tmp_path):
+    import json
+    import re
+    import urllib.error
+
+    from support.pipeline import fetch
+
+    from orgloop.runtime import Runtime
+    from orgloop.spec import ActorSpec, DeliverySpec, RouteSpec, RuntimeSpec, SourceSpec
+
+    spec = RuntimeSpec(sources=[SourceSpec("gen", "generator", {"count": 300, "rate": 50}, poll_interval=0.05)],
+                       actors=[ActorSpec("sink", "file", {"path": "out.jsonl"})],
+                       routes=[RouteSpec("r", "gen", "sink", delivery=DeliverySpec(queue_policy="block"))],
+                       data_dir=tmp_path / "data", base_dir=tmp_path, bus=rig.kind, control_port=0,
+                       name=f"cut-{uuid.uuid4().hex[:8]}", bus_options=rig.options())
+    rt = Runtime(spec).start()
+    base = f"http://127.0.0.1:{rt._control.port}"
+
+    def health() -> tuple[int, dict]:
+        try:
+            return 200, json.loads(fetch(base + "/healthz"))
+        except urllib.error.HTTPError as err:
+            with err:
+                return err.code, json.loads(err.read())
+
+    def metric(name: str) -> float:
+        (value,) = re.findall(rf'^{name}{{bus="{rig.kind}"}} (\S+)$', fetch(base + "/metrics").decode(), re.M)
+        return float(value)
+
+    def delivered() -> set[int]:
+        path = tmp_path / "out.jsonl"
+        return {json.loads(x)["payload"]["n"] for x in path.read_text().splitlines()} if path.exists() else set()
+
+    try:
+        assert wait_until(lambda: rt.events_published >= 30, timeout=60)    # the source is still at work
+        assert health()[0] == 200 and metric("orgloop_bus_connected") == 1
+        rig.proxy.cut()
+        assert wait_until(lambda: health()[0] == 503, timeout=30)
+        assert any("unreachable" in p for p in health()[1]["problems"])
+        assert metric("orgloop_bus_connected") == 0
+        assert wait_until(lambda: rt.source_errors >= 1, timeout=30)    # a publish failed: checkpoint kept
+        rig.proxy.restore()
+        assert wait_until(lambda: health()[0] == 200, timeout=30), health()
+        assert wait_until(lambda: delivered() == set(range(300)), timeout=60), (sorted(set(range(300)) - delivered()), rt.events_published, rt.bus.stats(), rt.status()["sources"], rt.tracker.acked)
+        assert metric("orgloop_bus_connected") == 1 and metric("orgloop_bus_reconnects_total") >= 1
+    finally:
+        rt.stop()
