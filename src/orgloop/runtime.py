@@ -9,6 +9,12 @@
                                                             | each done -> AckTracker -> bus.ack_many
 
 Use it as a library (``Runtime(spec).start()`` ... ``stop()``) or through ``orgloop start``.
+
+**In a fleet** (a scale-out bus, :mod:`orgloop.fleet`) a runtime is one member: ``spec.role`` says which
+part of the pipeline it runs (``source``: pollers under leases; ``router``: matching and transforms,
+handing delivery records to the ``deliveries`` stream; ``delivery``: the actor lanes, fed from that
+stream; ``all``: everything), sources poll only under their lease with checkpoints in the shared store,
+dedup state is shared, and the member heartbeats its record.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from orgloop.bus import bus_namespace, open_bus
 from orgloop.control.tap import TapHub
 from orgloop.delivery.lane import ActorLane
 from orgloop.event import EventError, check_encodable
+from orgloop.fleet import DELIVERIES, ROLES, SCALE_OUT_BUSES
 from orgloop.router.acks import AckTracker
 from orgloop.router.router import CompiledRoute, Router
 from orgloop.spec import ActorSpec, RouteSpec, RuntimeSpec, SourceSpec, TransformSpec
@@ -70,6 +77,12 @@ class Runtime:
         self._memory_dead_letters: list[dict[str, Any]] = []
         self.dlq: DeadLetterStore | None = None
         self.applied_state: dict[str, Any] | None = None   # the plan state this runtime runs (orgloop start)
+        self.fleet_store: Any = None   # the fleet's shared store (orgloop.fleet.FleetStore) on a scale-out bus
+        self.member: str | None = None
+        self.membership: Any = None
+        self.leases: dict[str, Any] = {}
+        self.out_bus: Any = None       # a router's deliveries stream
+        self.intake: Any = None        # a delivery member's DeliveryIntake
 
     # ------------------------------------------------------------------ wiring
     def _data(self, *parts: str) -> Path | None:
@@ -79,8 +92,18 @@ class Runtime:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _open_bus(self):
+    def _namespace(self) -> str:
+        return str(self.spec.bus_options.get("namespace") or bus_namespace(self.spec.name, self.spec.workspace))
+
+    def _open_bus(self, stream: str = "events"):
+        """Open the bus: its ``events`` stream, or a fleet's ``deliveries`` stream (always read by the consumer
+        group ``delivery``); a member started with --role reads as a consumer of its own (its member id)."""
         opts = dict(self.spec.bus_options)
+        if self.fleet_store is not None and stream != "events":
+            opts["stream"] = stream
+            opts["consumer" if self.spec.bus == "nats" else "group"] = "delivery"
+        if self.spec.member is not None and self.spec.bus == "redis":
+            opts["consumer"] = self.spec.member
         if self.spec.bus == "filewal":
             wal_dir = self._data("wal")
             if wal_dir is None:
@@ -124,13 +147,13 @@ class Runtime:
             log.debug("closing the failed dead-letter store: %s", exc)
         self.dlq = DeadLetterStore(path)
 
-    def replay_dead_letters(self, ids: list[int] | None = None) -> int:
+    def replay_dead_letters(self, ids: list[int] | None = None) -> list[int]:
         """Replay dead letters (all, or ``ids``) on the running pipeline: each goes to its route only, as it
-        was recorded (no transforms). For the control socket; returns how many were replayed."""
+        was recorded (no transforms). For the control socket; returns the ids replayed. The store's lock is
+        not held while publishing: the bus may wait for the router, which may be writing dead letters."""
         if self.dlq is None:
             raise RuntimeError("this runtime has no data directory, so no dead-letter store")
-        with self._dlq_lock:
-            return self.dlq.replay(self.bus.publish_many, ids)
+        return self.dlq.replay(self.events_bus.publish_many, ids)
 
     def _make_transforms(self) -> dict[str, tuple[Any, str]]:
         return {t.name: self._make_transform(t) for t in self.spec.transforms}
@@ -149,16 +172,35 @@ class Runtime:
         lane = self.lanes[a.id] = ActorLane(a.id, actor, depth=depth, policy=self._queue_policy(policy),
                                             concurrency=a.concurrency, tracker=self.tracker,
                                             dead_letter=self._dead_letter, emit=self.emit,
-                                            publish=partial(self.bus.publish_many, wait=False))
+                                            publish=partial(self.events_bus.publish_many, wait=False))
         lane.on_room = self.bus.credit_available
         return lane
 
+    def _open_fleet(self) -> None:
+        """On a scale-out bus: open the fleet's shared store and this member's heartbeat."""
+        spec = self.spec
+        if spec.role not in ROLES:
+            raise ValueError(f"unknown role {spec.role!r} (one of {', '.join(ROLES)})")
+        if spec.bus not in SCALE_OUT_BUSES:
+            if spec.role != "all":
+                raise ValueError(f"role {spec.role!r} needs a scale-out bus ({', '.join(SCALE_OUT_BUSES)}); "
+                                 f"the {spec.bus} bus runs the whole pipeline in one process")
+            return
+        from orgloop.fleet import open_store
+        from orgloop.fleet.membership import Membership, new_member_id
+
+        self.member = spec.member or new_member_id()
+        self.fleet_store = open_store(spec.bus, spec.bus_options, self._namespace(), spec.fleet.store)
+        self.membership = Membership(self.fleet_store, self.member, spec.role, spec.fleet.heartbeat,
+                                     extra=lambda: {"healthy": self.healthy()[0] if self._started else True})
+
     def _compile_route(self, r: RouteSpec) -> CompiledRoute:
-        lane = self.lanes.get(r.actor)
+        lane = self.lanes.get(r.actor) or self._forward.get(r.actor)
         if lane is None:
             raise ValueError(f"route {r.name!r} names unknown actor {r.actor!r}")
         chain = []
-        for ref in r.transforms:
+        # a delivery member gets events the router already transformed
+        for ref in (r.transforms if self.spec.role != "delivery" else ()):
             if ref.name not in self.transforms:
                 raise ValueError(f"route {r.name!r} names unknown transform {ref.name!r}")
             instance, default_policy = self.transforms[ref.name]
@@ -222,11 +264,20 @@ class Runtime:
         self.emit = emit
         self.checkpoints = resolve_checkpoint_store(spec.checkpoint, module_path=spec.module_path,
                                                     data_dir=spec.data_dir)
-        self.bus = self._open_bus()
+        role = spec.role
+        self._open_fleet()
+        self.bus = self._open_bus(DELIVERIES if role == "delivery" else "events")   # the stream this member reads
+        self.events_bus = self.bus if role != "delivery" else self._open_bus("events")
+        if role == "router":
+            self.out_bus = self._open_bus(DELIVERIES)
         self.dlq = self._open_dead_letters()
         self._dlq_lock = threading.Lock()
         self.tracker = AckTracker(self.bus.ack_many)
-        self.transforms = self._make_transforms()
+        self.transforms = self._make_transforms() if role in ("all", "router") else {}
+        if self.fleet_store is not None and spec.fleet.shared_dedup:
+            for instance, _policy in self.transforms.values():
+                if hasattr(instance, "share"):
+                    instance.share(self.fleet_store)
         depth: dict[str, int] = {}
         policy: dict[str, str | None] = {}
         for r in spec.routes:
@@ -234,19 +285,39 @@ class Runtime:
             policy.setdefault(r.actor, r.delivery.queue_policy)
         self.actors: dict[str, Any] = {}
         self.lanes: dict[str, ActorLane] = {}
-        for a in spec.actors:
-            self._make_lane(a, depth.get(a.id, 1000), policy.get(a.id))
-        self.router = Router([self._compile_route(r) for r in spec.routes], self.tracker, emit, self._dead_letter)
+        self._forward: dict[str, Any] = {}
+        if role in ("all", "delivery"):
+            for a in spec.actors:
+                self._make_lane(a, depth.get(a.id, 1000), policy.get(a.id))
+        elif role == "router":
+            from orgloop.fleet.roles import ForwardLane
+
+            out = partial(self.out_bus.publish_many, wait=False)
+            self._forward = {a.id: ForwardLane(a.id, out, self.tracker, self._dead_letter, self._stop.is_set)
+                             for a in spec.actors}
+        routes = [self._compile_route(r) for r in spec.routes] if role != "source" else []
+        self.router = Router(routes, self.tracker, emit, self._dead_letter)
         self.router.tap = self.taps
         self.router.bus_credit = self.bus.credit_available
         if self.hub:
             self.hub.start()
-            self.hub.emit([{"phase": "runtime.start", "metadata": {"routes": len(spec.routes), "bus": spec.bus}}])
+            self.hub.emit([{"phase": "runtime.start", "metadata": {"routes": len(spec.routes), "bus": spec.bus,
+                                                                   "role": role}}])
         for lane in self.lanes.values():
             lane.start()
-        self._subscription = self.bus.subscribe(None, self.router.handle, credit=self.router.credit)
-        for s in spec.sources:
-            self._start_source(s)
+        self._subscription = None
+        if role == "delivery":
+            from orgloop.fleet.roles import DeliveryIntake
+
+            self.intake = DeliveryIntake(self.router.routes, self.tracker, self._dead_letter)
+            self._subscription = self.bus.subscribe(None, self.intake.handle, credit=self.router.credit)
+        elif role != "source":
+            self._subscription = self.bus.subscribe(None, self.router.handle, credit=self.router.credit)
+        if role in ("all", "source"):
+            for s in spec.sources:
+                self._start_source(s)
+        if self.membership is not None:
+            self.membership.start()
         self._flusher = threading.Thread(target=self._flush_loop, name="orgloop-ack-flusher", daemon=True)
         self._flusher.start()
 
@@ -258,8 +329,8 @@ class Runtime:
             self._push_sources[s.id] = source
             return
         stop = threading.Event()
-        t = threading.Thread(target=self._source_loop, args=(s, source, stop), name=f"orgloop-source-{s.id}",
-                             daemon=True)
+        loop = self._source_loop if self.fleet_store is None else self._leased_source_loop
+        t = threading.Thread(target=loop, args=(s, source, stop), name=f"orgloop-source-{s.id}", daemon=True)
         self._source_threads[s.id] = (t, stop, source)
         t.start()
 
@@ -273,7 +344,7 @@ class Runtime:
 
     def _publish_pushed(self, source_id: str, events: list[dict[str, Any]]) -> None:
         """Called on an ingress request thread: returns once the events are durable (then the sender gets 200)."""
-        self.bus.publish_many(events)
+        self.events_bus.publish_many(events)
         self.events_published += len(events)
         self.source_events[source_id] = self.source_events.get(source_id, 0) + len(events)
         if self.emit:
@@ -282,45 +353,138 @@ class Runtime:
 
     def _source_loop(self, s: SourceSpec, source: Any, stop: threading.Event) -> None:
         checkpoint = self.checkpoints.get(s.id)
-        backoff = 1.0
+        backoff = [1.0]
         while not stop.is_set() and not self._stop.is_set():
-            try:
-                events, new_cp = source.poll(checkpoint, self.max_poll)
-            except Exception as exc:
-                self.source_errors += 1
-                log.warning("source %s failed to poll: %s (retrying in %.0fs)", s.id, exc, backoff)
-                if self.emit:
-                    self.emit([{"phase": "source.retry", "source": s.id, "error": str(exc)}])
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 60.0)
+            polled = self._poll(s, source, checkpoint, stop, backoff)
+            if polled is None:
                 continue
-            backoff = 1.0
-            if events:
-                try:
-                    self.bus.publish_many(events)          # durable before the checkpoint moves
-                except Exception as exc:
-                    events = self._without_poison(s.id, events)
-                    try:
-                        if events is None:
-                            raise exc
-                        self.bus.publish_many(events)
-                    except Exception as exc2:
-                        log.error("source %s: publishing failed, its checkpoint stays at %r: %s", s.id, checkpoint,
-                                  exc2)
-                        self.source_errors += 1
-                        stop.wait(backoff)
-                        continue
-                self.events_published += len(events)
-                self.source_events[s.id] = self.source_events.get(s.id, 0) + len(events)
-                if self.emit:
-                    self.emit([{"phase": "source.emit", "source": s.id, "event_id": e.get("id"),
-                                "trace_id": e.get("trace_id"), "event_type": e.get("type")} for e in events])
+            events, new_cp = polled
+            if events and not self._publish_polled(s, events, checkpoint, stop, backoff):
+                continue
             if new_cp is not None and new_cp != checkpoint:
                 self.checkpoints.set(s.id, new_cp)
                 checkpoint = new_cp
             if not events:
-                pace = getattr(source, "poll_delay", None)    # optional: a source may set its own pace
-                stop.wait(pace(s.poll_interval) if pace else s.poll_interval)
+                stop.wait(self._pace(s, source))
+
+    def _leased_source_loop(self, s: SourceSpec, source: Any, stop: threading.Event) -> None:
+        """A source in a fleet: it polls only while this member holds its lease (with half the TTL left),
+        resumes from the shared checkpoint whenever it takes the lease, drops a poll that outlasted the
+        lease, and writes checkpoints with a compare-and-set on its epoch (see :mod:`orgloop.fleet.lease`)."""
+        from orgloop.fleet.lease import SourceLease
+        from orgloop.fleet.store import StoreError
+
+        store, member = self.fleet_store, str(self.member)
+        lease = self.leases[s.id] = SourceLease(store, s.id, member, self.spec.fleet.lease_ttl)
+        epoch, checkpoint = 0, None
+        backoff = [1.0]
+        try:
+            while not stop.is_set() and not self._stop.is_set():
+                if not lease.keep():
+                    self._wait_keeping(stop, lease.ttl / 6, lease)
+                    continue
+                if lease.epoch != epoch:
+                    try:
+                        checkpoint = store.checkpoint(s.id)
+                    except StoreError as exc:
+                        log.warning("source %s: cannot read its checkpoint: %s", s.id, exc)
+                        stop.wait(1.0)
+                        continue
+                    epoch = lease.epoch
+                    self._emit_entry("source.lease", s.id, {"member": member, "epoch": epoch, "checkpoint": checkpoint})
+                started = time.time()
+                polled = self._poll(s, source, checkpoint, stop, backoff)
+                ended = time.time()
+                kept = lease.valid()
+                self._emit_entry("source.poll", s.id, {"member": member, "epoch": epoch, "started": started,
+                                                       "ended": ended, "published": kept and polled is not None,
+                                                       "events": len(polled[0]) if polled else 0})
+                if polled is None:
+                    continue
+                if not kept:
+                    log.warning("source %s: the poll outlasted the lease; its events are not published", s.id)
+                    continue
+                events, new_cp = polled
+                if events and not self._publish_polled(s, events, checkpoint, stop, backoff):
+                    continue
+                if new_cp is not None and new_cp != checkpoint:
+                    try:
+                        written = store.put_checkpoint(s.id, new_cp, member, epoch)
+                    except StoreError as exc:
+                        log.warning("source %s: cannot store its checkpoint: %s", s.id, exc)
+                        written = False
+                    if not written:
+                        log.warning("source %s: checkpoint refused (the lease of epoch %d is no longer this "
+                                    "member's); polling stops until it holds the lease again", s.id, epoch)
+                        lease.drop()
+                        epoch = 0
+                        continue
+                    checkpoint = new_cp
+                if not events:
+                    self._wait_keeping(stop, self._pace(s, source), lease)
+        finally:
+            lease.release()
+
+    @staticmethod
+    def _wait_keeping(stop: threading.Event, seconds: float, lease: Any) -> None:
+        """Wait ``seconds`` (or until stopped), renewing ``lease`` as it falls due."""
+        end = time.monotonic() + seconds
+        while not stop.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            stop.wait(min(left, lease.ttl / 4))
+            lease.keep()
+
+    @staticmethod
+    def _pace(s: SourceSpec, source: Any) -> float:
+        pace = getattr(source, "poll_delay", None)    # optional: a source may set its own pace
+        return pace(s.poll_interval) if pace else s.poll_interval
+
+    def _emit_entry(self, phase: str, source_id: str, metadata: dict[str, Any]) -> None:
+        if self.emit:
+            self.emit([{"phase": phase, "source": source_id, "metadata": metadata}])
+
+    def _poll(self, s: SourceSpec, source: Any, checkpoint: str | None, stop: threading.Event,
+              backoff: list[float]) -> tuple[list[dict[str, Any]], str | None] | None:
+        """One poll; None after a failure (logged, counted, waited for with a growing ``backoff``)."""
+        try:
+            polled = source.poll(checkpoint, self.max_poll)
+        except Exception as exc:
+            self.source_errors += 1
+            log.warning("source %s failed to poll: %s (retrying in %.0fs)", s.id, exc, backoff[0])
+            if self.emit:
+                self.emit([{"phase": "source.retry", "source": s.id, "error": str(exc)}])
+            stop.wait(backoff[0])
+            backoff[0] = min(backoff[0] * 2, 60.0)
+            return None
+        backoff[0] = 1.0
+        return polled
+
+    def _publish_polled(self, s: SourceSpec, events: list[dict[str, Any]], checkpoint: str | None,
+                        stop: threading.Event, backoff: list[float]) -> bool:
+        """Publish a poll's events durably (refused ones are logged and skipped); False when that failed
+        and the checkpoint must stay."""
+        try:
+            self.events_bus.publish_many(events)          # durable before the checkpoint moves
+        except Exception as exc:
+            kept = self._without_poison(s.id, events)
+            try:
+                if kept is None:
+                    raise exc
+                self.events_bus.publish_many(kept)
+                events = kept
+            except Exception as exc2:
+                log.error("source %s: publishing failed, its checkpoint stays at %r: %s", s.id, checkpoint, exc2)
+                self.source_errors += 1
+                stop.wait(backoff[0])
+                return False
+        self.events_published += len(events)
+        self.source_events[s.id] = self.source_events.get(s.id, 0) + len(events)
+        if self.emit:
+            self.emit([{"phase": "source.emit", "source": s.id, "event_id": e.get("id"),
+                        "trace_id": e.get("trace_id"), "event_type": e.get("type")} for e in events])
+        return True
 
     def _without_poison(self, source_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         """After a failed publish: the events that can be stored, or None when none could not (the failure
@@ -340,6 +504,7 @@ class Runtime:
         """Every 50 ms: restart dead workers, report backpressure, persist checkpoints and transform state."""
         committers = [inst.commit for inst, _p in self.transforms.values() if hasattr(inst, "commit")]
         while not self._stop.wait(0.05):
+            self.router.supervise()
             for lane in list(self.lanes.values()):
                 lane.supervise()
                 lane.report_backpressure()
@@ -422,7 +587,7 @@ class Runtime:
 
     def healthy(self) -> tuple[bool, list[str]]:
         """Never green while the log is broken or a breaker is open."""
-        problems = list(self.bus.problems())
+        problems = [p for bus in self._buses() for p in bus.problems()]
         wal = getattr(self.bus, "wal", None)
         if wal is not None and wal.failed:
             problems.append(f"wal: {wal.failed}")
@@ -434,7 +599,39 @@ class Runtime:
             problems.append(f"dead letters: {self.dlq.wal.failed}")
         for lane in list(self.lanes.values()):
             problems.extend(lane.problems())
+        problems.extend(self.router.problems())
         return not problems, problems
+
+    def _buses(self) -> list[Any]:
+        """Every bus this runtime has open (one, or two for a router or delivery member)."""
+        return [self.bus] + [b for b in (self.events_bus, self.out_bus) if b is not None and b is not self.bus]
+
+    def fleet_status(self) -> dict[str, Any] | None:
+        """This member, the fleet's members and leases (None: not on a scale-out bus)."""
+        if self.fleet_store is None:
+            return None
+        from orgloop.fleet.lag import group_lag
+        from orgloop.fleet.store import StoreError
+
+        out: dict[str, Any] = {"member": self.member, "role": self.spec.role,
+                               "leases_held": sorted(s for s, lease in self.leases.items() if lease.valid())}
+        try:
+            out["members"] = self.fleet_store.members()
+            out["leases"] = self.fleet_store.leases()
+            out["groups"] = group_lag(self.spec.bus, self.spec.bus_options, self._namespace())
+        except (StoreError, OSError) as exc:
+            out["error"] = str(exc)
+        return out
+
+    def _checkpoint_of(self, source_id: str) -> str | None:
+        if self.fleet_store is None:
+            return self.checkpoints.get(source_id)
+        from orgloop.fleet.store import StoreError
+
+        try:
+            return self.fleet_store.checkpoint(source_id)
+        except StoreError:
+            return None
 
     def status(self) -> dict[str, Any]:
         bus_stats = self.bus.stats()
@@ -444,8 +641,8 @@ class Runtime:
             "started_at": self.started_at, "healthy": self.healthy()[0], "problems": self.healthy()[1],
             "bus": self.spec.bus, "events_published": self.events_published, "router_events": self.router.events_in,
             "unmatched": self.router.unmatched, "acked": self.tracker.acked,
-            "sources": [{"id": s.id, "checkpoint": self.checkpoints.get(s.id), "events": self.source_events.get(s.id, 0)}
-                        for s in list(self.spec.sources)],
+            "sources": [{"id": s.id, "checkpoint": self._checkpoint_of(s.id), "events": self.source_events.get(s.id, 0)}
+                        for s in list(self.spec.sources)] if self.spec.role in ("all", "source") else [],
             "routes": [{"name": name, "actor": r.spec.actor, "dropped_by_transform": r.dropped,
                         **{k: v for k, v in r.lane.stats()["routes"].get(name, {}).items()},
                         "queue_depth": len(r.lane.queue), "max_rate": r.spec.delivery.max_rate}
@@ -458,6 +655,8 @@ class Runtime:
             "dead_letters": self.dlq.count() if self.dlq is not None else len(self._memory_dead_letters),
             "log_entries_dropped": self.hub.dropped if self.hub else 0,
             "ingress": self._ingress.stats() if self._ingress is not None else None,
+            "role": self.spec.role,
+            "fleet": self.fleet_status(),
         }
 
     # ------------------------------------------------------------------ shutdown
@@ -476,11 +675,13 @@ class Runtime:
         if self._ingress is not None:
             self._ingress.stop()             # no new webhook posts; ones being stored finish or get 503
         deadline = time.monotonic() + drain_timeout
-        self.bus.drain(timeout=max(0.0, deadline - time.monotonic()))
+        if self._subscription is not None:
+            self.bus.drain(timeout=max(0.0, deadline - time.monotonic()))
         while time.monotonic() < deadline and any(len(l.queue) or l.busy for l in self.lanes.values()):
             time.sleep(0.01)
         self._stop.set()
-        self._subscription.cancel()           # what the router has not taken stays unacked on the bus
+        if self._subscription is not None:
+            self._subscription.cancel()       # what the router has not taken stays unacked on the bus
         self.router.close()                   # transforms not yet run off the dispatch thread: unacked too
         for lane in self.lanes.values():
             lane.stop(timeout=max(1.0, deadline - time.monotonic()))   # a delivery in progress may finish
@@ -490,7 +691,8 @@ class Runtime:
                 lane.actor.interrupt()
                 lane.stop(timeout=2.0)
         self._close_listeners()
-        self.bus.close()
+        for bus in self._buses():
+            bus.close()
         if self.dlq is not None:
             self.dlq.close()
         for inst, _policy in self.transforms.values():
@@ -502,6 +704,10 @@ class Runtime:
         for actor in self.actors.values():
             actor.close()
         self.checkpoints.close()
+        if self.membership is not None:
+            self.membership.stop()
+        if self.fleet_store is not None:
+            self.fleet_store.close()
         if self.hub:
             self.hub.emit([{"phase": "runtime.stop"}])
             self.hub.close()

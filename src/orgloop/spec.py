@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["SourceSpec", "ActorSpec", "TransformSpec", "TransformRef", "RetrySpec", "BreakerSpec",
-           "DeliverySpec", "RouteSpec", "LoggerSpec", "RuntimeSpec"]
+           "DeliverySpec", "RouteSpec", "LoggerSpec", "FleetSpec", "RuntimeSpec"]
 
 
 @dataclass
@@ -53,6 +53,7 @@ class RetrySpec:
     backoff: str = "exponential"
     initial_delay: float = 1.0
     max_delay: float = 60.0
+    max_retry_after: float = 300.0        # a target's Retry-After counts up to this many seconds
 
 
 @dataclass
@@ -91,6 +92,16 @@ class LoggerSpec:
 
 
 @dataclass
+class FleetSpec:
+    """How members of a fleet (a scale-out bus) share sources and state (``runtime.fleet``)."""
+
+    lease_ttl: float = 15.0                   # seconds a source lease lasts unless renewed (every ttl/3)
+    heartbeat: float = 2.0                    # seconds between membership heartbeats (a record lives 3)
+    store: str | None = None                  # the shared store's URL (redis://…); default: the bus's server
+    shared_dedup: bool = True                 # dedup claims and marks in the shared store
+
+
+@dataclass
 class RuntimeSpec:
     sources: list[SourceSpec] = field(default_factory=list)
     actors: list[ActorSpec] = field(default_factory=list)
@@ -109,3 +120,6 @@ class RuntimeSpec:
     ingress_host: str = "127.0.0.1"
     workspace: str = "default"
     name: str = "orgloop"
+    role: str = "all"                         # all | source | router | delivery (roles other than all: a fleet)
+    member: str | None = None                 # this fleet member's id (set by --role: a new member)
+    fleet: FleetSpec = field(default_factory=FleetSpec)

@@ -286,3 +286,22 @@ def test_an_actor_posting_to_the_platform_a_source_reads_loops(starter):
         "routes/chat.yaml:8:14: warning: possible event loop (agent ping-pong): route answer -> actor chat-bot -> "
         "source chat-in -> route answer; add a filter (e.g. on provenance.author_type) or a dedup transform to "
         "break it"]
+
+
+def test_max_retry_after_is_a_checked_duration_with_a_default_of_five_minutes(starter):
+    route = starter / "routes" / "heartbeat.yaml"
+    spec = to_runtime_spec(check_project(load_project(starter)))
+    assert spec.routes[0].delivery.retry.max_retry_after == 300.0
+    text = route.read_text()
+    line = "          max_delay: 30s\n"
+    assert line in text
+
+    def with_cap(value: str) -> str:
+        return text.replace(line, f"{line}          max_retry_after: {value}\n")
+
+    route.write_text(with_cap("2m"))
+    assert to_runtime_spec(check_project(load_project(starter))).routes[0].delivery.retry.max_retry_after == 120.0
+    route.write_text(with_cap("1d 2h"))
+    assert [line.split(": error: ", 1)[1] for line in lines(check_project(load_project(starter)))] == [
+        "routes[0].then.delivery.retry.max_retry_after: invalid duration '1d 2h': expected a whole number and one "
+        "of ms, s, m, h, d (e.g. '30s')"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 
 import pytest
 
@@ -86,6 +87,22 @@ def test_a_5xx_storm_is_retried_then_dead_lettered_and_4xx_is_not_retried(run_pi
     assert len(gateway.received) == 13                                # a rejection is not retried
 
 
+def test_an_actor_that_rejects_everything_opens_its_breaker(run_pipeline, gateway):
+    """A 4xx is not retried, but it is a failure all the same: after ``failure_threshold`` rejections the
+    breaker opens and the lane stops calling the target (the rest wait unacked, not in dead letters)."""
+    gateway.default = (400, {})
+    rt = run_pipeline(SourceSpec("in", "webhook", {}), ActorSpec("hook", "http", {"url": gateway.url}),
+                      retry=RetrySpec(max_attempts=5, backoff="fixed", initial_delay=0.01),
+                      breaker=BreakerSpec(failure_threshold=3, cooldown=3600))
+    for i in range(6):
+        assert post(rt.ingress_port, "/webhook/in", {"n": i})[0] == 200
+    assert wait_until(lambda: rt.status()["routes"][0]["breaker"] == "open")
+    assert wait_until(lambda: rt.status()["dead_letters"] == 3)
+    time.sleep(0.3)                                                   # time for calls that should not come
+    assert len(gateway.received) == 3 and rt.status()["dead_letters"] == 3
+    assert not rt.healthy()[0]
+
+
 def test_429_retry_after_is_honoured(run_pipeline, gateway):
     gateway.script = [(429, {"Retry-After": "1"})]
     rt = run_pipeline(SourceSpec("in", "webhook", {}), ActorSpec("hook", "http", {"url": gateway.url}),
@@ -94,6 +111,19 @@ def test_429_retry_after_is_honoured(run_pipeline, gateway):
     assert wait_until(lambda: len(gateway.received) == 2)
     first, second = gateway.received
     assert second.at - first.at >= 1.0                                # not the route's 10 ms backoff
+    assert wait_until(lambda: rt.status()["routes"][0]["delivered"] == 1)
+
+
+@pytest.mark.parametrize("retry_after", ["86400", "Fri, 01 Jan 2100 00:00:00 GMT"])
+def test_a_huge_retry_after_waits_only_max_retry_after(run_pipeline, gateway, retry_after):
+    """A target asking for a day (in seconds or as a date) parks the lane for the route's max_retry_after."""
+    gateway.script = [(429, {"Retry-After": retry_after})]
+    rt = run_pipeline(SourceSpec("in", "webhook", {}), ActorSpec("hook", "http", {"url": gateway.url}),
+                      retry=RetrySpec(max_attempts=3, backoff="fixed", initial_delay=0.01, max_retry_after=1.0))
+    assert post(rt.ingress_port, "/webhook/in", {"n": 1})[0] == 200
+    assert wait_until(lambda: len(gateway.received) == 2, timeout=60)
+    first, second = gateway.received
+    assert second.at - first.at >= 1.0                                # the capped wait, not the backoff
     assert wait_until(lambda: rt.status()["routes"][0]["delivered"] == 1)
 
 

@@ -6,10 +6,10 @@ from types import ModuleType
 
 import pytest
 
-from orgloop.delivery import breaker, ratelimit, retry
+from orgloop.delivery import breaker, ratelimit, restart, retry
 
 
-@pytest.mark.parametrize("module", [ratelimit, retry, breaker], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [ratelimit, retry, breaker, restart], ids=lambda m: m.__name__)
 def test_examples(module: ModuleType) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

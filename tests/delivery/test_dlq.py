@@ -23,7 +23,7 @@ def test_store_add_list_remove_replay_purge(tmp_path, impl):
         assert [s for s, _ in store.entries()] == ids and store.count() == 5
         store.remove(ids[:2])
         published = []
-        assert store.replay(published.extend, ids=[ids[3]]) == 1
+        assert store.replay(published.extend, ids=[ids[3], 999]) == [ids[3]]
         # a redelivery record: that route only, the event as it was recorded
         assert [(e["type"], e["payload"]["route"], e["payload"]["event"]["payload"]["n"]) for e in published] \
             == [(REDELIVER_TYPE, "r1", 3)]
@@ -42,13 +42,20 @@ def test_cli_list_show_replay_purge(tmp_path):
     r = runner.invoke(main, ["dlq", "show", "--data-dir", str(tmp_path), str(ids[1]), "-o", "json"])
     assert r.exit_code == 0 and json.loads(r.output)["event"]["payload"] == {"n": 1}
     assert runner.invoke(main, ["dlq", "show", "--data-dir", str(tmp_path), "999"]).exit_code == 1
-    r = runner.invoke(main, ["dlq", "replay", "--data-dir", str(tmp_path), str(ids[0]), str(ids[2])])
-    assert r.exit_code == 0 and "replayed 2" in r.output
+    r = runner.invoke(main, ["dlq", "replay", "--data-dir", str(tmp_path), str(ids[0])])
+    assert r.exit_code == 1 and "no bus log" in r.output         # no filewal bus here: nowhere to write
+    Wal(tmp_path / "wal").close()                                 # the bus log a filewal runtime leaves
+    r = runner.invoke(main, ["dlq", "replay", "--data-dir", str(tmp_path), str(ids[0]), str(ids[2]), "-o", "json"])
+    assert r.exit_code == 0 and json.loads(r.output) == {"replayed": [ids[0], ids[2]], "not_found": [],
+                                                          "via": "store"}, r.output
     with Wal(tmp_path / "wal") as wal:   # redeliveries of the events are on the bus's WAL
         assert [e["payload"]["event"]["payload"]["n"] for b in wal.replay(decode=True) for e in b.records] == [0, 2]
     r = runner.invoke(main, ["dlq", "purge", "--data-dir", str(tmp_path), "--yes"])
     assert r.exit_code == 0 and "purged 3" in r.output
     assert runner.invoke(main, ["dlq", "replay", "--data-dir", str(tmp_path)]).exit_code == 64
+    assert runner.invoke(main, ["dlq", "replay", "--data-dir", str(tmp_path), "--all", "1"]).exit_code == 64
+    r = runner.invoke(main, ["dlq", "replay", "--data-dir", str(tmp_path), "12345"])
+    assert r.exit_code == 1 and "replayed 0" in r.output and "no dead letter with id 12345" in r.output
 
 
 def test_cli_refuses_to_write_while_the_store_is_open(tmp_path):

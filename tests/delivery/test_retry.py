@@ -43,8 +43,10 @@ def test_huge_attempt_numbers_do_not_overflow() -> None:
 
 def test_from_spec_parses_durations() -> None:
     policy = RetryPolicy.from_spec({"max_attempts": 5, "backoff": "linear", "initial_delay": "250ms",
-                                    "max_delay": "2m"})
-    assert (policy.max_attempts, policy.backoff, policy.initial_delay, policy.max_delay) == (5, "linear", 0.25, 120.0)
+                                    "max_delay": "2m", "max_retry_after": "10m"})
+    assert (policy.max_attempts, policy.backoff, policy.initial_delay, policy.max_delay, policy.max_retry_after) \
+        == (5, "linear", 0.25, 120.0, 600.0)
+    assert RetryPolicy.from_spec({}).max_retry_after == 300.0
     with pytest.raises(ValueError, match="unknown retry setting\\(s\\) 'retries'"):
         RetryPolicy.from_spec({"retries": 3})
     with pytest.raises(ValueError, match="invalid duration"):
@@ -56,11 +58,20 @@ def test_from_spec_parses_durations() -> None:
     ({"backoff": "random"}, "backoff must be one of exponential, linear, fixed; got 'random'"),
     ({"initial_delay": -1}, "initial_delay must be a finite number at least 0, not -1"),
     ({"jitter": 1.5}, "jitter must be a finite number at least 0 and at most 1, not 1.5"),
+    ({"max_retry_after": float("inf")}, "max_retry_after must be a finite number at least 0, not inf"),
 ])
 def test_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError) as info:
         RetryPolicy(**kwargs)
     assert str(info.value) == message
+
+
+def test_retry_after_is_honoured_up_to_max_retry_after_and_never_shortens_the_backoff() -> None:
+    policy = RetryPolicy(initial_delay=2.0, max_delay=8.0, jitter=0, max_retry_after=30.0)
+    asked = (None, 0.5, 7.0, 30.0, 86400.0, float("nan"))
+    assert [policy.wait(1, r) for r in asked] == [2.0, 2.0, 7.0, 30.0, 30.0, 2.0]
+    assert RetryPolicy(initial_delay=60.0, jitter=0, max_retry_after=5.0).wait(1, 86400.0) == 60.0
+    assert RetryPolicy(initial_delay=1.0, jitter=0, max_retry_after=0).wait(1, 86400.0) == 1.0   # 0: ignore it
 
 
 def test_attempt_must_be_positive() -> None:

@@ -5,6 +5,7 @@ import json
 import os
 import time
 
+import pytest
 from support.pipeline import wait_until
 
 from orgloop.runtime import Runtime
@@ -59,3 +60,47 @@ def test_a_hanging_script_delays_only_its_own_route_and_is_ended_at_stop(tmp_pat
         assert wait_until(lambda: gone(pid), timeout=5)
     ids = {json.loads(x)["id"] for x in (tmp_path / "fast.jsonl").read_text().splitlines()}
     assert len(ids) == 200
+
+
+class DiesOnce:
+    """A transform that may block (so it runs on its route's own thread) and kills that thread once."""
+
+    blocking = True
+    died = False
+
+    def __init__(self, name, config, *, base_dir, state_dir):
+        pass
+
+    def apply(self, event, ctx):
+        if event["payload"].get("n") == 3 and not DiesOnce.died:
+            DiesOnce.died = True
+            raise SystemExit("a thread-killing failure")      # not an Exception: the route's thread dies
+        return [event]
+
+    def close(self):
+        pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")   # the death is the point
+def test_a_dead_transform_thread_turns_health_red_and_is_restarted_without_losing_its_events(tmp_path):
+    from orgloop import plugins
+
+    plugins.register("transforms", "test-dies-once", DiesOnce)
+    spec = RuntimeSpec(
+        sources=[SourceSpec("gen", "generator", {"count": 20}, poll_interval=0.02)],
+        actors=[ActorSpec("out", "file", {"path": "out.jsonl"})],
+        transforms=[TransformSpec("dies", "package", "test-dies-once")],
+        routes=[RouteSpec("r", "gen", "out", transforms=[TransformRef("dies")])],
+        data_dir=tmp_path / "data", base_dir=tmp_path, bus="filewal")
+    rt = Runtime(spec).start()
+    try:
+        assert wait_until(lambda: DiesOnce.died, timeout=30)
+        assert wait_until(lambda: any("transform thread" in p for p in rt.healthy()[1]), timeout=30)
+        out = tmp_path / "out.jsonl"
+        assert wait_until(lambda: out.exists() and len(out.read_text().splitlines()) >= 20, timeout=30)
+        assert wait_until(lambda: rt.tracker.acked == 20, timeout=30)
+        assert rt.healthy() == (True, [])
+    finally:
+        rt.stop()
+    got = sorted(json.loads(x)["payload"]["n"] for x in out.read_text().splitlines())
+    assert sorted(set(got)) == list(range(20))

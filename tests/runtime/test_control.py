@@ -11,7 +11,7 @@ from support.pipeline import fetch, wait_until
 from orgloop.errors import WalError
 from orgloop.event import new_event
 from orgloop.runtime import Runtime
-from orgloop.spec import ActorSpec, DeliverySpec, RouteSpec, RuntimeSpec, SourceSpec
+from orgloop.spec import ActorSpec, DeliverySpec, LoggerSpec, RouteSpec, RuntimeSpec, SourceSpec
 
 
 def _runtime(tmp_path, count=200):
@@ -74,5 +74,23 @@ def test_healthz_turns_red_when_the_log_breaks_and_stays_red(tmp_path):
         status = json.loads(fetch(base + "/status"))
         assert status["healthy"] is False and status["wal"]["failed"]
         assert "orgloop_healthy 0" in fetch(base + "/metrics").decode()
+    finally:
+        rt.stop()
+
+
+def test_metrics_count_the_log_entries_the_hub_dropped(tmp_path):
+    """The plumbing from the log hub's drop counter to /metrics (the hub's dropping itself is tested in
+    tests/loggers: it drops only for a stuck logger and says so in a logger.dropped entry)."""
+    spec = RuntimeSpec(sources=[SourceSpec("gen", "generator", {"count": 5}, poll_interval=0.05)],
+                       actors=[ActorSpec("sink", "file", {"path": "out.jsonl"})],
+                       routes=[RouteSpec("all", "gen", "sink")],
+                       loggers=[LoggerSpec("file", "file", {"path": "log.jsonl"})],
+                       data_dir=tmp_path / "data", base_dir=tmp_path, control_port=0)
+    rt = Runtime(spec).start()
+    try:
+        url = f"http://127.0.0.1:{rt._control.port}/metrics"
+        assert _samples(fetch(url).decode(), "orgloop_log_entries_dropped_total") == [("", 0.0)]
+        rt.hub.dropped += 7
+        assert _samples(fetch(url).decode(), "orgloop_log_entries_dropped_total") == [("", 7.0)]
     finally:
         rt.stop()

@@ -13,7 +13,6 @@ from support.pipeline import wait_until
 from orgloop import plugins
 from orgloop.cli import main
 from orgloop.connectors import DeliveryError
-from orgloop.delivery.dlq import read_dead_letters
 from orgloop.runtime import Runtime
 from orgloop.spec import (ActorSpec, BreakerSpec, DeliverySpec, RetrySpec, RouteSpec, RuntimeSpec, SourceSpec,
                           TransformRef, TransformSpec)
@@ -100,7 +99,10 @@ def _spec(tmp_path, routes, transforms=(), actors=None, count=6, **kw):
 ONCE = RetrySpec(max_attempts=1)
 
 
-def test_split_dedup_dead_letter_and_replay_deliver_every_part_once_to_that_route_only(tmp_path):
+@pytest.mark.parametrize("while_running", [False, True], ids=["stopped", "running"])
+def test_split_dedup_dead_letter_and_replay_deliver_every_part_once_to_that_route_only(tmp_path, while_running):
+    """Replayed with the runtime stopped (the CLI writes to the bus's log) or running (the control socket's
+    ``Runtime.replay_dead_letters``): the same outcome."""
     transforms = [TransformSpec("split", "package", "test-dl-split"),
                   TransformSpec("once", "package", "dedup", {"key": ["id", "payload.part"], "window": "1h"})]
     routes = [RouteSpec("parts", "gen", "a", transforms=[TransformRef("split"), TransformRef("once")],
@@ -110,20 +112,21 @@ def test_split_dedup_dead_letter_and_replay_deliver_every_part_once_to_that_rout
     rt = Runtime(spec).start()
     try:
         assert wait_until(lambda: rt.tracker.acked == 6 and rt.dlq.count() == 6)
-    finally:
-        rt.stop()
-    letters = [e for _i, e in read_dead_letters(tmp_path / "data" / "dlq")]
-    # delivery records: the route, the actor, the event as the actor received it (after the split)
-    assert {(e["route"], e["actor"], e["reason"], e["event"]["payload"]["part"]) for e in letters} \
-        == {("parts", "a", "gave_up", 2)}
-    assert sorted(e["event"]["payload"]["n"] for e in letters) == list(range(6))
-    assert sorted(e["payload"]["n"] for e in Picky.taken["a"]) == list(range(6))      # the part 1s
-    assert len(Picky.taken["b"]) == 6
-    r = CliRunner().invoke(main, ["dlq", "replay", "--all", "--data-dir", str(tmp_path / "data")])
-    assert r.exit_code == 0 and "replayed 6" in r.output, r.output
-    Picky.refusing, splits = False, Split.calls
-    rt = Runtime(_spec(tmp_path, routes, transforms)).start()     # the replay is delivered at the next start
-    try:
+        letters = [e for _i, e in rt.dlq.entries()]
+        # delivery records: the route, the actor, the event as the actor received it (after the split)
+        assert {(e["route"], e["actor"], e["reason"], e["event"]["payload"]["part"]) for e in letters} \
+            == {("parts", "a", "gave_up", 2)}
+        assert sorted(e["event"]["payload"]["n"] for e in letters) == list(range(6))
+        assert sorted(e["payload"]["n"] for e in Picky.taken["a"]) == list(range(6))      # the part 1s
+        assert len(Picky.taken["b"]) == 6
+        Picky.refusing, splits = False, Split.calls
+        if while_running:
+            assert len(rt.replay_dead_letters(None)) == 6
+        else:
+            rt.stop()
+            r = CliRunner().invoke(main, ["dlq", "replay", "--all", "--data-dir", str(tmp_path / "data")])
+            assert r.exit_code == 0 and "replayed 6" in r.output, r.output
+            rt = Runtime(_spec(tmp_path, routes, transforms)).start()   # the replay is delivered at the next start
         assert wait_until(lambda: len(Picky.taken["a"]) == 12)
         time.sleep(0.3)
         assert rt.dlq.count() == 0 and rt.router.redelivered == 6
@@ -133,6 +136,8 @@ def test_split_dedup_dead_letter_and_replay_deliver_every_part_once_to_that_rout
     assert parts == [(n, p) for n in range(6) for p in (1, 2)]                        # each part exactly once
     assert len(Picky.taken["b"]) == 6                # the route that had succeeded got nothing again
     assert Split.calls == splits                     # the replay did not run the transforms again
+    # every delivered envelope carries its bus seq (a replayed one: the seq of its redelivery record)
+    assert all(type(e.get("seq")) is int and e["seq"] > 0 for e in Picky.taken["a"] + Picky.taken["b"])
 
 
 def test_on_error_halt_stops_the_route_for_the_event_and_records_a_halted_dead_letter(tmp_path):

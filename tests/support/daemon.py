@@ -5,6 +5,7 @@ child running as another user reaches the data directory's own permissions and n
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -62,23 +63,32 @@ def make_project(home: Path, port: int | None) -> Path:
     return project
 
 
-@pytest.fixture
-def daemon() -> Iterator[Daemon]:
+@contextlib.contextmanager
+def started(make: Callable[[Path, int], Path] = make_project) -> Iterator[Daemon]:
+    """A daemon of the project ``make(home, port)`` writes (the starter by default), stopped at the end."""
     home = Path(tempfile.mkdtemp(prefix="olctl-", dir="/tmp"))
     os.chmod(home, 0o711)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORGLOOP_") and k not in ("PROJECT_NAME",
                                                                                            "INBOX_PATH")}
     env["ORGLOOP_HOME"] = str(home / "h")
     port = free_port()
-    d = Daemon(make_project(home, port), home, port, env)
-    r = d.orgloop("start", "-p", str(d.project), "--daemon")
-    assert r.returncode == 0, r.stderr
-    pid = d.record["pid"]
+    d = Daemon(make(home, port), home, port, env)
     try:
-        yield d
+        r = d.orgloop("start", "-p", str(d.project), "--daemon")
+        assert r.returncode == 0, r.stderr
+        pid = d.record["pid"]
+        try:
+            yield d
+        finally:
+            d.orgloop("stop", "-p", str(d.project), "--timeout", "20s")
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                wait_for_exit(pid, 10)
     finally:
-        d.orgloop("stop", "-p", str(d.project), "--timeout", "20s")
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            wait_for_exit(pid, 10)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon() -> Iterator[Daemon]:
+    with started() as d:
+        yield d

@@ -42,6 +42,7 @@ class KafkaBusConfig(PluginConfig):
 
     bootstrap_servers: str = "127.0.0.1:9092"
     namespace: str = Field("orgloop", pattern=r"^[A-Za-z0-9_.\-]+$")
+    stream: str = Field("events", pattern=r"^[a-z]+$")   # a fleet's second topic is ``deliveries``
     group: str = "router"
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)
@@ -91,7 +92,7 @@ class KafkaBus(BusBase):
         cfg = KafkaBusConfig.model_validate(options)
         self.config = cfg
         self._ck = confluent_kafka
-        self.topic = f"orgloop.{cfg.namespace}.events"
+        self.topic = f"orgloop.{cfg.namespace}.{cfg.stream}"
         self.outage: str | None = None
         self.reconnects = 0
         self._next_probe = 0.0

@@ -1,7 +1,8 @@
 """NatsBus: the event bus on NATS JetStream (Tier 2).
 
 One stream per namespace (``orgloop_<namespace>``, work-queue retention) holding the subjects
-``orgloop.<namespace>.<source>.<type>`` (each token escaped as :func:`orgloop.bus.bus_namespace` does),
+``orgloop.<namespace>.<source>.<type>`` (a role-split fleet adds ``orgloop_deliveries_<namespace>`` on
+``orgloop-deliveries.<namespace>.>``, option ``stream``) (each token escaped as :func:`orgloop.bus.bus_namespace` does),
 so subscriptions can filter by subject. Processes of one role share a durable pull consumer
 (``consumer``, default ``router``) with explicit acks.
 
@@ -47,6 +48,7 @@ class NatsBusConfig(PluginConfig):
 
     url: str = "nats://127.0.0.1:4222"
     namespace: str = Field("orgloop", pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+    stream: str = Field("events", pattern=r"^[a-z]+$")   # a fleet's second stream is ``deliveries``
     consumer: str = Field("router", pattern=r"^[A-Za-z0-9_\-]+$")
     ack_wait: float = Field(30.0, gt=0)
     max_deliver: int = -1
@@ -79,8 +81,11 @@ class NatsBus(BusBase):
         self._conn_errors = (nats.errors.ConnectionClosedError, nats.errors.NoServersError,
                              nats.errors.ConnectionReconnectingError, nats.errors.StaleConnectionError,
                              OSError)
-        self.stream = "orgloop_" + cfg.namespace.replace(".", "_2e")
-        self.prefix = f"orgloop.{cfg.namespace}"
+        # The events stream keeps the plain names; another stream (``deliveries``) gets its own subject root,
+        # since the subjects of two streams must not overlap.
+        root = "orgloop" if cfg.stream == "events" else f"orgloop-{cfg.stream}"
+        self.stream = root.replace("-", "_") + "_" + cfg.namespace.replace(".", "_2e")
+        self.prefix = f"{root}.{cfg.namespace}"
         self.outage: str | None = None
         self.reconnects = 0
         self._next_probe = 0.0

@@ -1,6 +1,7 @@
 """RedisBus: the event bus on Redis Streams (Tier 2), for installations that outgrow one host.
 
-One stream per namespace (``orgloop:<namespace>:events``), one consumer group (``group``, default
+One stream per namespace (``orgloop:<namespace>:events``; a role-split fleet adds
+``orgloop:<namespace>:deliveries``, option ``stream``), one consumer group (``group``, default
 ``router``) shared by every process of the same role, one consumer per process (``consumer``).
 
 - ``publish_many``: one pipelined ``XADD`` per batch (the event as msgpack in field ``e``); it returns
@@ -46,6 +47,7 @@ class RedisBusConfig(PluginConfig):
 
     url: str = "redis://127.0.0.1:6379/0"
     namespace: str = Field("orgloop", pattern=r"^[A-Za-z0-9_.\-]+$")
+    stream: str = Field("events", pattern=r"^[a-z]+$")   # a fleet's second stream is ``deliveries``
     group: str = "router"
     consumer: str | None = None            # default: the host name (stable across restarts)
     claim_idle: float = Field(30.0, gt=0)  # seconds before another member's pending entry is reclaimed
@@ -75,7 +77,7 @@ class RedisBus(BusBase):
         super().__init__(max_inflight)
         cfg = RedisBusConfig.model_validate(options)
         self.config = cfg
-        self.stream = f"orgloop:{cfg.namespace}:events"
+        self.stream = f"orgloop:{cfg.namespace}:{cfg.stream}"
         self.group = cfg.group
         self.consumer = cfg.consumer or socket.gethostname()
         self._errors = (redis.ConnectionError, redis.TimeoutError)

@@ -2,8 +2,9 @@
 
 Which dead letters: those of the project's workspace (``-p``/``-w`` as for every command, and
 ``ORGLOOP_HOME``), or of the data directory given with ``--data-dir``.
-``list`` and ``show`` read without locking (safe while the runtime runs); ``replay`` and ``purge``
-open the stores for writing, so the runtime of that data directory must be stopped.
+``list`` and ``show`` read without locking (safe while the runtime runs). ``replay`` asks the running
+runtime over its control socket, or, when none runs, writes to the stores itself. ``purge`` opens the store
+for writing, so the runtime of that data directory must be stopped.
 Exit codes: 0 success, 1 entry not found, store in use or no project, 64 usage error.
 """
 from __future__ import annotations
@@ -109,29 +110,65 @@ def _open_for_writing(data_dir: Path):
 
 @dlq.command()
 @data_dir_option
-@click.argument("entry_ids", type=int, nargs=-1)
+@click.argument("entry_ids", type=click.IntRange(min=1), nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Replay every dead letter.")
-def replay(data_dir: Path, entry_ids: tuple[int, ...], all_: bool) -> None:
+@output_option()
+def replay(data_dir: Path, entry_ids: tuple[int, ...], all_: bool, output: str) -> None:
     """Deliver dead letters again, each to its own route only, as recorded (no transforms run again).
 
-    Writes redelivery records to the bus's WAL; the runtime delivers them when it starts.
+    With the runtime running, it replays them itself (over its control socket). Otherwise redelivery
+    records are written to the bus's log, and the runtime delivers them when it starts. An entry leaves
+    the store only once its redelivery is durable. Exit 1 when a named entry does not exist.
     """
+    from orgloop.instance import ControlError, running_instance
+
+    if bool(entry_ids) == all_:
+        raise click.UsageError("name entry ids, or pass --all (not both)")
+    ids = None if all_ else list(dict.fromkeys(entry_ids))
+    inst = running_instance(data_dir)
+    if inst is not None:
+        try:
+            reply = inst.request("POST", "/dead-letters/replay", {"ids": ids}, timeout=600.0)
+        except ControlError as exc:
+            click.echo(f"Error: the running runtime (pid {inst.pid}) did not replay: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        replayed, via = list(reply["replayed"]), "runtime"
+    else:
+        replayed, via = _replay_into_bus_log(data_dir, ids), "store"
+    found = set(replayed)
+    not_found = [] if ids is None else [i for i in ids if i not in found]
+    if output == "json":
+        echo_json({"replayed": replayed, "not_found": not_found, "via": via})
+    else:
+        where = f"handed to the running runtime (pid {inst.pid})" if inst is not None else \
+            "written to the bus log; the runtime delivers them when it starts"
+        click.echo(f"replayed {len(replayed)} dead letters ({where})")
+        for i in not_found:
+            click.echo(f"Error: no dead letter with id {i}", err=True)
+    if not_found:
+        sys.exit(EXIT_ERROR)
+
+
+def _replay_into_bus_log(data_dir: Path, ids: list[int] | None) -> list[int]:
+    """Replay with the runtime stopped: redelivery records go to the filewal bus's log in ``data_dir``."""
     from orgloop.wal import Wal
 
-    if not entry_ids and not all_:
-        raise click.UsageError("name entry ids, or pass --all")
+    wal_dir = data_dir / "wal"
+    if not wal_dir.is_dir():
+        click.echo(f"Error: no bus log at {wal_dir} (the runtime of {data_dir} does not use the filewal bus, or "
+                   "never ran); start the runtime, then replay while it runs.", err=True)
+        sys.exit(EXIT_ERROR)
     store = _open_for_writing(data_dir)
     try:
         try:
-            bus_wal = Wal(data_dir / "wal")
+            bus_wal = Wal(wal_dir)
         except WalError as exc:
             click.echo(f"Error: {exc}. Stop the runtime using {data_dir} first.", err=True)
             sys.exit(EXIT_ERROR)
         with bus_wal:
-            n = store.replay(bus_wal.append_events, None if all_ else entry_ids)
+            return store.replay(bus_wal.append_events, ids)
     finally:
         store.close()
-    click.echo(f"replayed {n} dead letters")
 
 
 @dlq.command()

@@ -7,6 +7,11 @@ Files in the workspace data directory: ``orgloop.pid``, ``runtime.json`` (pid, c
 port), ``control.sock`` (the owner's control socket), ``orgloop.log`` (daemon output) and
 ``applied-state.json`` (what ``plan`` compares with).
 
+``start --role all|source|router|delivery`` on a scale-out bus starts a new fleet member (see
+:mod:`orgloop.fleet`): its files live under ``<data>/members/<member-id>/`` and it never reconciles another
+member. ``status`` lists the fleet's members, leases and consumer-group lag from the shared store, even
+when no member runs on this host.
+
 Exit codes (``docs/operations.md``): ``start`` 0 started and stopped cleanly / started in the background /
 reconciled / nothing to change, 1 error (invalid project, failed to start, a change that needs a restart).
 ``stop`` 0 stopped, 3 not running, 1 still running after ``--timeout``. ``status`` 0 running and healthy,
@@ -62,10 +67,15 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Stop by itself after DURATION (e.g. 5s): for demos and smoke tests.")
 @click.option("--wait", "wait_up", metavar="DURATION", callback=_duration, default="60s", show_default=True,
               help="--daemon: how long to wait for the daemon to come up.")
+@click.option("--role", type=click.Choice(["all", "source", "router", "delivery"]), default=None,
+              help="On a scale-out bus (redis, nats, kafka): start a new fleet member running this part of the "
+                   "pipeline (default: all of it, as the workspace's own runtime).")
 @click.option("--daemon-child", is_flag=True, hidden=True)
+@click.option("--member-id", hidden=True, default=None)
 def start(project_dir: Path | None, workspace: str | None, daemon: bool, run_for: float | None, wait_up: float,
-          daemon_child: bool) -> None:
-    """Validate, plan and start the workspace's runtime, or reconcile the running one without a restart."""
+          role: str | None, daemon_child: bool, member_id: str | None) -> None:
+    """Validate, plan and start the workspace's runtime, or reconcile the running one without a restart.
+    With --role, start a new member of the workspace's fleet instead."""
     from orgloop.config._gc import cyclic_gc_paused
     from orgloop.config.resolve import to_runtime_spec
     from orgloop.plan import compute_plan, desired_state
@@ -73,6 +83,9 @@ def start(project_dir: Path | None, workspace: str | None, daemon: bool, run_for
 
     with cyclic_gc_paused():
         project = load_checked(project_dir, workspace)
+        if role is not None and _fleet_bus(project, role):
+            _start_member(project, role, daemon, daemon_child, member_id, run_for, wait_up)
+            return
         desired = desired_state(project)
         if not daemon_child:
             current, base, inst = current_state(project)
@@ -91,15 +104,52 @@ def start(project_dir: Path | None, workspace: str | None, daemon: bool, run_for
         _run(project, to_runtime_spec(project), desired, run_for)
 
 
-def _run(project: Project, spec: Any, desired: State, run_for: float | None) -> None:
-    """Run in this process until a signal (or ``run_for`` seconds); record the applied state once up."""
+def _fleet_bus(project: Project, role: str) -> bool:
+    """Whether ``--role`` starts a fleet member: yes on a scale-out bus; ``--role all`` on a single-host bus
+    is the workspace's own runtime; any other role there is a usage error (exit 64)."""
+    from orgloop.fleet import SCALE_OUT_BUSES
+
+    assert project.settings is not None
+    bus = project.settings.runtime.bus
+    if bus in SCALE_OUT_BUSES:
+        return True
+    if role != "all":
+        raise click.UsageError(f"--role {role} needs a scale-out bus (runtime.bus: {' | '.join(SCALE_OUT_BUSES)}); "
+                               f"the {bus} bus runs the whole pipeline in one process: start it without --role")
+    return False
+
+
+def _start_member(project: Project, role: str, daemon: bool, daemon_child: bool, member_id: str | None,
+                  run_for: float | None, wait_up: float) -> None:
+    """``start --role``: a new fleet member with its own files under ``<data>/members/<member-id>/``."""
+    from orgloop.config.resolve import to_runtime_spec
+    from orgloop.fleet.membership import new_member_id
+
+    spec = to_runtime_spec(project)
+    member = member_id or new_member_id()
+    data_dir = project.data_dir / "members" / member
+    spec.role, spec.member, spec.data_dir = role, member, data_dir
+    if daemon and not daemon_child:
+        _claim(project)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _spawn_daemon(project, run_for, wait_up, data_dir, ["--role", role, "--member-id", member])
+        return
+    _run(project, spec, None, run_for, data_dir=data_dir)
+
+
+def _run(project: Project, spec: Any, desired: State | None, run_for: float | None,
+         data_dir: Path | None = None) -> None:
+    """Run in this process until a signal (or ``run_for`` seconds); record the applied state once up (a fleet
+    member, with ``desired`` None and its own ``data_dir``, records none and never reloads)."""
     from orgloop.control.paths import socket_path
     from orgloop.plan import write_applied
     from orgloop.runtime import Runtime
     from orgloop.instance import LOG_FILE, Instance, clear_instance, write_instance
 
     _claim(project)
-    spec.control_socket = socket_path(project.data_dir)   # recorded in runtime.json, where the CLI finds it
+    data_dir = data_dir or project.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    spec.control_socket = socket_path(data_dir)   # recorded in runtime.json, where the CLI finds it
     runtime = Runtime(spec)
     try:
         runtime.start()
@@ -109,18 +159,20 @@ def _run(project: Project, spec: Any, desired: State, run_for: float | None) -> 
     runtime.applied_state = desired
     pid, port = os.getpid(), runtime.control_port
     try:
-        write_applied(project.data_dir, desired, project=project.name, workspace=project.workspace)
-        write_instance(project.data_dir, Instance(pid, str(runtime.control_socket), time.time(), port,
-                                                  str(project.data_dir / LOG_FILE)))
+        if desired is not None:
+            write_applied(project.data_dir, desired, project=project.name, workspace=project.workspace)
+        write_instance(data_dir, Instance(pid, str(runtime.control_socket), time.time(), port,
+                                          str(data_dir / LOG_FILE)))
         hooks = runtime.ingress_port
-        click.echo(f"orgloop is running: pid {pid}, {_listeners(runtime.control_socket, port)}, "
+        member = f"fleet member {runtime.member} ({spec.role}), " if spec.member else ""
+        click.echo(f"orgloop is running: {member}pid {pid}, {_listeners(runtime.control_socket, port)}, "
                    + (f"webhooks at http://{spec.ingress_host}:{hooks}/webhook/<source-id>, " if hooks else "")
-                   + f"data in {project.data_dir}" + (f", stopping after {run_for:g}s" if run_for else
-                                                     " (Ctrl-C to stop)"))
-        runtime.run_until_signal(timeout=run_for, on_reload=lambda: _reload(project, runtime))
+                   + f"data in {data_dir}" + (f", stopping after {run_for:g}s" if run_for else " (Ctrl-C to stop)"))
+        reload = (lambda: _reload(project, runtime)) if desired is not None else None
+        runtime.run_until_signal(timeout=run_for, on_reload=reload)
     finally:
         runtime.stop()
-        clear_instance(project.data_dir, pid)
+        clear_instance(data_dir, pid)
     click.echo(f"orgloop stopped: {_summary(runtime)}")
 
 
@@ -188,16 +240,18 @@ def _listeners(sock: Any, port: int | None) -> str:
     return f"control socket {sock}" + (f", read-only endpoint http://127.0.0.1:{port}" if port else "")
 
 
-def _spawn_daemon(project: Project, run_for: float | None, wait_up: float) -> None:
-    """Start ``orgloop start --daemon-child`` in a new session, output to the log file; wait until it is up."""
+def _spawn_daemon(project: Project, run_for: float | None, wait_up: float, data_dir: Path | None = None,
+                  extra: list[str] | None = None) -> None:
+    """Start ``orgloop start --daemon-child`` in a new session, output to the log file; wait until it is up.
+    A fleet member passes its own ``data_dir`` and its ``--role``/``--member-id`` in ``extra``."""
     from orgloop.instance import LOG_FILE, read_instance, running_instance
 
-    data_dir = project.data_dir
+    data_dir = data_dir or project.data_dir
     _claim(project)
     log_path = data_dir / LOG_FILE
     offset = log_path.stat().st_size if log_path.exists() else 0
     argv = [sys.executable, "-m", "orgloop", "start", "-p", str(project.root), "-w", project.workspace,
-            "--daemon-child"] + (["--for", f"{int(run_for * 1000)}ms"] if run_for else [])
+            "--daemon-child"] + (["--for", f"{int(run_for * 1000)}ms"] if run_for else []) + (extra or [])
     actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
                (os.POSIX_SPAWN_DUP2, 1, 2)]

@@ -66,6 +66,16 @@ class Defaults(_Model):
     checkpoint: CheckpointDefaults | None = None
 
 
+class FleetSettings(_Model):
+    """How the members of a fleet (a scale-out bus) share sources and state."""
+
+    lease_ttl: Duration = Field("15s", description="how long a source lease lasts unless renewed (every third)")
+    heartbeat: Duration = Field("2s", description="time between a member's heartbeats (its record lives three)")
+    store: str | None = Field(None, description="the shared store (redis://...) for leases, checkpoints, dedup "
+                                                "and members; default the bus's own server (needed for kafka)")
+    shared_dedup: bool = Field(True, description="keep dedup claims and marks in the shared store")
+
+
 class RuntimeSettings(_Model):
     """orgloop's additions: which bus, where data lives, the control endpoint."""
 
@@ -79,6 +89,7 @@ class RuntimeSettings(_Model):
                                                                        "ORGLOOP_PORT wins when set)")
     ingress_host: str = Field("127.0.0.1", description="webhook listener address; beyond loopback every "
                                                        "webhook source needs a secret")
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
 
 
 class Poll(_Model):
@@ -128,6 +139,9 @@ class Retry(_Model):
     backoff: Literal["exponential", "linear", "fixed"] = "exponential"
     initial_delay: Duration = "1s"
     max_delay: Duration = "60s"
+    # unset: 5m (None keeps the plan state of projects that do not set it as it was)
+    max_retry_after: Duration | None = Field(None, description="the longest wait a target's Retry-After may ask "
+                                                               "for (default 5m)")
 
 
 class CircuitBreaker(_Model):

@@ -7,8 +7,8 @@ from typing import Any
 from orgloop import plugins
 from orgloop.config.loader import Project
 from orgloop.errors import ConfigError
-from orgloop.spec import (ActorSpec, BreakerSpec, DeliverySpec, LoggerSpec, RetrySpec, RouteSpec, RuntimeSpec,
-                          SourceSpec, TransformRef, TransformSpec)
+from orgloop.spec import (ActorSpec, BreakerSpec, DeliverySpec, FleetSpec, LoggerSpec, RetrySpec, RouteSpec,
+                          RuntimeSpec, SourceSpec, TransformRef, TransformSpec)
 from orgloop.units import parse_duration, parse_rate
 
 __all__ = ["to_runtime_spec"]
@@ -36,7 +36,13 @@ def to_runtime_spec(project: Project) -> RuntimeSpec:
         data_dir=project.data_dir, module_path=None, base_dir=project.root,
         bus=settings.runtime.bus, bus_options=dict(settings.runtime.bus_options), checkpoint=_checkpoint(project),
         control_port=settings.runtime.control_port, ingress_port=settings.runtime.ingress_port,
-        ingress_host=settings.runtime.ingress_host, workspace=project.workspace, name=project.name)
+        ingress_host=settings.runtime.ingress_host, workspace=project.workspace, name=project.name,
+        fleet=_fleet(settings.runtime.fleet))
+
+
+def _fleet(f: Any) -> FleetSpec:
+    return FleetSpec(lease_ttl=parse_duration(f.lease_ttl), heartbeat=parse_duration(f.heartbeat), store=f.store,
+                     shared_dedup=f.shared_dedup)
 
 
 def _checkpoint(project: Project) -> dict[str, Any] | None:
@@ -68,7 +74,9 @@ def _route(project: Project, d: Any) -> RouteSpec:
         queue_policy=dl.queue_policy,
         retry=RetrySpec(max_attempts=dl.retry.max_attempts, backoff=dl.retry.backoff,
                         initial_delay=parse_duration(dl.retry.initial_delay),
-                        max_delay=parse_duration(dl.retry.max_delay)),
+                        max_delay=parse_duration(dl.retry.max_delay),
+                        **({"max_retry_after": parse_duration(dl.retry.max_retry_after)}
+                           if dl.retry.max_retry_after is not None else {})),
         circuit_breaker=BreakerSpec(failure_threshold=dl.circuit_breaker.failure_threshold,
                                     cooldown=parse_duration(dl.circuit_breaker.cooldown)))
     return RouteSpec(d.name, r.when.source, r.then.actor, events=r.when.events, filter=dict(r.when.filter),

@@ -7,8 +7,9 @@ runtime's own uid (or root) as well. ``curl --unix-socket <path> http://orgloop/
 
 Endpoints: ``GET /healthz|/metrics|/status`` (as on the TCP port), ``GET /state`` (the plan state the
 runtime runs, for ``plan``), ``POST /apply`` (reconcile, :mod:`orgloop.reconcile`), ``POST /stop`` (the
-clean shutdown a SIGTERM gives), ``GET /tap?route=&source=&type=`` (a stream of JSON lines, see
-:mod:`orgloop.control.tap`).
+clean shutdown a SIGTERM gives), ``POST /dead-letters/replay`` (``{"ids": [...]}``, or ``{"ids": null}`` for
+all: each to its own route, as recorded, see :mod:`orgloop.delivery.dlq`), ``GET /tap?route=&source=&type=``
+(a stream of JSON lines, see :mod:`orgloop.control.tap`).
 """
 from __future__ import annotations
 
@@ -51,11 +52,27 @@ def _stop(rt: Any, body: Any) -> Reply:
     return json_reply(202, {"stopping": True, "pid": os.getpid()})
 
 
+def _replay(rt: Any, body: Any) -> Reply:
+    if not isinstance(body, dict) or "ids" not in body:
+        raise ValueError('expected {"ids": [entry ids]} or {"ids": null} for every dead letter')
+    ids = body["ids"]
+    if ids is not None and (not isinstance(ids, list)
+                            or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids)):
+        raise ValueError('"ids" must be a list of positive integers, or null')
+    if rt.dlq is None:
+        return json_reply(409, {"error": "this runtime has no data directory, so no dead-letter store"})
+    replayed = rt.replay_dead_letters(ids)
+    found = set(replayed)
+    return json_reply(200, {"replayed": replayed,
+                            "not_found": [] if ids is None else [i for i in dict.fromkeys(ids) if i not in found]})
+
+
 # (method, path) -> handler(runtime, parsed JSON body) -> reply. Streaming endpoints are in the handler.
 ENDPOINTS: dict[tuple[str, str], Callable[[Any, Any], Reply]] = {
     ("GET", "/state"): _state,
     ("POST", "/apply"): _apply,
     ("POST", "/stop"): _stop,
+    ("POST", "/dead-letters/replay"): _replay,
 }
 
 

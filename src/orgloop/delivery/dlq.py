@@ -9,10 +9,14 @@ Removing an entry acks it in the store's WAL; compaction frees the space.
 
 Replaying publishes each entry as a *redelivery record* (type ``orgloop.redeliver``, the route and the
 event in its payload) on the bus: the router hands the event to that route's lane as it is, without
-matching or transforms, so it reaches that route only.
+matching or transforms, so it reaches that route only. An entry is removed only after the bus accepted
+its record (``publish`` returned: durable on a durable bus), so a crash in between gives a duplicate,
+never a loss. Replays of one store run one at a time (a second waits), so no entry is handed over twice;
+dead letters may be added meanwhile.
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -51,6 +55,7 @@ class DeadLetterStore:
     def __init__(self, path: str | Path, *, segment_size: int = 4 << 20, **wal_options: Any) -> None:
         self.path = Path(path)
         self.wal = Wal(self.path, segment_size=segment_size, **wal_options)
+        self._replaying = threading.Lock()
 
     def add_many(self, entries: list[dict[str, Any]]) -> Sequence[int]:
         """Store entries durably (fdatasync under the default policy); returns their ids."""
@@ -69,31 +74,36 @@ class DeadLetterStore:
             self.wal.ack_many(ids)
 
     def replay(self, publish: Callable[[list[dict[str, Any]]], Any], ids: Sequence[int] | None = None,
-               batch_size: int = 1000) -> int:
-        """Publish redelivery records of entries (all, or ``ids``), then remove them; returns how many.
+               batch_size: int = 1000) -> list[int]:
+        """Publish redelivery records of entries (all, or those of ``ids`` that exist), then remove them;
+        returns the ids replayed, oldest first.
 
         Each batch is published before it is removed, so a crash in between means a duplicate, never a loss.
         """
         wanted = set(ids) if ids is not None else None
-        done = 0
-        batch_ids: list[int] = []
-        batch_events: list[dict[str, Any]] = []
-        for seq, entry in self.entries():
-            if wanted is not None and seq not in wanted:
-                continue
-            batch_ids.append(seq)
-            batch_events.append(redelivery(entry, seq))
-            if len(batch_ids) >= batch_size:
-                publish(batch_events)
-                self.remove(batch_ids)
-                done += len(batch_ids)
-                batch_ids, batch_events = [], []
-        if batch_ids:
-            publish(batch_events)
-            self.remove(batch_ids)
-            done += len(batch_ids)
-        self.wal.flush_acks()
+        done: list[int] = []
+        with self._replaying:
+            batch_ids: list[int] = []
+            batch_events: list[dict[str, Any]] = []
+            for seq, entry in self.entries():
+                if wanted is not None and seq not in wanted:
+                    continue
+                batch_ids.append(seq)
+                batch_events.append(redelivery(entry, seq))
+                if len(batch_ids) >= batch_size:
+                    self._hand_over(publish, batch_ids, batch_events)
+                    done += batch_ids
+                    batch_ids, batch_events = [], []
+            if batch_ids:
+                self._hand_over(publish, batch_ids, batch_events)
+                done += batch_ids
+            self.wal.flush_acks()
         return done
+
+    def _hand_over(self, publish: Callable[[list[dict[str, Any]]], Any], ids: list[int],
+                   events: list[dict[str, Any]]) -> None:
+        publish(events)
+        self.remove(ids)
 
     def purge(self) -> int:
         """Remove every entry; returns how many were removed."""

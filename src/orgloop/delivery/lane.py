@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 from orgloop.connectors import DeliveryError, DeliveryInterrupted
 from orgloop.delivery.breaker import BreakerState, CircuitBreaker
 from orgloop.delivery.ratelimit import TokenBucket
+from orgloop.delivery.restart import RestartBackoff
 from orgloop.delivery.retry import RetryPolicy
 from orgloop.event import EventError, adopt
 from orgloop.prompts import has_placeholders, render_config
@@ -53,7 +54,8 @@ class RoutePolicy:
         self.templated = has_placeholders(config) or has_placeholders(prompt)   # rendered per event
         self.bucket = TokenBucket(spec.max_rate, clock=clock) if spec.max_rate else None
         self.retry = RetryPolicy(max_attempts=spec.retry.max_attempts, backoff=spec.retry.backoff,
-                                 initial_delay=spec.retry.initial_delay, max_delay=spec.retry.max_delay)
+                                 initial_delay=spec.retry.initial_delay, max_delay=spec.retry.max_delay,
+                                 max_retry_after=spec.retry.max_retry_after)
 
         def on_change(old: str, new: str) -> None:
             self.closed = new == CLOSED
@@ -115,9 +117,7 @@ class ActorLane:
         self.blocking = policy == "block"
         self.on_room: Callable[[], None] | None = None   # called when a worker took items (the bus's credit)
         # worker supervision and dead-letter write failures (see supervise() and problems())
-        self.restart_delay = restart_delay
-        self._restart_delay = restart_delay
-        self._last_restart = float("-inf")
+        self._restarts = RestartBackoff(restart_delay)
         self._dead_since: dict[int, float] = {}
         self._death_cause: str | None = None
         self._orphans: list[tuple[int, dict[str, Any], Any]] = []
@@ -212,12 +212,10 @@ class ActorLane:
                 self._dead_since[i] = now
                 self.worker_deaths += 1
                 log.error("actor %s: worker %d died (%s); restarting it in %.1fs", self.actor_id, i,
-                          self._death_cause or "unknown cause", self._restart_delay)
-            elif now - died >= self._restart_delay:
+                          self._death_cause or "unknown cause", self._restarts.delay)
+            elif now - died >= self._restarts.delay:
                 del self._dead_since[i]
-                self._restart_delay = min(self._restart_delay * 2, 30.0) if now - self._last_restart < 10 \
-                    else self.restart_delay
-                self._last_restart = now
+                self._restarts.restarted(now)
                 self._threads[i] = self._spawn(i)
 
     def problems(self) -> list[str]:
@@ -335,8 +333,9 @@ class ActorLane:
 
         Every attempt, retries included, takes a token of the route's ``max_rate``.
         ``first_error``: the fast path's attempt already failed with it; continue from the first retry.
-        A :class:`DeliveryError` with ``retryable=False`` is not retried; one with ``retry_after`` makes the
-        next retry wait at least that long (an HTTP target's ``Retry-After``).
+        A :class:`DeliveryError` with ``retryable=False`` is not retried (but counts for the breaker, as every
+        failure does); one with ``retry_after`` makes the next retry wait that long (an HTTP target's
+        ``Retry-After``), up to the route's ``max_retry_after``.
         """
         pol = route.policy
         if pol.templated:                       # {{dot.path}} in then.config or the prompt file
@@ -469,8 +468,8 @@ def _retryable(exc: Exception) -> bool:
 
 
 def _retry_delay(pol: RoutePolicy, attempt: int, exc: Exception) -> float:
-    """The route's backoff, but never shorter than the ``retry_after`` the target asked for."""
-    return max(pol.retry.delay(attempt), getattr(exc, "retry_after", None) or 0.0)
+    """The route's backoff, or the ``retry_after`` the target asked for, capped (``RetryPolicy.wait``)."""
+    return pol.retry.wait(attempt, getattr(exc, "retry_after", None))
 
 
 def _describe(exc: Exception) -> str:

@@ -9,9 +9,14 @@ Jitter is proportional and only ever shortens the wait: the delay is drawn unifo
 events spread out, the configured backoff is an upper bound, and ``max_delay`` is never exceeded.
 ``jitter=1.0`` is the "full jitter" scheme (uniform in ``[0, base]``); ``jitter=0`` is deterministic.
 
+A target may ask for a longer wait (HTTP ``Retry-After``): :meth:`RetryPolicy.wait` honours it, but never
+beyond ``max_retry_after`` (default 300 s), so one answer cannot park a lane for a day.
+
 >>> policy = RetryPolicy(max_attempts=4, backoff="exponential", initial_delay=1.0, max_delay=3.0, jitter=0)
 >>> [policy.delay(a) for a in (1, 2, 3)], policy.should_retry(3), policy.should_retry(4)
 ([1.0, 2.0, 3.0], True, False)
+>>> policy.wait(1, retry_after=7.0), policy.wait(1, retry_after=86400.0), policy.wait(2, retry_after=None)
+(7.0, 300.0, 2.0)
 """
 from __future__ import annotations
 
@@ -32,7 +37,8 @@ class RetryPolicy:
     """Retry timing for one route. Thread-safe as long as ``rng`` is (``random.Random`` is)."""
 
     def __init__(self, max_attempts: int = 3, backoff: str = "exponential", initial_delay: float = 1.0,
-                 max_delay: float = 60.0, jitter: float = 0.2, rng: random.Random | None = None) -> None:
+                 max_delay: float = 60.0, jitter: float = 0.2, rng: random.Random | None = None,
+                 max_retry_after: float = 300.0) -> None:
         self.max_attempts = positive_int("max_attempts", max_attempts)
         if backoff not in BACKOFFS:
             raise ValueError(f"backoff must be one of {', '.join(BACKOFFS)}; got {backoff!r}")
@@ -40,6 +46,7 @@ class RetryPolicy:
         self.initial_delay = number("initial_delay", initial_delay)
         self.max_delay = number("max_delay", max_delay)
         self.jitter = number("jitter", jitter, maximum=1.0)
+        self.max_retry_after = number("max_retry_after", max_retry_after)
         self._rng = rng if rng is not None else random.Random()
 
     @classmethod
@@ -49,9 +56,10 @@ class RetryPolicy:
         >>> RetryPolicy.from_spec({"max_attempts": 5, "initial_delay": "500ms", "max_delay": "1m"}).max_delay
         60.0
         """
-        known_keys("retry", dict(spec), ("max_attempts", "backoff", "initial_delay", "max_delay", "jitter"))
+        known_keys("retry", dict(spec), ("max_attempts", "backoff", "initial_delay", "max_delay", "jitter",
+                                         "max_retry_after"))
         kwargs: dict[str, Any] = {k: spec[k] for k in ("max_attempts", "backoff", "jitter") if k in spec}
-        for key in ("initial_delay", "max_delay"):
+        for key in ("initial_delay", "max_delay", "max_retry_after"):
             if key in spec:
                 kwargs[key] = parse_duration(spec[key])
         return cls(**kwargs, rng=rng)
@@ -77,3 +85,11 @@ class RetryPolicy:
         if not self.jitter:
             return base
         return base * (1.0 - self.jitter * self._rng.random())
+
+    def wait(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt``: :meth:`delay`, or longer when the target asked
+        for ``retry_after`` seconds, which counts up to ``max_retry_after`` only."""
+        delay = self.delay(attempt)
+        if retry_after is None or not retry_after > delay:      # NaN and shorter requests change nothing
+            return delay
+        return min(retry_after, max(self.max_retry_after, delay))

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 __all__ = ["Logger", "PHASES", "ENTRY_FIELDS"]
 
 PHASES = (
-    "source.emit", "source.circuit_open", "source.retry", "source.close",
+    "source.emit", "source.circuit_open", "source.retry", "source.close", "source.poll", "source.lease",
     "transform.start", "transform.pass", "transform.drop", "transform.error", "transform.error_drop",
     "transform.error_halt", "route.match", "route.no_match",
     "deliver.attempt", "deliver.success", "deliver.failure", "deliver.retry",

@@ -21,7 +21,7 @@ __all__ = ["ConsoleLogger", "ConsoleConfig", "phase_level", "LEVELS"]
 LEVELS = {"debug": 10, "info": 20, "warn": 30, "error": 40}
 _PHASE_LEVEL = {
     "deliver.attempt": "debug", "transform.start": "debug", "transform.pass": "debug", "source.emit": "debug",
-    "deliver.success": "info", "route.match": "debug", "route.no_match": "debug", "transform.drop": "info",
+    "source.poll": "debug", "source.lease": "info", "deliver.success": "info", "route.match": "debug", "route.no_match": "debug", "transform.drop": "info",
     "runtime.start": "info", "runtime.stop": "info", "system.start": "info", "system.stop": "info",
     "breaker.close": "info", "deliver.retry": "warn", "pipeline.backpressure": "warn", "breaker.half_open": "warn",
     "transform.error": "warn", "transform.error_drop": "warn", "source.retry": "warn", "loop.detected": "warn",

@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 from orgloop.bus.base import FETCH_MAX
 from orgloop.delivery.dlq import REDELIVER_TYPE, dead_letter
+from orgloop.delivery.restart import RestartBackoff
 from orgloop.router.acks import AckTracker
 from orgloop.router.index import RouteIndex
 from orgloop.spec import RouteSpec
@@ -193,12 +194,8 @@ class Router:
                     out = self.apply_transforms(route, seq, event, entries) if route.transforms else [event]
                 except _Unfinished:                   # halted, and the lane stopped before its dead letter
                     continue                          # was written: the event stays unacked
-                if not out:
-                    route.dropped += 1
-                    finished.append(seq)
+                if not self.count_out(route, seq, out, finished):
                     continue
-                if len(out) > 1:
-                    tracker.add(seq, len(out) - 1)
                 inbox = route.inbox
                 for ev in out:
                     inbox.append((seq, ev, route))
@@ -214,6 +211,28 @@ class Router:
             tracker.done_many(finished)
         if entries and self.emit is not None:
             self.emit(entries)
+
+    def count_out(self, route: CompiledRoute, seq: Any, out: list[dict[str, Any]], finished: list[Any]) -> bool:
+        """The bookkeeping for what a route's transforms made of one event: nothing (dropped: the route is
+        finished with it, ``seq`` goes to ``finished``) or several copies (each one more delivery for the
+        tracker to wait for). True when there is something to hand to the lane."""
+        if not out:
+            route.dropped += 1
+            finished.append(seq)
+            return False
+        if len(out) > 1:
+            self.tracker.add(seq, len(out) - 1)
+        return True
+
+    def supervise(self) -> None:
+        """Restart routes' transform threads that died (called regularly by the runtime)."""
+        now = time.monotonic()
+        for worker in list(self.workers):
+            worker.supervise(now)
+
+    def problems(self) -> list[str]:
+        """Routes whose transform thread died and is not restarted yet."""
+        return [p for p in (w.problem() for w in list(self.workers)) if p is not None]
 
     def _redeliver(self, seq: Any, record: dict[str, Any]) -> bool:
         """A replayed dead letter: hand its event to its route's lane as it is (no matching, no transforms).
@@ -302,17 +321,29 @@ class Router:
 
 
 class _RouteWorker:
-    """Runs one route's transforms on a thread of its own and hands the results to the route's lane."""
+    """Runs one route's transforms on a thread of its own and hands the results to the route's lane.
 
-    def __init__(self, router: Router, route: CompiledRoute, depth: int = OFFLOAD_DEPTH) -> None:
+    A thread that dies (a transform raised something that is not an ``Exception``) puts back what it had not
+    finished, is reported by :meth:`problem` and restarted by :meth:`supervise`, as the lanes' workers are.
+    """
+
+    def __init__(self, router: Router, route: CompiledRoute, depth: int = OFFLOAD_DEPTH,
+                 restart_delay: float = 1.0) -> None:
         self.router = router
         self.route = route
         self.depth = depth
         self._items: list[tuple[Any, dict[str, Any]]] = []
         self._cv = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=f"orgloop-transforms-{route.name}", daemon=True)
-        self._thread.start()
+        self._restarts = RestartBackoff(restart_delay)
+        self._died_at: float | None = None
+        self._death_cause = "unknown cause"
+        self._thread = self._spawn()
+
+    def _spawn(self) -> threading.Thread:
+        t = threading.Thread(target=self._run, name=f"orgloop-transforms-{self.route.name}", daemon=True)
+        t.start()
+        return t
 
     def room(self) -> int:
         return self.depth - len(self._items)
@@ -328,46 +359,76 @@ class _RouteWorker:
             self._cv.notify()
         self._thread.join(timeout)
 
+    def supervise(self, now: float) -> None:
+        """Restart the thread if it died, ``restart_delay`` seconds after its death (doubling while restarted
+        threads keep dying, up to 30 s)."""
+        if self._stopping or self._thread.is_alive():
+            return
+        if self._died_at is None:
+            self._died_at = now
+            log.error("route %s: its transform thread died (%s); restarting it in %.1fs", self.route.name,
+                      self._death_cause, self._restarts.delay)
+        elif now - self._died_at >= self._restarts.delay:
+            self._died_at = None
+            self._restarts.restarted(now)
+            self._thread = self._spawn()
+
+    def problem(self) -> str | None:
+        """Why this route is not healthy now: its thread died and is not restarted yet."""
+        if self._stopping or self._thread.is_alive():
+            return None
+        return f"route {self.route.name}: transform thread died ({self._death_cause}), restarting"
+
     def _run(self) -> None:
         router, route = self.router, self.route
         tracker = router.tracker
-        while True:
-            with self._cv:
-                self._cv.wait_for(lambda: self._items or self._stopping)
-                if self._stopping:
-                    return               # what is left stays unacked in the bus
-                items, self._items = self._items, []
-            entries: list[dict[str, Any]] | None = [] if router.emit else None
-            finished: list[Any] = []
-            for seq, event in items:
-                if self._stopping:
-                    return
-                try:
-                    out = router.apply_transforms(route, seq, event, entries)
-                except _Unfinished:
-                    continue
-                except Exception:  # a transform bug must not end the thread; the event stays unacked
-                    log.exception("route %s: transforms failed on event %s", route.name, event.get("id"))
-                    continue
-                if self._stopping:
-                    return               # ended at shutdown (its script was killed): leave it unacked
-                if not out:
-                    route.dropped += 1
-                    finished.append(seq)
-                    continue
-                if len(out) > 1:
-                    tracker.add(seq, len(out) - 1)
-                handed = [(seq, ev, route) for ev in out]
-                tap = router.tap
-                if tap is not None and tap.subscribers:    # orgloop tap sees these routes too
-                    tap.offer(handed)
-                route.lane.put_many(handed)
-            if router.bus_credit is not None:
-                router.bus_credit()       # room again: a dispatch thread waiting for credit may go on
-            if finished:
-                tracker.done_many(finished)
-            if entries and router.emit is not None:
-                router.emit(entries)
+        items: list[tuple[Any, dict[str, Any]]] = []
+        finished: list[Any] = []
+        i = 0
+        try:
+            while True:
+                with self._cv:
+                    self._cv.wait_for(lambda: self._items or self._stopping)
+                    if self._stopping:
+                        return               # what is left stays unacked in the bus
+                    items, self._items = self._items, []
+                entries: list[dict[str, Any]] | None = [] if router.emit else None
+                for i, (seq, event) in enumerate(items):
+                    if self._stopping:
+                        return
+                    try:
+                        out = router.apply_transforms(route, seq, event, entries)
+                    except _Unfinished:
+                        continue
+                    except Exception:  # a transform bug must not end the thread; the event stays unacked
+                        log.exception("route %s: transforms failed on event %s", route.name, event.get("id"))
+                        continue
+                    if self._stopping:
+                        return               # ended at shutdown (its script was killed): leave it unacked
+                    if not router.count_out(route, seq, out, finished):
+                        continue
+                    handed = [(seq, ev, route) for ev in out]
+                    tap = router.tap
+                    if tap is not None and tap.subscribers:    # orgloop tap sees these routes too
+                        tap.offer(handed)
+                    route.lane.put_many(handed)
+                i = len(items)
+                if router.bus_credit is not None:
+                    router.bus_credit()       # room again: a dispatch thread waiting for credit may go on
+                if finished:
+                    done, finished = finished, []
+                    tracker.done_many(done)
+                if entries and router.emit is not None:
+                    router.emit(entries)
+        except BaseException as exc:
+            # This thread dies; supervise() restarts it, and the next one runs what this one had not finished.
+            self._death_cause = f"{type(exc).__name__}: {exc}"
+            if not self._stopping:
+                with self._cv:
+                    self._items = items[i:] + self._items
+                if finished:
+                    tracker.done_many(finished)
+            raise
 
 
 class _Unfinished(Exception):

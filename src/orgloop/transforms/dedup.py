@@ -21,6 +21,13 @@ A key goes through two states:
 So a key reaches the actor once, except after a crash between the actor taking the copy and its mark
 being committed (at most one flush interval): then that copy, with the same event id, is delivered again.
 An actor whose effect must be exactly once makes it idempotent by event id to cover that window.
+
+**In a fleet** (:meth:`DedupTransform.share`) claims and marks live in the fleet's shared store instead
+(:class:`orgloop.fleet.store.FleetStore`): a claim is a key set only if absent, holding the bus ref of the
+copy, so a copy seen by another member is dropped and a redelivery of the same entry (reclaimed from a dead
+member) passes; a delivered mark is set, and the claim removed, at the next ``commit()``, as locally. The
+guarantee is the single-host one, fleet-wide. In a role-split fleet the router runs the transform and the
+key counts as delivered once its delivery record is durable on the bus.
 Called without a claims list (``ctx.claims is None``, e.g. ``orgloop test``), a passing key is marked
 delivered at once, since no outcome will be reported.
 """
@@ -88,6 +95,12 @@ class DedupTransform:
             self.env = lmdb.open(str(state_dir), map_size=256 << 20, subdir=True, metasync=False)
         self.dropped = 0
         self._scan_from = b""
+        self._shared: Any = None                                 # the fleet's store, once shared
+        self._shared_marks: list[tuple[bytes, str, bool]] = []   # settled copies not yet written there
+
+    def share(self, store: Any) -> None:
+        """Keep claims and marks in a fleet's shared store (``FleetStore``) from now on."""
+        self._shared = store
 
     def key_of(self, event: dict[str, Any], route: str = "") -> bytes:
         """The dedup key of ``event`` on ``route``."""
@@ -118,6 +131,8 @@ class DedupTransform:
 
     def apply(self, event: dict[str, Any], ctx: TransformContext) -> list[dict[str, Any]]:
         key = self.key_of(event, ctx.route)
+        if self._shared is not None:
+            return self._apply_shared(event, ctx, key)
         now = self.clock()
         with self._lock:
             mark = self._delivered(key)
@@ -151,8 +166,44 @@ class DedupTransform:
                     return
         durable()
 
+    def _apply_shared(self, event: dict[str, Any], ctx: TransformContext, key: bytes) -> list[dict[str, Any]]:
+        token = str(ctx.seq) if ctx.claims is not None else f"now-{self.clock()}"
+        if not self._shared.dedup_claim(self.name, key, token, self.window):
+            with self._lock:
+                self.dropped += 1
+            return []
+        if ctx.claims is None:
+            self._shared.dedup_settle(self.name, [(key, token, True)], self.window)
+        else:
+            ctx.claims.append(partial(self._settle_shared, key, token))
+        return [event]
+
+    def _settle_shared(self, key: bytes, token: str, delivered: bool, durable: Callable[[], None]) -> None:
+        with self._lock:
+            self._shared_marks.append((key, token, delivered))
+            self._on_commit.append(durable)
+
+    def _commit_shared(self) -> None:
+        """Write the settled copies to the shared store; on failure they wait for the next commit (their
+        events stay unacked meanwhile)."""
+        with self._lock:
+            marks, self._shared_marks = self._shared_marks, []
+            on_commit, self._on_commit = self._on_commit, []
+        try:
+            self._shared.dedup_settle(self.name, marks, self.window)
+        except Exception:
+            with self._lock:
+                self._shared_marks[:0] = marks
+                self._on_commit[:0] = on_commit
+            raise
+        for done in on_commit:
+            done()
+
     def commit(self) -> None:
         """Persist the marks made since the last commit (one LMDB transaction); drop expired ones."""
+        if self._shared is not None:
+            self._commit_shared()
+            return
         with self._lock:
             dirty, self._dirty = self._dirty, {}
             on_commit, self._on_commit = self._on_commit, []
@@ -180,6 +231,8 @@ class DedupTransform:
             done()
 
     def close(self) -> None:
-        self.commit()
-        if self.env is not None:
-            self.env.close()
+        try:
+            self.commit()
+        finally:
+            if self.env is not None:
+                self.env.close()
