@@ -98,6 +98,7 @@ class KafkaBus(BusBase):
         self._next_probe = 0.0
         self._lock = threading.Lock()
         self._parts: dict[int, _Partition] = {}
+        self._to_commit: dict[int, int] = {}     # partition -> offset acked up to, for the polling thread
         common = {"bootstrap.servers": cfg.bootstrap_servers, "error_cb": self._on_error,
                   "socket.timeout.ms": int(cfg.socket_timeout * 1000), **cfg.client_options}
         self._ensure_topic(common)
@@ -133,6 +134,7 @@ class KafkaBus(BusBase):
         already on its way is kept for the next fetch."""
         if not self._subscribed:
             return
+        self._commit_pending()
         self._probe()
         assigned = self._consumer.assignment()
         if assigned and not self._paused:
@@ -194,6 +196,7 @@ class KafkaBus(BusBase):
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         # Another member takes these partitions: it starts from the committed offset, so what this
         # process held there is delivered again by the new owner (at-least-once).
+        self._commit_pending()
         with self._lock:
             for tp in partitions:
                 self._parts.pop(tp.partition, None)
@@ -240,6 +243,7 @@ class KafkaBus(BusBase):
         if not self._subscribed:
             self._consumer.subscribe([self.topic], on_revoke=self._on_revoke)
             self._subscribed = True
+        self._commit_pending()
         if self._buffered:
             msgs, self._buffered = self._buffered[:max_events], self._buffered[max_events:]
         else:
@@ -279,7 +283,6 @@ class KafkaBus(BusBase):
         return refs, out
 
     def _ack_many(self, refs: Sequence[str]) -> None:
-        commits = []
         with self._lock:
             touched: dict[int, int] = {}
             for ref in refs:
@@ -297,13 +300,21 @@ class KafkaBus(BusBase):
                 part = self._parts[p]
                 upto = part.open[0] if part.open else highest + 1   # the lowest offset not finished yet
                 if upto > part.committed:
-                    part.committed = upto
-                    commits.append(self._ck.TopicPartition(self.topic, p, upto))
-        if commits:
-            try:
-                self._consumer.commit(offsets=commits, asynchronous=True)
-            except self._ck.KafkaException as exc:   # e.g. during a rebalance: the next ack commits again
-                log.debug("kafka bus: commit: %s", exc)
+                    part.committed = self._to_commit[p] = upto
+
+    def _commit_pending(self) -> None:
+        """Commit the offsets acks moved, on the thread that polls the consumer: confluent-kafka's commit
+        waits while another thread is in ``consume``, which the dispatch thread calls back to back, so an
+        ack (from a delivery worker) that committed itself would wait for ever."""
+        with self._lock:
+            if not self._to_commit:
+                return
+            offsets = [self._ck.TopicPartition(self.topic, p, o) for p, o in self._to_commit.items()]
+            self._to_commit.clear()
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        except self._ck.KafkaException as exc:   # e.g. during a rebalance: the events come again (at-least-once)
+            log.debug("kafka bus: commit: %s", exc)
 
     def _unacked(self) -> Iterator[tuple[Sequence[str], list[dict[str, Any]]]]:
         """Everything from each partition's committed offset to its end, less what this process acked
@@ -346,6 +357,8 @@ class KafkaBus(BusBase):
     def _close(self) -> None:
         try:
             self._producer.flush(5)
+            if self._subscribed:
+                self._commit_pending()
             self._consumer.close()          # leaves the group at once, so the others take over now
         except Exception as exc:  # a broken connection: nothing more to do
             log.debug("kafka bus: close: %s", exc)

@@ -23,7 +23,7 @@ def _metric(lines: list[str], name: str, kind: str, help_: str, samples: list[tu
 
 def render_metrics(runtime: Any) -> str:
     """Prometheus text exposition of the runtime's counters."""
-    st = runtime.status()
+    st = runtime.status(remote=False)
     lines: list[str] = []
     _metric(lines, "orgloop_events_in_total", "counter", "Events published by sources.",
             [({}, st["events_published"])])
