@@ -14,9 +14,11 @@ missing), keyed by ``partition_key`` (default the event's ``source``), so order 
   not a set of acks). Within one process they are never handed out twice.
 - Refs are ``<partition>:<offset>`` written fixed-width (``00003:00000000000000000042``); the envelope
   carries them as ``bus_ref``.
-- Lost connections: librdkafka reconnects by itself; a publish waits up to ``publish_timeout`` seconds for
-  delivery reports (the idempotent producer retries without duplicates), and ``problems()`` reports the
-  broker being unreachable (for ``/healthz``).
+- Lost connections: librdkafka reconnects by itself (a broker silent for ``socket_timeout`` counts as
+  lost); a publish waits up to ``publish_timeout`` seconds for delivery reports (the idempotent producer
+  retries without duplicates), and ``problems()`` reports the broker being unreachable (for ``/healthz``)
+  until a fetch, a publish or a metadata probe (once a second) gets an answer (docs/buses.md
+  "Connection loss").
 """
 from __future__ import annotations
 

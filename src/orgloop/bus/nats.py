@@ -20,8 +20,10 @@ so subscriptions can filter by subject. Processes of one role share a durable pu
 - ``ack``: an explicit ack of a held message (work-queue retention then removes it); a ref this process
   does not hold (acked before it was fetched) is deleted from the stream instead.
 - Refs are stream sequence numbers written as 20-digit strings; the envelope carries them as ``bus_ref``.
-- Lost connections: the client reconnects forever with backoff; a publish waits (retrying with the same
-  message ids) up to ``publish_timeout`` seconds; ``problems()`` names the outage for ``/healthz``.
+- Lost connections: the client reconnects forever with backoff and drops a connection whose server left
+  two pings (every ``socket_timeout / 2``) unanswered; a publish waits (retrying with the same message
+  ids) up to ``publish_timeout`` seconds; ``problems()`` names the outage for ``/healthz``, and during one
+  a ping each second tells when the server answers again (docs/buses.md "Connection loss").
 """
 from __future__ import annotations
 

@@ -20,8 +20,9 @@ One stream per namespace (``orgloop:<namespace>:events``; a role-split fleet add
 - Refs are stream ids written fixed-width (``0001764000000000-0000000003``) so that they sort as they
   were added; the delivered envelope carries the ref as ``bus_ref``.
 - Lost connections: publishing retries with backoff for up to ``publish_timeout`` seconds (then raises,
-  and the source keeps its checkpoint); fetching retries on the next dispatch round; ``problems()`` names
-  the outage, so ``/healthz`` is 503 meanwhile.
+  and the source keeps its checkpoint; an attempt under way can add ``socket_timeout``, after which a
+  silent server counts as lost); acks wait for the server; fetching retries on the next dispatch round;
+  ``problems()`` names the outage, so ``/healthz`` is 503 meanwhile (docs/buses.md "Connection loss").
 """
 from __future__ import annotations
 
