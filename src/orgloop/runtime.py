@@ -93,7 +93,9 @@ class Runtime:
         return path
 
     def _namespace(self) -> str:
-        return str(self.spec.bus_options.get("namespace") or bus_namespace(self.spec.name, self.spec.workspace))
+        from orgloop.fleet.view import fleet_namespace
+
+        return fleet_namespace(self.spec.bus_options, self.spec.name, self.spec.workspace)
 
     def _open_bus(self, stream: str = "events"):
         """Open the bus: its ``events`` stream, or a fleet's ``deliveries`` stream (always read by the consumer
@@ -607,20 +609,14 @@ class Runtime:
         return [self.bus] + [b for b in (self.events_bus, self.out_bus) if b is not None and b is not self.bus]
 
     def fleet_status(self) -> dict[str, Any] | None:
-        """This member, the fleet's members and leases (None: not on a scale-out bus)."""
+        """This member, the fleet's members, leases and group lag (None: not on a scale-out bus)."""
         if self.fleet_store is None:
             return None
-        from orgloop.fleet.lag import group_lag
+        from orgloop.fleet.view import fleet_view
 
-        out: dict[str, Any] = {"member": self.member, "role": self.spec.role,
-                               "leases_held": sorted(s for s, lease in self.leases.items() if lease.valid())}
-        try:
-            out["members"] = self.fleet_store.members()
-            out["leases"] = self.fleet_store.leases()
-            out["groups"] = group_lag(self.spec.bus, self.spec.bus_options, self._namespace())
-        except Exception as exc:  # the store or the bus's server is unreachable (each client has its errors)
-            out["error"] = str(exc)
-        return out
+        return {"member": self.member, "role": self.spec.role,
+                "leases_held": sorted(s for s, lease in self.leases.items() if lease.valid()),
+                **fleet_view(self.fleet_store, self.spec.bus, self.spec.bus_options, self._namespace())}
 
     def _checkpoint_of(self, source_id: str) -> str | None:
         if self.fleet_store is None:

@@ -67,3 +67,35 @@ def test_cli_refuses_to_write_while_the_store_is_open(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "orgloop", "dlq", "list", "--data-dir", str(tmp_path), "--json"],
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0 and len(json.loads(proc.stdout)) == 5
+
+
+def test_offline_replay_writes_to_the_projects_filewal_log_and_refuses_another_bus(tmp_path, monkeypatch):
+    """With the runtime stopped, replay goes to the log the project's bus reads (its bus_options.path), and a
+    project on another bus is refused with its dead letters kept (writing a filewal log there would lose them)."""
+    import shutil
+
+    from orgloop.config.loader import load_project
+    from support.projects import STARTER
+
+    monkeypatch.setenv("ORGLOOP_HOME", str(tmp_path / "home"))
+    project = tmp_path / "proj"
+    shutil.copytree(STARTER, project)
+    settings = project / "orgloop.yaml"
+    base = settings.read_text()
+    buslog = tmp_path / "elsewhere" / "buslog"
+    settings.write_text(base + f"runtime:\n  bus: filewal\n  bus_options:\n    path: {buslog}\n    encoding: jsonl\n")
+    data_dir = load_project(project).data_dir
+    ids = _fill(data_dir, n=3)
+    Wal(data_dir / "wal").close()                # a stale default log: not the one this project's bus reads
+    Wal(buslog, encoding="jsonl").close()
+    runner = CliRunner()
+    r = runner.invoke(main, ["dlq", "replay", "-p", str(project), str(ids[0]), "-o", "json"])
+    assert r.exit_code == 0 and json.loads(r.output)["replayed"] == [ids[0]], r.output
+    with Wal(buslog) as wal:
+        assert [e["payload"]["dead_letter"] for b in wal.replay(decode=True) for e in b.records] == [ids[0]]
+    with Wal(data_dir / "wal") as wal:
+        assert list(wal.replay()) == []
+    settings.write_text(base + "runtime:\n  bus: redis\n")
+    r = runner.invoke(main, ["dlq", "replay", "-p", str(project), "--all"])
+    assert r.exit_code == 1 and "bus is redis" in r.output
+    assert [i for i, _e in read_dead_letters(data_dir / "dlq")] == ids[1:]

@@ -78,7 +78,7 @@ routes:
     for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text.replace("transforms: []\n", ""), encoding="utf-8")
+        path.write_text(text.replace("    transforms: []\n", ""), encoding="utf-8")
     return root
 
 
@@ -98,12 +98,14 @@ class Fleet:
     home: Path
     members: list[Member] = field(default_factory=list)
 
-    def start(self, tag: str, role: str = "all", **env: str) -> Member:
+    def start(self, tag: str, role: str = "all", netns: Any = None, **env: str) -> Member:
+        """Start member ``tag`` (in ``netns``, a :class:`support.netcut.Netns`, when given)."""
         environ = {k: v for k, v in os.environ.items() if not k.startswith("ORGLOOP_")}
         environ.update(ORGLOOP_HOME=str(self.home), FLEET_TAG=tag, **env)
         log = open(self.project / "out" / f"stderr-{tag}.txt", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "orgloop", "start", "-p", str(self.project), "--role", role],
-                                env=environ, stdout=log, stderr=subprocess.STDOUT)
+        argv = [sys.executable, "-m", "orgloop", "start", "-p", str(self.project), "--role", role]
+        popen = netns.popen if netns is not None else subprocess.Popen
+        proc = popen(argv, env=environ, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         member = Member(tag, role, proc)
         self.members.append(member)
@@ -127,6 +129,13 @@ class Fleet:
     def delivered(self, tag: str) -> list[dict[str, Any]]:
         """The events member ``tag`` delivered, in order."""
         return _lines(self.project / "out" / f"{tag}.jsonl")
+
+    def member_id(self, member: Member) -> str:
+        """The id ``member`` made itself at start (from its first ``source.*`` log entry)."""
+        for e in _lines(self.project / "out" / f"log-{member.tag}.jsonl"):
+            if e.get("phase") in ("source.poll", "source.lease"):
+                return str(e["metadata"]["member"])
+        return ""
 
     def all_delivered(self) -> dict[str, list[dict[str, Any]]]:
         return {m.tag: self.delivered(m.tag) for m in self.members}
@@ -164,6 +173,18 @@ def overlapping_polls(polls: list[dict[str, Any]]) -> list[tuple[dict[str, Any],
         if latest is None or p["ended"] > latest["ended"]:
             latest = p
     return bad
+
+
+def stale_polls(polls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Polls started under an epoch older than one another member had already polled under: a member
+    polling after its lease passed on (polls are quick, so this catches what interval overlaps miss)."""
+    newest = 0
+    stale = []
+    for p in sorted(polls, key=lambda p: p["started"]):
+        if p["epoch"] < newest:
+            stale.append(p)
+        newest = max(newest, p["epoch"])
+    return stale
 
 
 def wait_for(pred: Any, timeout: float, fleet: Fleet) -> None:

@@ -4,7 +4,6 @@ against the documented window), the source lease moves to a survivor and no two 
 source at the same time; and a role-split fleet (source, router, delivery) delivers end to end."""
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections import Counter
@@ -15,7 +14,7 @@ import pytest
 
 from orgloop.fleet import open_store
 
-from .members import Fleet, overlapping_polls, wait_for, write_project
+from .members import Fleet, overlapping_polls, stale_polls, wait_for, write_project
 
 COUNT = 600
 BUS_OPTIONS = {"redis": "{claim_idle: 2}", "nats": "{ack_wait: 2, storage: memory}"}
@@ -50,7 +49,7 @@ def test_three_members_lose_one_mid_stream_and_the_others_finish_its_work(fleet_
         total = lambda: sum(len(v) for v in fleet.all_delivered().values())   # noqa: E731
         wait_for(lambda: total() >= COUNT // 3, 120, fleet)
         holder = store.leases()[0]
-        victim = next(m for m in fleet.members if holder["holder"] in (m.tag, _member_of(fleet, m)))
+        victim = next(m for m in fleet.members if fleet.member_id(m) == holder["holder"])
         before_kill = {tag: len(v) for tag, v in fleet.all_delivered().items()}
         fleet.kill(victim)
         ids_wanted = COUNT
@@ -77,20 +76,12 @@ def test_three_members_lose_one_mid_stream_and_the_others_finish_its_work(fleet_
     polls = fleet.polls()
     assert len({p["member"] for p in polls}) >= 2
     assert overlapping_polls(polls) == []
+    assert stale_polls(polls) == []
     # Per-key order: the bus hands each member its first deliveries in order; before the kill nothing was
     # redelivered, so each member's deliveries up to then are in publish order.
     for tag, upto in before_kill.items():
         seen = [_ns(e) for e in delivered[tag][:upto]]
         assert seen == sorted(seen), tag
-
-
-def _member_of(fleet: Fleet, member) -> str:
-    """The member id that ``member`` logged for its polls (its id is made at start)."""
-    for line in (fleet.project / "out" / f"log-{member.tag}.jsonl").read_text().splitlines():
-        entry = json.loads(line)
-        if entry.get("phase") in ("source.poll", "source.lease"):
-            return entry["metadata"]["member"]
-    return ""
 
 
 @pytest.mark.parametrize("bus", ["redis"])

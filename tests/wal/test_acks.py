@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orgloop.wal.acks import AckState, AckStore
+from orgloop.wal.acks import AckState, AckStore, _runs
 from support.pipeline import wait_until
 
 seq = st.integers(min_value=1, max_value=300)
@@ -34,11 +34,20 @@ def model_ranges(seqs: set[int]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in out]
 
 
+class TinyLoose(AckState):
+    """Folds its loose seqs into ranges every few acks, so the fold runs in the middle of every example."""
+
+    LOOSE_MAX = 3
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(op, max_size=40), st.integers(1, 330), st.integers(0, 120))
-def test_ranges_and_queries_match_a_plain_set(ops, qlo, qlen):
-    state, acked = AckState(), set()
-    for o in ops:
+@given(st.lists(st.tuples(op, st.booleans()), max_size=40), st.integers(1, 330), st.integers(0, 120),
+       st.sampled_from([AckState, TinyLoose]))
+def test_ranges_and_queries_match_a_plain_set(ops, qlo, qlen, kind):
+    """Queries (which fold the loose seqs) come after some operations only, so saves and queries also
+    meet loose seqs that were never folded."""
+    state, acked = kind(), set()
+    for o, check in ops:
         if o[0] == "ack":
             state.ack(o[1])
             acked.add(o[1])
@@ -54,18 +63,25 @@ def test_ranges_and_queries_match_a_plain_set(ops, qlo, qlen):
             state.ack_many(run)
             acked.update(run)
         w = model_watermark(acked)
-        above = {s for s in acked if s > w}
         assert state.watermark == w
-        assert state.ranges() == model_ranges(above)         # disjoint, non-adjacent, sorted
-        assert state.held == len(above)
+        if check:
+            above = {s for s in acked if s > w}
+            assert state.ranges() == model_ranges(above)         # disjoint, non-adjacent, sorted
+            assert state.held == len(above)
+    restored = AckState.from_bytes(state.to_bytes())             # a save may hold loose seqs
     assert all(state.is_acked(s) == (s in acked) for s in range(1, 520))
+    assert all(restored.is_acked(s) == (s in acked) for s in range(1, 520))
     qhi = qlo + qlen
     window = set(range(qlo, qhi + 1))
     assert state.acked_in(qlo, qhi) == len(window & acked)
     assert state.unacked_in(qlo, qhi) == len(window - acked)
     assert state.unacked_runs(qlo, qhi) == model_ranges(window - acked)
-    restored = AckState.from_bytes(state.to_bytes())
     assert (restored.watermark, restored.ranges(), restored.held) == (state.watermark, state.ranges(), state.held)
+
+
+def test_runs_are_the_maximal_runs_of_consecutive_seqs():
+    for ordered in ([], [5], [1, 2, 3], [1, 3, 5], list(range(10, 1000)) + [1002, 1003] + list(range(2000, 2700))):
+        assert list(_runs(ordered)) == model_ranges(set(ordered))
 
 
 def test_a_million_acks_behind_one_gap_are_one_range_and_close_at_once():

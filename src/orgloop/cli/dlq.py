@@ -27,13 +27,29 @@ F = TypeVar("F", bound=Callable[..., Any])
 def data_dir_option(f: F) -> F:
     """``-p``/``-w`` and ``--data-dir``; the command receives ``data_dir``: the ``--data-dir`` given, else
     the data directory of the project's workspace."""
+    return _where(f, with_bus=False)
+
+
+def data_dir_and_bus_option(f: F) -> F:
+    """As :func:`data_dir_option`, and the command also receives ``bus``: the project's ``(runtime.bus,
+    runtime.bus_options)``, or None with ``--data-dir`` (a filewal bus at ``<data dir>/wal`` is assumed)."""
+    return _where(f, with_bus=True)
+
+
+def _where(f: F, *, with_bus: bool) -> F:
     @functools.wraps(f)
     def wrapper(*args: Any, project_dir: Path | None, workspace: str | None, data_dir: Path | None,
                 **kwargs: Any) -> Any:
+        bus: tuple[str, dict[str, Any]] | None = None
         if data_dir is None:
             from orgloop.cli._run_context import load_lenient
 
-            data_dir = load_lenient(project_dir, workspace).data_dir
+            project = load_lenient(project_dir, workspace)
+            data_dir = project.data_dir
+            if project.settings is not None:
+                bus = project.settings.runtime.bus, dict(project.settings.runtime.bus_options)
+        if with_bus:
+            kwargs["bus"] = bus
         return f(*args, data_dir=data_dir, **kwargs)
 
     option = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -109,16 +125,18 @@ def _open_for_writing(data_dir: Path):
 
 
 @dlq.command()
-@data_dir_option
+@data_dir_and_bus_option
 @click.argument("entry_ids", type=click.IntRange(min=1), nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Replay every dead letter.")
 @output_option()
-def replay(data_dir: Path, entry_ids: tuple[int, ...], all_: bool, output: str) -> None:
+def replay(data_dir: Path, bus: tuple[str, dict[str, Any]] | None, entry_ids: tuple[int, ...], all_: bool,
+           output: str) -> None:
     """Deliver dead letters again, each to its own route only, as recorded (no transforms run again).
 
     With the runtime running, it replays them itself (over its control socket). Otherwise redelivery
-    records are written to the bus's log, and the runtime delivers them when it starts. An entry leaves
-    the store only once its redelivery is durable. Exit 1 when a named entry does not exist.
+    records are written to the log of the project's filewal bus, and the runtime delivers them when it
+    starts (another bus needs the runtime running). An entry leaves the store only once its redelivery is
+    durable. Exit 1 when a named entry does not exist.
     """
     from orgloop.instance import ControlError, running_instance
 
@@ -134,7 +152,7 @@ def replay(data_dir: Path, entry_ids: tuple[int, ...], all_: bool, output: str) 
             sys.exit(EXIT_ERROR)
         replayed, via = list(reply["replayed"]), "runtime"
     else:
-        replayed, via = _replay_into_bus_log(data_dir, ids), "store"
+        replayed, via = _replay_into_bus_log(data_dir, bus, ids), "store"
     found = set(replayed)
     not_found = [] if ids is None else [i for i in ids if i not in found]
     if output == "json":
@@ -149,24 +167,37 @@ def replay(data_dir: Path, entry_ids: tuple[int, ...], all_: bool, output: str) 
         sys.exit(EXIT_ERROR)
 
 
-def _replay_into_bus_log(data_dir: Path, ids: list[int] | None) -> list[int]:
-    """Replay with the runtime stopped: redelivery records go to the filewal bus's log in ``data_dir``."""
-    from orgloop.wal import Wal
+def _replay_into_bus_log(data_dir: Path, bus: tuple[str, dict[str, Any]] | None, ids: list[int] | None) -> list[int]:
+    """Replay with the runtime stopped: redelivery records go to the log of the filewal bus of ``data_dir``,
+    opened with the project's bus options (so its encoding and segment settings are the runtime's)."""
+    from orgloop.bus import open_bus
+    from orgloop.plugins import PluginConfigError
 
-    wal_dir = data_dir / "wal"
-    if not wal_dir.is_dir():
-        click.echo(f"Error: no bus log at {wal_dir} (the runtime of {data_dir} does not use the filewal bus, or "
-                   "never ran); start the runtime, then replay while it runs.", err=True)
+    kind, options = bus if bus is not None else ("filewal", {})
+    if kind != "filewal":
+        click.echo(f"Error: the project's bus is {kind}: only its running runtime can replay onto it; start the "
+                   "runtime, then replay while it runs.", err=True)
+        sys.exit(EXIT_ERROR)
+    options = {**options, "path": Path(options.get("path") or data_dir / "wal")}
+    if not options["path"].is_dir():
+        click.echo(f"Error: no bus log at {options['path']} (the runtime of {data_dir} never ran, or does not use "
+                   "the filewal bus); start the runtime, then replay while it runs.", err=True)
         sys.exit(EXIT_ERROR)
     store = _open_for_writing(data_dir)
     try:
         try:
-            bus_wal = Wal(wal_dir)
+            log_bus = open_bus("filewal", **options)
         except WalError as exc:
             click.echo(f"Error: {exc}. Stop the runtime using {data_dir} first.", err=True)
             sys.exit(EXIT_ERROR)
-        with bus_wal:
-            return store.replay(bus_wal.append_events, ids)
+        except PluginConfigError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        try:
+            # wait=False: nothing fetches here, so a max_inflight bound must not hold the publish
+            return store.replay(lambda events: log_bus.publish_many(events, wait=False), ids)
+        finally:
+            log_bus.close()
     finally:
         store.close()
 

@@ -375,8 +375,9 @@ def _is_orgloop(inst: Instance) -> bool:
 @project_options
 @output_option()
 def status(project_dir: Path | None, workspace: str | None, output: str) -> None:
-    """Sources, routes, queues, breakers and the WAL of the running runtime. Exit 0 healthy, 2 unhealthy,
-    3 not running."""
+    """Sources, routes, queues, breakers and the WAL of the running runtime. On a scale-out bus also the
+    fleet's members, source leases and consumer-group lag. Exit 0 healthy, 2 unhealthy, 3 not running (no
+    local runtime and no fleet member anywhere)."""
     from orgloop.instance import ControlError, running_instance
 
     project = load_lenient(project_dir, workspace)
@@ -387,17 +388,60 @@ def status(project_dir: Path | None, workspace: str | None, output: str) -> None
             st = inst.request("GET", "/status")
         except ControlError:
             st = None
-    if st is None:
+    fleet = _fleet(project) if st is None or st.get("fleet") is None else st.pop("fleet")
+    members = (fleet or {}).get("members") or []
+    if st is None and not members:
         if output == "json":
-            echo_json({"running": False, "workspace": project.workspace})
+            echo_json({"running": False, "workspace": project.workspace,
+                       **({"fleet": fleet} if fleet is not None else {})})
         else:
             click.echo(f'orgloop is not running for workspace "{project.workspace}".')
+            if fleet and fleet.get("error"):
+                click.echo(f"fleet: cannot read the shared store: {fleet['error']}")
         sys.exit(EXIT_NOT_RUNNING)
     if output == "json":
-        echo_json({"running": True, **st})
+        echo_json({"running": True, **(st or {"workspace": project.workspace}),
+                   **({"fleet": fleet} if fleet is not None else {})})
     else:
-        _render_status(st)
-    sys.exit(EXIT_OK if st.get("healthy") else EXIT_ATTENTION)
+        if st is not None:
+            _render_status(st)
+        if fleet is not None:
+            _render_fleet(fleet, project.workspace)
+    healthy = st.get("healthy") if st is not None else all(m.get("healthy", True) for m in members)
+    sys.exit(EXIT_OK if healthy else EXIT_ATTENTION)
+
+
+def _fleet(project: Project) -> dict[str, Any] | None:
+    """The fleet view of a workspace on a scale-out bus, read from its shared store (None: single host)."""
+    from orgloop.fleet import SCALE_OUT_BUSES
+    from orgloop.fleet.view import open_fleet_view
+
+    settings = project.settings
+    if settings is None or settings.runtime.bus not in SCALE_OUT_BUSES:
+        return None
+    rt = settings.runtime
+    return open_fleet_view(rt.bus, dict(rt.bus_options), project.name or project.root.name, project.workspace,
+                           rt.fleet.store)
+
+
+def _render_fleet(fleet: dict[str, Any], workspace: str) -> None:
+    click.echo()
+    if fleet.get("error"):
+        click.echo(f"fleet: cannot read the shared store: {fleet['error']}")
+        return
+    members = fleet.get("members") or []
+    now = time.time()
+    click.echo(f'fleet of workspace "{workspace}": {len(members)} member{"s" if len(members) != 1 else ""}')
+    echo_table([{**m, "up": _human_duration(now - m.get("started", now)),
+                 "seen": f"{max(0.0, now - m.get('last_seen', now)):.1f}s ago",
+                 "healthy": "yes" if m.get("healthy", True) else "NO"} for m in members],
+               ["member", "role", "host", "pid", "up", "seen", "healthy"])
+    if fleet.get("leases"):
+        click.echo()
+        echo_table(fleet["leases"], ["source", "holder", "epoch"])
+    if fleet.get("groups"):
+        click.echo()
+        echo_table(fleet["groups"], ["stream", "group", "lag", "pending", "consumers"])
 
 
 def _render_status(st: dict[str, Any]) -> None:

@@ -248,9 +248,14 @@ class Router:
         log.warning("replayed dead letter %s: route %r does not exist (any more); dead-lettered again",
                     record.get("id"), name)
         if self.dead_letter is not None:
-            self.dead_letter([dead_letter(event if isinstance(event, dict) else record, route=str(name),
-                                          actor=str(payload.get("actor")), reason="gave_up",
-                                          error=f"route {name!r} does not exist")])
+            try:
+                self.dead_letter([dead_letter(event if isinstance(event, dict) else record, route=str(name),
+                                              actor=str(payload.get("actor")), reason="gave_up",
+                                              error=f"route {name!r} does not exist")])
+            except Exception as exc:   # the store fails: keep it unacked (tried again after a restart)
+                log.error("replayed dead letter %s cannot be dead-lettered again (%s); it stays unacked",
+                          record.get("id"), exc)
+                return False
         return True
 
     def apply_transforms(self, route: CompiledRoute, seq: Any, event: dict[str, Any],
@@ -392,6 +397,7 @@ class _RouteWorker:
                     if self._stopping:
                         return               # what is left stays unacked in the bus
                     items, self._items = self._items, []
+                    i = 0
                 entries: list[dict[str, Any]] | None = [] if router.emit else None
                 for i, (seq, event) in enumerate(items):
                     if self._stopping:

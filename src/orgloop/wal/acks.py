@@ -2,7 +2,9 @@
 
 Acks may arrive out of order. Every seq ≤ ``watermark`` is acked (or was lost to damage and counted).
 Acked seqs above the watermark are kept as sorted, disjoint, non-adjacent ranges, so a million acks
-waiting behind one slow event cost one range: memory, each check and each save stay small.
+waiting behind one slow event cost one range: memory, each check and each save stay small. The newest
+of them wait in a small set until a question needs them in order (see :class:`AckState`), so an ack
+costs the caller a set insertion.
 
 :class:`AckStore` saves the state to LMDB from a background thread, at most ``flush_interval`` after
 the first unsaved ack or as soon as ``flush_batch`` acks are waiting, never per event. Losing the
@@ -34,27 +36,46 @@ DEFAULT_FLUSH_BATCH = 1000
 def _runs(ordered: list[int]) -> Iterable[tuple[int, int]]:
     """The maximal runs ``(lo, hi)`` of consecutive ints in ``ordered`` (sorted, unique).
 
-    For sorted unique ints ``ordered[j] - j`` never decreases and is constant along a run, so each
-    run's end is found by bisection: the cost grows with the number of runs, not of seqs.
+    For sorted unique ints ``ordered[x] - x`` never decreases and is constant along a run, so each
+    run's end is found by galloping then bisecting: a few steps per run, however long it is.
     """
     n = len(ordered)
     j = 0
     while j < n:
         key = ordered[j] - j
-        k = bisect.bisect_right(range(n), key, lo=j, key=lambda x: ordered[x] - x)
-        yield ordered[j], ordered[k - 1]
-        j = k
+        k, step = j, 1                       # ordered[k] is in the run; gallop while ordered[k + step] is
+        while k + step < n and ordered[k + step] - (k + step) == key:
+            k += step
+            step *= 2
+        lo, hi = k + 1, min(k + step, n)      # the run ends in [lo, hi)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if ordered[mid] - mid == key:
+                lo = mid + 1
+            else:
+                hi = mid
+        yield ordered[j], ordered[lo - 1]
+        j = lo
 
 
 class AckState:
-    """In-memory ack bookkeeping; thread-safe."""
+    """In-memory ack bookkeeping; thread-safe.
+
+    An ack is cheap on the caller's path: a seq that moves the watermark moves it (and on through what
+    is already acked above it); any other goes into a small unordered set, ``_loose``. The set is folded
+    into the ranges when a question about the seqs above the watermark is asked, or when it holds
+    ``LOOSE_MAX`` seqs, so memory stays bounded however long one seq stays unacked.
+    """
+
+    LOOSE_MAX = 1 << 16
 
     def __init__(self, watermark: int = 0, ranges: Iterable[tuple[int, int]] = (), lost: int = 0,
                  quarantined: Iterable[int] = ()) -> None:
         self.watermark = watermark
         self._starts: list[int] = []
         self._ends: list[int] = []
-        self._held = 0
+        self._held = 0                              # seqs in the ranges
+        self._loose: set[int] = set()               # acked seqs not folded into the ranges yet
         self.lost = lost
         self.quarantined: set[int] = set(quarantined)
         self.changes = 0
@@ -75,6 +96,8 @@ class AckState:
                 self._held -= sum(ends[:j]) - sum(starts[:j]) + j
                 del starts[:j], ends[:j]
             self.watermark = hi
+            if self._loose:
+                self._advance()
             return
         i = bisect.bisect_left(ends, lo - 1)                # first range touching or after lo
         j = bisect.bisect_right(starts, hi + 1)             # ranges [i, j) touch [lo, hi]
@@ -88,35 +111,58 @@ class AckState:
         starts[i:j] = [nlo]
         ends[i:j] = [nhi]
 
+    def _advance(self) -> None:
+        """Move the watermark on through the loose seqs and ranges that follow it (caller holds the lock)."""
+        w = self.watermark
+        loose, starts, ends = self._loose, self._starts, self._ends
+        while True:
+            if w + 1 in loose:
+                w += 1
+                loose.discard(w)
+            elif starts and starts[0] <= w + 1:
+                self._held -= ends[0] - starts[0] + 1
+                w = max(w, ends[0])
+                del starts[0], ends[0]
+            else:
+                break
+        self.watermark = w
+
+    def _fold(self) -> None:
+        """Merge the loose seqs into the ranges (caller holds the lock)."""
+        if not self._loose:
+            return
+        ordered = sorted(self._loose)
+        self._loose.clear()
+        for lo, hi in _runs(ordered[bisect.bisect_right(ordered, self.watermark):]):
+            self._add(lo, hi)
+
     def ack(self, seq: int) -> None:
         with self._lock:
             w = self.watermark
             if seq == w + 1:
-                starts = self._starts
-                if starts and starts[0] == seq + 1:
-                    self.watermark = self._ends[0]
-                    self._held -= self._ends[0] - starts[0] + 1
-                    del starts[0], self._ends[0]
-                else:
-                    self.watermark = seq
+                self.watermark = seq
+                if self._loose or self._starts:
+                    self._advance()
             elif seq > w:
-                ends = self._ends
-                if ends and seq == ends[-1] + 1:           # the usual case: extends the newest range
-                    ends[-1] = seq
-                    self._held += 1
-                else:
-                    self._add(seq, seq)
+                self._loose.add(seq)
+                if len(self._loose) >= self.LOOSE_MAX:
+                    self._fold()
             self.changes += 1
 
     def ack_many(self, seqs: Iterable[int]) -> None:
         """Ack seqs given in any order (duplicates and already-acked seqs are harmless)."""
-        ordered = sorted(set(seqs))
-        if not ordered:
+        if not isinstance(seqs, (list, tuple, range)):
+            seqs = list(seqs)
+        if not seqs:
             return
         with self._lock:
-            for lo, hi in _runs(ordered):
-                self._add(lo, hi)
-            self.changes += len(ordered)
+            loose = self._loose
+            loose.update(seqs)
+            if self.watermark + 1 in loose:
+                self._advance()
+            if len(loose) >= self.LOOSE_MAX:
+                self._fold()
+            self.changes += len(seqs)
 
     def ack_range(self, lo: int, hi: int) -> None:
         """Ack every seq in ``[lo, hi]``."""
@@ -130,34 +176,43 @@ class AckState:
     @property
     def held(self) -> int:
         """How many acked seqs are held above the watermark."""
-        return self._held
+        with self._lock:
+            self._fold()
+            return self._held
 
     @property
     def highest(self) -> int:
         """The highest acked seq (the watermark if nothing is held above it)."""
         with self._lock:
+            self._fold()
             return self._ends[-1] if self._ends else self.watermark
 
     @property
     def range_count(self) -> int:
         """How many disjoint ranges hold those seqs."""
-        return len(self._starts)
+        with self._lock:
+            self._fold()
+            return len(self._starts)
 
     def ranges(self) -> list[tuple[int, int]]:
         """The acked ranges above the watermark, in order."""
         with self._lock:
+            self._fold()
             return list(zip(self._starts, self._ends))
 
     def is_acked(self, seq: int) -> bool:
         if seq <= self.watermark:
             return True
         with self._lock:
+            if seq in self._loose:
+                return True
             i = bisect.bisect_right(self._starts, seq) - 1
             return i >= 0 and self._ends[i] >= seq
 
     def acked_in(self, first: int, last: int) -> int:
         """How many seqs of ``[first, last]`` are acked."""
         with self._lock:
+            self._fold()
             w = self.watermark
             if last < first:
                 return 0
@@ -181,6 +236,7 @@ class AckState:
     def unacked_runs(self, first: int, last: int) -> list[tuple[int, int]]:
         """The maximal runs of unacked seqs within ``[first, last]``, in order."""
         with self._lock:
+            self._fold()
             lo = max(first, self.watermark + 1)
             if last < lo:
                 return []
@@ -198,11 +254,14 @@ class AckState:
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:
+        """The state as saved (the loose seqs as a sorted list: saving never has to fold them)."""
         with self._lock:
             watermark, starts, ends = self.watermark, list(self._starts), list(self._ends)
+            loose = sorted(self._loose)
             lost, quarantined = self.lost, sorted(self.quarantined)
-        return msgpack.packb({"v": 1, "watermark": watermark, "above": list(zip(starts, ends)), "lost": lost,
-                              "quarantined": quarantined})
+        loose = loose[bisect.bisect_right(loose, watermark):]
+        return msgpack.packb({"v": 1, "watermark": watermark, "above": list(zip(starts, ends)), "loose": loose,
+                              "lost": lost, "quarantined": quarantined})
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "AckState":
@@ -210,9 +269,12 @@ class AckState:
         d = msgpack.unpackb(raw)
         watermark = d["watermark"]
         ranges = [(int(lo), int(hi)) for lo, hi in d.get("above", ())]
-        if not isinstance(watermark, int) or watermark < 0 or any(lo > hi or lo < 1 for lo, hi in ranges):
+        loose = sorted(int(s) for s in d.get("loose", ()))
+        if (not isinstance(watermark, int) or watermark < 0 or any(lo > hi or lo < 1 for lo, hi in ranges)
+                or (loose and loose[0] < 1)):
             raise ValueError("ack state holds impossible values")
-        return cls(watermark, ranges, int(d.get("lost", 0)), (int(q) for q in d.get("quarantined", ())))
+        return cls(watermark, [*ranges, *_runs(sorted(set(loose)))], int(d.get("lost", 0)),
+                   (int(q) for q in d.get("quarantined", ())))
 
 
 class AckStoreDamaged(WalError):

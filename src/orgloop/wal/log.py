@@ -11,6 +11,7 @@ Durability is explicit (``sync``):
 """
 from __future__ import annotations
 
+import bisect
 import fcntl
 from collections import Counter
 import logging
@@ -46,6 +47,7 @@ DEFAULT_SEGMENT_SIZE = 64 << 20
 DEFAULT_SYNC_WINDOW = 8 << 20
 MIN_SEGMENT_SIZE = 16 << 10
 MAX_RECYCLE_POOL = 2
+POSITION_STRIDE = 64 << 10     # bytes between remembered (seq, offset) positions of a segment
 CHECKPOINT_DIR = "checkpoint"
 
 
@@ -182,6 +184,10 @@ class Wal:
         self._closed = False
         self._follow_cv = threading.Condition()
         self._pins: Counter[int] = Counter()       # segment id -> readers holding it (see replay)
+        # segment id -> (first seq, offset) of a write every POSITION_STRIDE bytes: a reader that starts
+        # at a seq deep inside a segment starts scanning near it, not at the segment's first record
+        self._positions: dict[int, list[tuple[int, int]]] = {}
+        self._indexed_upto = 0
         self._followers = 0
         self._preparer: threading.Thread | None = None
         self._cancel_prewrite = threading.Event()
@@ -535,10 +541,11 @@ class Wal:
                                f"(no record of it could be read)")
 
     # ------------------------------------------------------------------ reading segments
-    def _walk(self, seg: SegmentInfo, end: int, *, collect: bool, chunk: int = READ_CHUNK):
+    def _walk(self, seg: SegmentInfo, end: int, *, collect: bool, chunk: int = READ_CHUNK,
+              begin: tuple[int, int] | None = None):
         """Runs of valid frames of ``seg`` (see :func:`orgloop.wal.reader.walk_segment`), recording damage."""
         return walk_segment(self._core, seg, end, collect=collect, at_open=False, on_damage=self._on_damage,
-                            chunk=chunk)
+                            chunk=chunk, begin=begin)
 
     def _on_damage(self, d: Damage, durable: bool = True) -> None:
         """Record damage found by a walk. After open every byte before the append offset is durable."""
@@ -617,6 +624,7 @@ class Wal:
             raise
         self._fd = fd
         self._offset = self._data_start
+        self._indexed_upto = 0
         self._active_since = time.monotonic()
         self._unsynced = 0
         self._jump_from = None
@@ -707,6 +715,7 @@ class Wal:
 
     def _drop_oldest(self) -> None:
         seg = self._segments.pop(0)
+        self._positions.pop(seg.id, None)
         dropped = self.acks.unacked_in(seg.first_seq, seg.last_seq or seg.first_seq)
         self.acks.ack_range(seg.first_seq, seg.last_seq or seg.first_seq)
         self.counters["dropped_records"] += dropped
@@ -761,6 +770,8 @@ class Wal:
                     count, size = self._committer.submit_framed(self._fd, self._offset, records, i, self._next_seq,
                                                                 self._segments[-1].id, self._enc, limit)
                     if count:
+                        if self._offset >= self._indexed_upto:
+                            self._note_position()
                         self._offset += size
                         self._unsynced += size
                         self._next_seq += count
@@ -785,6 +796,19 @@ class Wal:
             self.counters["appended"] += n
         self._finish(last)
         return range(first, last + 1)
+
+    def _note_position(self) -> None:
+        """Remember where the write at the append offset starts (its first frame, or its durable mark)."""
+        self._positions.setdefault(self._segments[-1].id, []).append((self._next_seq, self._offset))
+        self._indexed_upto = self._offset + POSITION_STRIDE
+
+    def _position_before(self, seg_id: int, seq: int) -> tuple[int, int] | None:
+        """The last remembered ``(offset, seq)`` of segment ``seg_id`` at or before ``seq``, if any."""
+        positions = self._positions.get(seg_id)
+        if not positions:
+            return None
+        i = bisect.bisect_right(positions, seq, key=lambda p: p[0]) - 1
+        return (positions[i][1], positions[i][0]) if i >= 0 else None
 
     def _reserve_seqs(self, upto: int) -> None:
         """Durably reserve seqs below ``upto + BLOCK`` before issuing any of them (one LMDB commit per block)."""
@@ -892,6 +916,7 @@ class Wal:
         self._fault("after_checkpoint")
         del self._segments[: len(done)]
         for seg in done:
+            self._positions.pop(seg.id, None)
             if len(self._recycle_pool) < MAX_RECYCLE_POOL and seg.header.capacity == self.segment_size:
                 target = seg.path.with_name(seg.path.name + RECYCLE_SUFFIX)
                 os.replace(seg.path, target)
@@ -958,7 +983,8 @@ class Wal:
 
     def _replay_segment(self, view: SegmentInfo, end: int, start: int, stop_seq: int, unacked_only: bool,
                         decode: bool, read_chunk: int) -> Iterator[ReplayBatch]:
-        for first, records in self._walk(view, end, collect=True, chunk=read_chunk):
+        begin = self._position_before(view.id, start)
+        for first, records in self._walk(view, end, collect=True, chunk=read_chunk, begin=begin):
             n = len(records)
             if first + n <= start:
                 continue

@@ -71,8 +71,8 @@ def _read_ahead(fd: int, start: int, end: int, chunk: int = READ_CHUNK) -> None:
 
 
 def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool, at_open: bool,
-                 on_damage: Callable[[Damage], None],
-                 chunk: int = READ_CHUNK) -> Generator[tuple[int, list | int], None, WalkEnd]:
+                 on_damage: Callable[[Damage], None], chunk: int = READ_CHUNK,
+                 begin: tuple[int, int] | None = None) -> Generator[tuple[int, list | int], None, WalkEnd]:
     """Yield ``(first_seq, records or count)`` runs of valid frames in ``seg`` up to byte ``end``.
 
     ``seg.last_seq`` is None for the active segment (its end is found by scanning). A bad frame is
@@ -81,6 +81,8 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
     segment id). Only an invalid region with nothing valid after it is a ``torn_tail`` (with
     ``at_open``, for the active segment). Nothing on disk is changed here. ``chunk``: bytes read at a
     time (a reader that must stay small in memory, such as the bus catching up, passes less than 8 MiB).
+    ``begin``: ``(offset, seq)`` of a frame boundary known to hold ``seq`` (a write's start), to walk from
+    there instead of from the first record.
     """
     enc = seg.header.encoding
     window = seg.header.sync_window
@@ -91,8 +93,7 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
         # A file cut short (a crash while it was created, or damage) ends where it ends.
         size = os.fstat(fd).st_size
         end = min(end, size)
-        pos = data_start(enc)
-        seq = seg.first_seq
+        pos, seq = begin if begin is not None else (data_start(enc), seg.first_seq)
         buf_off = pos
         buf = os.pread(fd, max(0, min(chunk, end - pos)), pos)
         _read_ahead(fd, pos + len(buf), end, chunk)
