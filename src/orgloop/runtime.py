@@ -638,8 +638,8 @@ class Runtime:
             "started_at": self.started_at, "healthy": self.healthy()[0], "problems": self.healthy()[1],
             "bus": self.spec.bus, "events_published": self.events_published, "router_events": self.router.events_in,
             "unmatched": self.router.unmatched, "acked": self.tracker.acked,
-            "sources": [{"id": s.id, "checkpoint": self._checkpoint_of(s.id) if remote or self.fleet_store is None else None,
-                         "events": self.source_events.get(s.id, 0)}
+            "sources": [{"id": s.id, "events": self.source_events.get(s.id, 0),
+                         "checkpoint": self._checkpoint_of(s.id) if remote or self.fleet_store is None else None}
                         for s in list(self.spec.sources)] if self.spec.role in ("all", "source") else [],
             "routes": [{"name": name, "actor": r.spec.actor, "dropped_by_transform": r.dropped,
                         **{k: v for k, v in r.lane.stats()["routes"].get(name, {}).items()},
