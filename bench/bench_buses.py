@@ -10,7 +10,12 @@ before the bus, and the ratio bus / raw is orgloop's own overhead. Target: >= 0.
 Servers: Redis on 127.0.0.1:6379 and NATS on 127.0.0.1:4222 (as on this machine kind); a Tansu Kafka broker
 is started here on a free port and stopped at the end.
 
-    python bench/bench_buses.py [--quick] [--out bench/results/buses.json]
+Fleet run (``--fleet``, or alone with ``--fleet-only``): 1, 2 and 3 ``router`` processes (each a
+``Runtime`` with ``role="router"``, one route, the delivery records going to the ``deliveries`` stream) on
+the Redis bus; the bench publishes N events to the fleet's events stream and reports routed events/s (from
+the first publish until the events stream is empty: every event routed, its record durable, and acked).
+
+    python bench/bench_buses.py [--quick] [--fleet | --fleet-only] [--out bench/results/buses.json]
 """
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -179,12 +186,95 @@ def raw_kafka(servers: str) -> Callable[[list[dict[str, Any]], int], list[float]
     return run
 
 
+# --------------------------------------------------------------------------- fleet run
+def fleet_router(namespace: str) -> None:
+    """One router member (a child process of the fleet run) until SIGTERM."""
+    from orgloop.runtime import Runtime
+    from orgloop.spec import ActorSpec, RouteSpec, RuntimeSpec
+
+    data = Path(tempfile.mkdtemp(prefix="orgloop-bench-router-"))
+    spec = RuntimeSpec(actors=[ActorSpec("sink", "file", {"path": str(data / "unused.jsonl")})],
+                       routes=[RouteSpec("r", "src-*", "sink")], data_dir=data, bus="redis",
+                       bus_options={"url": REDIS, "namespace": namespace}, role="router", member=f"bench-{os.getpid()}")
+    Runtime(spec).start().run_until_signal()
+
+
+def fleet_run(routers: int, n: int, batch: int) -> dict[str, Any]:
+    """Routed events/s of ``routers`` router processes over ``n`` events (see the module docstring)."""
+    import redis
+
+    from orgloop.fleet import open_store
+
+    namespace = f"bench-fleet-{uuid.uuid4().hex[:8]}"
+    r = redis.Redis.from_url(REDIS)
+    store = open_store("redis", {"url": REDIS}, namespace)
+    procs = [subprocess.Popen([sys.executable, __file__, "--fleet-router", namespace]) for _ in range(routers)]
+    try:
+        deadline = time.monotonic() + 120
+        while len(store.members()) < routers:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError("the router members did not come up")
+            time.sleep(0.1)
+        bus = open_bus("redis", url=REDIS, namespace=namespace)
+        events = make_events(n)
+        cpu0 = [_cpu(p.pid) for p in procs]
+        t0 = time.perf_counter()
+        for i in range(0, n, batch):
+            bus.publish_many(events[i:i + batch])
+        while r.xlen(f"orgloop:{namespace}:events") > 0:
+            time.sleep(0.005)
+        wall = time.perf_counter() - t0
+        cpu = sum(_cpu(p.pid) - c for p, c in zip(procs, cpu0))
+        records = r.xlen(f"orgloop:{namespace}:deliveries")
+        bus.close()
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(60)
+        store.close()
+        keys = list(r.scan_iter(f"orgloop:{namespace}:*"))
+        if keys:
+            r.delete(*keys)
+    return {"routers": routers, "events": n, "records": records, "events_per_s": n / wall,
+            "router_cpu_s_per_million": cpu / n * 1e6}
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fleet_rows(n: int, batch: int) -> list[dict[str, Any]]:
+    rows = []
+    for routers in (1, 2, 3):
+        row = fleet_run(routers, n, batch)
+        rows.append(row)
+        print(f"fleet    {routers} router{'s' if routers > 1 else ' '} {row['events_per_s']:>10,.0f} ev/s routed  "
+              f"router cpu {row['router_cpu_s_per_million']:6.1f} s/M  ({row['records']} delivery records)",
+              flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer events (a smoke run)")
+    ap.add_argument("--fleet", action="store_true", help="also the fleet run (1, 2, 3 router processes)")
+    ap.add_argument("--fleet-only", action="store_true", help="only the fleet run")
+    ap.add_argument("--fleet-router", metavar="NAMESPACE", help=argparse.SUPPRESS)
     ap.add_argument("--out", default="bench/results/buses.json")
     args = ap.parse_args()
+    if args.fleet_router:
+        fleet_router(args.fleet_router)
+        return
     n, n_single, batch = (2_000, 200, 100) if args.quick else (20_000, 1_000, 100)
+    if args.fleet_only:
+        print(f"load average at start: {os.getloadavg()}")
+        fleet = fleet_rows(n, batch)
+        print(f"load average at end: {os.getloadavg()}")
+        _write(Path(args.out).with_name("fleet.json"), {"fleet": fleet, "loadavg_end": os.getloadavg()})
+        return
     tmp = Path(tempfile.mkdtemp(prefix="orgloop-bench-buses-"))
     rows: list[dict[str, Any]] = []
     print(f"load average at start: {os.getloadavg()}")
@@ -217,10 +307,14 @@ def main() -> None:
                 if raw is not None:
                     line += f"  | raw {row['raw']['events_per_s']:>10,.0f} ev/s  ratio {row['ratio']:.2f}"
                 print(line, flush=True)
+    fleet = fleet_rows(n, batch) if args.fleet else None
     print(f"load average at end: {os.getloadavg()}")
-    out = Path(args.out)
+    _write(Path(args.out), {"rows": rows, **({"fleet": fleet} if fleet else {}), "loadavg_end": os.getloadavg()})
+
+
+def _write(out: Path, result: dict[str, Any]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": rows, "loadavg_end": os.getloadavg()}, indent=2))
+    out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
 
 

@@ -60,3 +60,28 @@ def test_status_lists_the_members_their_roles_and_the_lag_of_each_group(namespac
         assert json.loads(r.stdout)["fleet"]["members"] == []
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_members_started_in_the_background_are_stopped_by_orgloop_stop(tmp_path, namespace):
+    from orgloop.instance import pid_alive
+
+    project = write_project(tmp_path / "proj", namespace, "redis", count=10, rate=0, dedup=False,
+                            bus_options="{claim_idle: 2}")
+    home = tmp_path / "home"
+    pids = []
+    try:
+        for role in ("router", "delivery"):
+            r = _orgloop(home, "start", "-p", str(project), "--role", role, "--daemon")
+            assert r.returncode == 0, r.stderr
+            pids.append(int(r.stdout.split("pid ")[1].split(",")[0]))
+        members = sorted(p.name for p in home.rglob("members/*"))
+        assert len(members) == 2 and all(list(home.rglob(f"members/{m}/runtime.json")) for m in members)
+        r = _orgloop(home, "stop", "-p", str(project))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.count("orgloop stopped (fleet member") == 2
+        assert not any(pid_alive(p) for p in pids)
+        assert _orgloop(home, "stop", "-p", str(project)).returncode == 3
+    finally:
+        for p in pids:
+            if pid_alive(p):
+                os.kill(p, 9)

@@ -336,25 +336,44 @@ def _is_daemon(pid: int) -> bool:
               help="How long to wait for a clean shutdown.")
 def stop(project_dir: Path | None, workspace: str | None, timeout: float) -> None:
     """Stop the workspace's runtime and wait. It gets a stop request on its control socket (SIGTERM when
-    that does not answer). Exit 0: stopped, 3: not running, 1: still running."""
-    from orgloop.instance import ControlError, clear_instance, pid_alive, read_instance, wait_for_exit
+    that does not answer). Fleet members started on this host with --role are stopped too. Exit 0:
+    stopped, 3: not running, 1: still running."""
+    from orgloop.instance import clear_instance, pid_alive, read_instance
 
     project = load_lenient(project_dir, workspace)
-    inst = read_instance(project.data_dir)
-    if inst is None or not pid_alive(inst.pid) or not _is_orgloop(inst):
-        if inst is not None:
-            clear_instance(project.data_dir, inst.pid)
+    dirs = [project.data_dir] + sorted(d for d in (project.data_dir / "members").glob("*") if d.is_dir())
+    running = []
+    for data_dir in dirs:
+        inst = read_instance(data_dir)
+        if inst is None:
+            continue
+        if pid_alive(inst.pid) and _is_orgloop(inst):
+            running.append((data_dir, inst))
+        else:
+            clear_instance(data_dir, inst.pid)
+    if not running:
         click.echo(f'orgloop is not running for workspace "{project.workspace}".', err=True)
         sys.exit(EXIT_NOT_RUNNING)
+    left = [inst.pid for data_dir, inst in running if not _stop_one(data_dir, inst, timeout)]
+    if left:
+        click.echo(f"Error: orgloop (pid {', '.join(map(str, left))}) is still running after {timeout:g}s.", err=True)
+        sys.exit(EXIT_ERROR)
+
+
+def _stop_one(data_dir: Path, inst: Instance, timeout: float) -> bool:
+    """Ask one runtime to stop and wait up to ``timeout``; False when it still runs."""
+    from orgloop.instance import ControlError, clear_instance, wait_for_exit
+
     try:
         inst.request("POST", "/stop", timeout=5.0)   # the owner's socket; a signal when it does not answer
     except ControlError:
         os.kill(inst.pid, signal.SIGTERM)
     if not wait_for_exit(inst.pid, timeout):
-        click.echo(f"Error: orgloop (pid {inst.pid}) is still running after {timeout:g}s.", err=True)
-        sys.exit(EXIT_ERROR)
-    clear_instance(project.data_dir, inst.pid)
-    click.echo(f"orgloop stopped (pid {inst.pid}).")
+        return False
+    clear_instance(data_dir, inst.pid)
+    member = f"fleet member {data_dir.name}, " if data_dir.parent.name == "members" else ""
+    click.echo(f"orgloop stopped ({member}pid {inst.pid}).")
+    return True
 
 
 def _is_orgloop(inst: Instance) -> bool:
