@@ -634,7 +634,9 @@ class Runtime:
         except StoreError:
             return None
 
-    def status(self) -> dict[str, Any]:
+    def status(self, remote: bool = True) -> dict[str, Any]:
+        """What this process does. ``remote=False`` leaves out what needs the fleet's store or the bus's
+        server (a fleet's source checkpoints, members and lag): /metrics must answer at once in an outage."""
         bus_stats = self.bus.stats()
         wal = bus_stats.get("wal")
         return {
@@ -642,7 +644,8 @@ class Runtime:
             "started_at": self.started_at, "healthy": self.healthy()[0], "problems": self.healthy()[1],
             "bus": self.spec.bus, "events_published": self.events_published, "router_events": self.router.events_in,
             "unmatched": self.router.unmatched, "acked": self.tracker.acked,
-            "sources": [{"id": s.id, "checkpoint": self._checkpoint_of(s.id), "events": self.source_events.get(s.id, 0)}
+            "sources": [{"id": s.id, "events": self.source_events.get(s.id, 0),
+                         "checkpoint": self._checkpoint_of(s.id) if remote or self.fleet_store is None else None}
                         for s in list(self.spec.sources)] if self.spec.role in ("all", "source") else [],
             "routes": [{"name": name, "actor": r.spec.actor, "dropped_by_transform": r.dropped,
                         **{k: v for k, v in r.lane.stats()["routes"].get(name, {}).items()},
@@ -657,7 +660,7 @@ class Runtime:
             "log_entries_dropped": self.hub.dropped if self.hub else 0,
             "ingress": self._ingress.stats() if self._ingress is not None else None,
             "role": self.spec.role,
-            "fleet": self.fleet_status(),
+            "fleet": self.fleet_status() if remote else None,
         }
 
     # ------------------------------------------------------------------ shutdown

@@ -125,3 +125,21 @@ def test_the_saver_flushes_on_its_timer_without_another_ack(tmp_path):
     finally:
         store.close(state)
 
+
+
+def test_wal_ack_many_of_shuffled_runs_with_and_without_a_hole(tmp_path, impl):
+    import random
+
+    from orgloop.wal import Wal
+
+    with Wal(tmp_path, segment_size=64 << 10, implementation=impl) as wal:
+        wal.append_many([b"r"] * 40)
+        run = list(range(1, 11))
+        random.Random(3).shuffle(run)
+        wal.ack_many(run)                                     # a whole run: the watermark moves to 10
+        holed = [s for s in range(12, 31) if s != 20]
+        random.Random(4).shuffle(holed)
+        wal.ack_many(holed)                                   # 11 and 20 stay unacked
+        unacked = [s for b in wal.replay() for s in b.seqs]
+        assert unacked == [11, 20] + list(range(31, 41))
+        assert wal.stats()["acked_watermark"] == 10

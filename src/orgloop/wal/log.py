@@ -33,7 +33,9 @@ from orgloop.wal import segments as seglib
 from orgloop.wal.acks import DEFAULT_FLUSH_BATCH, DEFAULT_FLUSH_INTERVAL, AckState, AckStore, AckStoreDamaged
 from orgloop.wal.codec import decode_json_many, encode_json_many, json_record_error
 from orgloop.wal.format import (ENC_MSGPACK, ENCODING_NAMES, ENCODINGS, ENC_JSONL, FORMAT_VERSION, SegmentHeader,
-                                data_start, frame_size, mark_size, pack_header, parse_segment_name, segment_name)
+                                data_start, fill_byte, frame_size, mark_size, pack_header, parse_segment_name,
+                                segment_name)
+from orgloop.wal.prewriter import Prewriter, Target
 from orgloop.wal.reader import READ_CHUNK, Damage, WalkEnd, recover_header, walk_segment
 from orgloop.wal.segments import QUARANTINE_DIR, RECYCLE_SUFFIX, SegmentInfo
 
@@ -190,8 +192,9 @@ class Wal:
         self._indexed_upto = 0
         self._followers = 0
         self._preparer: threading.Thread | None = None
-        self._cancel_prewrite = threading.Event()
         self._spare_fallocated = False
+        self._active_fallocated = False            # the active segment's blocks past the offset may be unwritten
+        self._prewriter: Prewriter | None = None
         self._prepare_error: BaseException | None = None
         self._faults = _parse_faults()
         self.counters = {"appended": 0, "appended_bytes": 0, "rotations": 0, "compacted_segments": 0,
@@ -224,10 +227,12 @@ class Wal:
         self._committer.reset(self._next_seq - 1, self._fd, self._offset)
         if "after_write" in self._faults:
             self._committer.set_fault("after_write", self._faults["after_write"])
+        self._prewriter = Prewriter(self._lock, self._prewrite_targets, fill_byte(self._enc))
         self._settle_active()
         if sync == "interval":
             self._committer.start_syncer(sync_interval_ms / 1000.0)
         self._start_preparer()
+        self._prewriter.start()
         self._store().start(self.acks)
 
     def _fault(self, point: str) -> None:
@@ -314,7 +319,7 @@ class Wal:
         else:
             self._next_seq = state.highest + 1
             self._jump(next_seq)
-            self._activate_new_segment(prewrite=True)   # a new log: nothing to compete with yet
+            self._activate_new_segment()     # fallocated: the pre-writer fills it while the log is quiet
         self._opened_offset = self._offset
         try:
             seqhwm.store(self._store().env, self._next_seq + seqhwm.BLOCK)
@@ -600,15 +605,15 @@ class Wal:
                 self._store().flush(state, durable=True)
 
     # ------------------------------------------------------------------ segments
-    def _activate_new_segment(self, prewrite: bool = False) -> None:
+    def _activate_new_segment(self) -> None:
         """Make the next segment active (the prepared spare if there is one)."""
-        path = self._take_spare(self._next_segment_id)
-        if prewrite and self._spare_fallocated:
-            seglib.prewrite(path, self._data_start, self.segment_size, threading.Event(), pause=0)
-        self._activate(path)
+        self._activate(*self._take_spare(self._next_segment_id))
 
-    def _activate(self, path: Path) -> None:
-        """Write the active header into the spare at ``path`` and append there from now on."""
+    def _activate(self, path: Path, fallocated: bool) -> None:
+        """Write the active header into the spare at ``path`` and append there from now on.
+
+        ``fallocated``: its blocks may be unwritten (the pre-writer fills them ahead of the appender).
+        """
         seg_id = self._next_segment_id
         prev_last = (self._jump_from if self._jump_from is not None else self._next_seq) - 1
         header = SegmentHeader(FORMAT_VERSION, self._enc, seg_id, self._next_seq, self.segment_size,
@@ -624,6 +629,7 @@ class Wal:
             raise
         self._fd = fd
         self._offset = self._data_start
+        self._active_fallocated = fallocated
         self._indexed_upto = 0
         self._active_since = time.monotonic()
         self._unsynced = 0
@@ -632,20 +638,37 @@ class Wal:
         self._next_segment_id = seg_id + 1
         if hasattr(self, "_committer"):     # durable marks in this file start from its first record
             self._committer.reset(self._next_seq - 1, fd, self._data_start)
+        if self._prewriter is not None:
+            self._prewriter.poke()
 
-    def _take_spare(self, seg_id: int) -> Path:
+    def _take_spare(self, seg_id: int) -> tuple[Path, bool]:
+        """The spare to activate as segment ``seg_id`` (prepared now if there is none), and whether its
+        blocks may be unwritten. Caller holds the lock."""
         if self._preparer is not None:
-            self._cancel_prewrite.set()
             self._preparer.join()
             self._preparer = None
-            self._cancel_prewrite.clear()
+        if self._prewriter is not None:
+            self._prewriter.wait_idle()      # no fill in flight into the spare (or the segment being sealed)
         if self._spare is not None and self._spare.name == segment_name(seg_id):
             path, self._spare = self._spare, None
-            return path
+            return path, self._spare_fallocated
         if self._spare is not None:
             self._spare.unlink(missing_ok=True)
             self._spare = None
-        return self._prepare(seg_id)
+        return self._prepare(seg_id), self._spare_fallocated
+
+    def _prewrite_targets(self) -> list[Target]:
+        """What the pre-writer may fill (it holds the lock): the active segment past the append offset,
+        then the spare, if their blocks may be unwritten."""
+        if self._closed:
+            return []
+        targets = []
+        if self._active_fallocated:
+            targets.append(Target(self._segments[-1].path, self._offset, self.segment_size))
+        spare = self._spare
+        if spare is not None and self._spare_fallocated:
+            targets.append(Target(spare, self._data_start, self.segment_size))
+        return targets
 
     def _prepare(self, seg_id: int) -> Path:
         recycled = self._recycle_pool.pop(0) if self._recycle_pool else None
@@ -662,10 +685,9 @@ class Wal:
 
         def run() -> None:
             try:
-                path = self._prepare(seg_id)
-                self._spare = path
-                if self._spare_fallocated:
-                    seglib.prewrite(path, self._data_start, self.segment_size, self._cancel_prewrite)
+                self._spare = self._prepare(seg_id)
+                if self._prewriter is not None:
+                    self._prewriter.poke()
             except BaseException as exc:  # surfaced by the next rotation, which prepares synchronously
                 self._prepare_error = exc
                 log.warning("%s: preparing segment %d in the background failed: %s", self.path, seg_id, exc)
@@ -693,7 +715,7 @@ class Wal:
                 self._drop_oldest()
         seg_id = self._next_segment_id
         try:
-            path = self._take_spare(seg_id)
+            path, fallocated = self._take_spare(seg_id)
         except OSError as exc:
             raise WalError(f"cannot create WAL segment {segment_name(seg_id)} in {self.path}: "
                            f"{exc.strerror or exc}; every record appended so far is safe, appends fail until "
@@ -703,7 +725,7 @@ class Wal:
         self._fault("after_seal")
         sealed, sealed_fd, sealed_end = self._segments[-1], self._fd, self._offset
         try:
-            self._activate(path)
+            self._activate(path, fallocated)
         except OSError as exc:   # the sealed segment stays the active one: nothing is lost, appends may retry
             raise WalError(f"cannot start WAL segment {path.name} in {self.path}: {exc.strerror or exc}; every "
                            f"record appended so far is safe") from exc
@@ -757,6 +779,9 @@ class Wal:
             first = self._next_seq
             if not n:
                 return range(first, first)
+            prewriter = self._prewriter
+            assert prewriter is not None
+            prewriter.last_append = time.monotonic()       # the pre-writer stays off a busy log (and after it)
             try:
                 if first + n > self._seq_reserved:
                     self._reserve_seqs(first + n)
@@ -767,6 +792,8 @@ class Wal:
                 i = 0
                 while i < n:
                     limit = min(capacity - self._offset, window - self._unsynced)
+                    if self._active_fallocated:     # never write where a fill is in flight: wait for it
+                        prewriter.wait_clear(self._segments[-1].path, self._offset + limit)
                     count, size = self._committer.submit_framed(self._fd, self._offset, records, i, self._next_seq,
                                                                 self._segments[-1].id, self._enc, limit)
                     if count:
@@ -795,6 +822,7 @@ class Wal:
             last = self._next_seq - 1
             self.counters["appended"] += n
         self._finish(last)
+        prewriter.last_append = time.monotonic()
         return range(first, last + 1)
 
     def _note_position(self) -> None:
@@ -870,11 +898,15 @@ class Wal:
     def ack_many(self, seqs: Iterable[int]) -> None:
         """Ack seqs given in any order."""
         self._check_open()
-        seqs = list(seqs)
-        if seqs:
-            self._check_seq(min(seqs))
-            self._check_seq(max(seqs))
-            self.acks.ack_many(seqs)
+        ordered = sorted(set(seqs))     # one pass gives the bounds to check and tells a whole run apart
+        if ordered:
+            lo, hi = ordered[0], ordered[-1]
+            self._check_seq(lo)
+            self._check_seq(hi)
+            if hi - lo + 1 == len(ordered):
+                self.acks.ack_range(lo, hi)     # the usual case, a batch acked in any order: one range
+            else:
+                self.acks.ack_many(ordered)
             self._store().note()
 
     def ack_range(self, lo: int, hi: int) -> None:
@@ -1074,7 +1106,9 @@ class Wal:
                 "acked_above_watermark": self.acks.held, "ack_ranges": self.acks.range_count,
                 "ack_commits": self._store().commits, "ack_commit_seconds": self._store().commit_seconds,
                 "ack_save_error": str(self._store().error) if self._store().error else None,
-                "failed": self._committer.failed, **self.counters, **self._committer.stats(),
+                "failed": self._committer.failed,
+                "prewritten_bytes": self._prewriter.bytes_written if self._prewriter else 0,
+                **self.counters, **self._committer.stats(),
             }
 
     def _data_bytes_locked(self) -> int:
@@ -1105,6 +1139,8 @@ class Wal:
                 except Exception as exc:   # noqa: BLE001  (collected, raised below)
                     errors.append(exc)
 
+            if self._prewriter is not None:
+                step(self._prewriter.stop)      # before the closing mark, which goes past the offset
             step(self._committer.stop_syncer)
             if not self._committer.failed:
                 step(lambda: self._committer.commit(self._next_seq - 1, True))
@@ -1112,7 +1148,6 @@ class Wal:
                     step(self._close_mark)
             clean = not errors and not self._committer.failed
             if self._preparer is not None:
-                self._cancel_prewrite.set()
                 step(self._preparer.join)
             step(lambda: os.close(self._fd))
             if clean:

@@ -1,8 +1,8 @@
 """Segment files: naming, headers, preparation of spares, recycling and quarantine.
 
-A segment is preallocated at its full size and pre-written (zeros, or newlines for JSONL) before it
-is used, because overwriting written blocks is 1.6-3.6x faster than appending and makes fdatasync
-cheaper (no metadata update). Spares are prepared under a ``.tmp`` name and renamed into place with
+A segment is preallocated at its full size; its blocks are written (zeros, or newlines for JSONL)
+before appends reach them where possible, because overwriting written blocks is faster than appending
+and makes fdatasync cheaper (no metadata update). Spares are prepared under a ``.tmp`` name and renamed into place with
 an *inactive* header (``first_seq == 0``), so a crash at any point leaves either a usable spare or a
 ``.tmp`` file that the next open deletes.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +19,7 @@ from orgloop.wal import fileio
 from orgloop.wal.format import (ENC_JSONL, FORMAT_VERSION, JSONL_HEADER_SIZE, SegmentHeader, fill_byte, pack_header,
                                 parse_header, parse_segment_name, segment_name)
 
-__all__ = ["SegmentInfo", "list_segments", "read_header", "link_segments", "fsync_dir", "prepare_spare", "prewrite",
+__all__ = ["SegmentInfo", "list_segments", "read_header", "link_segments", "fsync_dir", "prepare_spare",
            "quarantine_bytes", "QUARANTINE_DIR", "RECYCLE_SUFFIX"]
 
 QUARANTINE_DIR = "quarantine"
@@ -100,10 +99,11 @@ def prepare_spare(directory: Path, segment_id: int, capacity: int, encoding: int
     A recycled file (a compacted segment) is the fastest: its blocks are written already, so appends
     are pure overwrites. Its old records carry an older segment id, so no reader mistakes them for new
     ones. A recycled JSONL segment is overwritten with newlines first (one write of the segment, in the
-    background, as a new JSONL segment costs too), so ``grep`` never shows a stale record. A new msgpack segment is ``fallocate``d (reads as zeros, blocks reserved): measured here,
-    zero-filling it up front costs a second full write of the segment, which halves append throughput
-    while a log grows; :func:`prewrite` fills it later, gently, while the log has time. A new JSONL
-    segment is filled with newlines so the file stays plain text.
+    background, as a new JSONL segment costs too), so ``grep`` never shows a stale record. A new msgpack
+    segment is ``fallocate``d (reads as zeros, blocks reserved): measured here, zero-filling it up front
+    costs a second full write of the segment, which halves append throughput while a log grows; the
+    pre-writer (:mod:`orgloop.wal.prewriter`) fills it while the log is quiet. A new JSONL segment is
+    filled with newlines so the file stays plain text.
     """
     final = directory / segment_name(segment_id)
     tmp = directory / (segment_name(segment_id) + ".tmp")
@@ -141,29 +141,6 @@ def prepare_spare(directory: Path, segment_id: int, capacity: int, encoding: int
     os.replace(tmp, final)
     fsync_dir(directory)
     return final, fallocated
-
-
-def prewrite(path: Path, start: int, end: int, cancel: threading.Event, pause: float = 0.002,
-             chunk: int = _FILL_CHUNK) -> bool:
-    """Write zeros over a fallocated spare's ``[start, end)`` in chunks, pausing between them.
-
-    Writing into already-written blocks makes later appends pure overwrites and each fdatasync
-    cheaper (no extent conversion to commit). The pauses keep this from competing with a busy log;
-    ``cancel`` stops it at once (the spare is about to be used; the rest simply stays fallocated,
-    which reads as zeros too). Returns True if it finished.
-    """
-    fd = os.open(path, os.O_RDWR)
-    try:
-        block = b"\0" * chunk
-        pos = start
-        while pos < end:
-            if cancel.wait(pause):
-                return False
-            pos += fileio.pwrite(fd, block[: min(chunk, end - pos)], pos)
-        fileio.fdatasync(fd)
-        return True
-    finally:
-        os.close(fd)
 
 
 def fill_range(path: Path, start: int, end: int, encoding: int) -> None:
