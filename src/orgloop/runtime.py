@@ -590,6 +590,8 @@ class Runtime:
     def healthy(self) -> tuple[bool, list[str]]:
         """Never green while the log is broken or a breaker is open."""
         problems = [p for bus in self._buses() for p in bus.problems()]
+        if self.membership is not None and self.membership.error is not None:
+            problems.append(f"fleet store: {self.membership.error}")
         wal = getattr(self.bus, "wal", None)
         if wal is not None and wal.failed:
             problems.append(f"wal: {wal.failed}")
@@ -614,13 +616,17 @@ class Runtime:
             return None
         from orgloop.fleet.view import fleet_view
 
-        return {"member": self.member, "role": self.spec.role,
-                "leases_held": sorted(s for s, lease in self.leases.items() if lease.valid()),
-                **fleet_view(self.fleet_store, self.spec.bus, self.spec.bus_options, self._namespace())}
+        own = {"member": self.member, "role": self.spec.role,
+               "leases_held": sorted(s for s, lease in self.leases.items() if lease.valid())}
+        if self.membership is not None and self.membership.error is not None:   # don't wait for a lost server
+            return {**own, "error": self.membership.error}
+        return {**own, **fleet_view(self.fleet_store, self.spec.bus, self.spec.bus_options, self._namespace())}
 
     def _checkpoint_of(self, source_id: str) -> str | None:
         if self.fleet_store is None:
             return self.checkpoints.get(source_id)
+        if self.membership is not None and self.membership.error is not None:
+            return None                   # the store is unreachable: status must not wait for it
         from orgloop.fleet.store import StoreError
 
         try:
