@@ -590,6 +590,8 @@ class Runtime:
     def healthy(self) -> tuple[bool, list[str]]:
         """Never green while the log is broken or a breaker is open."""
         problems = [p for bus in self._buses() for p in bus.problems()]
+        if self.membership is not None and self.membership.error is not None:
+            problems.append(f"fleet store: {self.membership.error}")
         wal = getattr(self.bus, "wal", None)
         if wal is not None and wal.failed:
             problems.append(f"wal: {wal.failed}")
@@ -614,13 +616,17 @@ class Runtime:
             return None
         from orgloop.fleet.view import fleet_view
 
-        return {"member": self.member, "role": self.spec.role,
-                "leases_held": sorted(s for s, lease in self.leases.items() if lease.valid()),
-                **fleet_view(self.fleet_store, self.spec.bus, self.spec.bus_options, self._namespace())}
+        own = {"member": self.member, "role": self.spec.role,
+               "leases_held": sorted(s for s, lease in self.leases.items() if lease.valid())}
+        if self.membership is not None and self.membership.error is not None:   # don't wait for a lost server
+            return {**own, "error": self.membership.error}
+        return {**own, **fleet_view(self.fleet_store, self.spec.bus, self.spec.bus_options, self._namespace())}
 
     def _checkpoint_of(self, source_id: str) -> str | None:
         if self.fleet_store is None:
             return self.checkpoints.get(source_id)
+        if self.membership is not None and self.membership.error is not None:
+            return None                   # the store is unreachable: status must not wait for it
         from orgloop.fleet.store import StoreError
 
         try:
@@ -628,7 +634,9 @@ class Runtime:
         except StoreError:
             return None
 
-    def status(self) -> dict[str, Any]:
+    def status(self, remote: bool = True) -> dict[str, Any]:
+        """What this process does. ``remote=False`` leaves out what needs the fleet's store or the bus's
+        server (a fleet's source checkpoints, members and lag): /metrics must answer at once in an outage."""
         bus_stats = self.bus.stats()
         wal = bus_stats.get("wal")
         return {
@@ -636,7 +644,8 @@ class Runtime:
             "started_at": self.started_at, "healthy": self.healthy()[0], "problems": self.healthy()[1],
             "bus": self.spec.bus, "events_published": self.events_published, "router_events": self.router.events_in,
             "unmatched": self.router.unmatched, "acked": self.tracker.acked,
-            "sources": [{"id": s.id, "checkpoint": self._checkpoint_of(s.id), "events": self.source_events.get(s.id, 0)}
+            "sources": [{"id": s.id, "events": self.source_events.get(s.id, 0),
+                         "checkpoint": self._checkpoint_of(s.id) if remote or self.fleet_store is None else None}
                         for s in list(self.spec.sources)] if self.spec.role in ("all", "source") else [],
             "routes": [{"name": name, "actor": r.spec.actor, "dropped_by_transform": r.dropped,
                         **{k: v for k, v in r.lane.stats()["routes"].get(name, {}).items()},
@@ -651,7 +660,7 @@ class Runtime:
             "log_entries_dropped": self.hub.dropped if self.hub else 0,
             "ingress": self._ingress.stats() if self._ingress is not None else None,
             "role": self.spec.role,
-            "fleet": self.fleet_status(),
+            "fleet": self.fleet_status() if remote else None,
         }
 
     # ------------------------------------------------------------------ shutdown

@@ -84,7 +84,7 @@ def test_three_members_lose_one_mid_stream_and_the_others_finish_its_work(fleet_
         assert seen == sorted(seen), tag
 
 
-@pytest.mark.parametrize("bus", ["redis"])
+@pytest.mark.parametrize("bus", ["redis", "nats"])
 def test_a_role_split_fleet_delivers_end_to_end(fleet_dir, namespace, bus):
     fleet = _fleet(fleet_dir, namespace, bus, dedup=True, count=300, rate=0)
     store = open_store(bus, {}, namespace)

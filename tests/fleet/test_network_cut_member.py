@@ -48,6 +48,7 @@ def test_a_member_cut_off_from_the_server_loses_its_work_and_lease_to_the_others
                 # without a lease would have polled by then (its source needs no network to poll).
                 stderr = project / "out" / f"stderr-m{cut}.txt"
                 wait_for(lambda: stderr.read_text(errors="replace").count("cannot renew its lease") >= 2, 120, fleet)
+                cut_status = _status(fleet, cut)
                 links[cut].up()                       # it comes back: its lease is gone, its checkpoint refused
                 wait_for(lambda: len(store.members()) == 3, 60, fleet)
                 checkpoint = store.checkpoint("gen")
@@ -65,6 +66,8 @@ def test_a_member_cut_off_from_the_server_loses_its_work_and_lease_to_the_others
     dups = {i for i, k in ids.items() if k > 1}
     cut_tag = fleet.members[cut].tag
     assert dups <= {e["id"] for e in delivered[cut_tag]}     # only what the cut member delivered unacked
+    assert cut_status["healthy"] is False                  # /healthz of the cut member says why
+    assert any(p.startswith("fleet store: ") for p in cut_status["problems"]), cut_status["problems"]
     assert overlapping_polls(polls) == []
     assert stale_polls(polls) == []
     assert {p["member"] for p in polls if p["epoch"] == new_holder["epoch"]} == {new_holder["holder"]}
@@ -73,3 +76,13 @@ def test_a_member_cut_off_from_the_server_loses_its_work_and_lease_to_the_others
 def _numbers(fleet: Fleet, delivered: dict | None = None) -> list[dict]:
     delivered = delivered if delivered is not None else fleet.all_delivered()
     return [{"n": e["payload"]["n"], "id": e["id"]} for v in delivered.values() for e in v]
+
+
+def _status(fleet: Fleet, index: int) -> dict:
+    """The status of member ``index`` from its own control socket (files under members/<member-id>/)."""
+    from orgloop.instance import read_instance
+
+    (record,) = fleet.home.rglob(f"members/{fleet.member_id(fleet.members[index])}/runtime.json")
+    inst = read_instance(record.parent)
+    assert inst is not None
+    return inst.request("GET", "/status", timeout=30)

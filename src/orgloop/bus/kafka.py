@@ -14,9 +14,11 @@ missing), keyed by ``partition_key`` (default the event's ``source``), so order 
   not a set of acks). Within one process they are never handed out twice.
 - Refs are ``<partition>:<offset>`` written fixed-width (``00003:00000000000000000042``); the envelope
   carries them as ``bus_ref``.
-- Lost connections: librdkafka reconnects by itself; a publish waits up to ``publish_timeout`` seconds for
-  delivery reports (the idempotent producer retries without duplicates), and ``problems()`` reports the
-  broker being unreachable (for ``/healthz``).
+- Lost connections: librdkafka reconnects by itself (a broker silent for ``socket_timeout`` counts as
+  lost); a publish waits up to ``publish_timeout`` seconds for delivery reports (the idempotent producer
+  retries without duplicates), and ``problems()`` reports the broker being unreachable (for ``/healthz``)
+  until a fetch, a publish or a metadata probe (once a second) gets an answer (docs/buses.md
+  "Connection loss").
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ class KafkaBusConfig(PluginConfig):
     partition_key: str = "source"               # the envelope field events are keyed by
     publish_timeout: float = Field(30.0, gt=0)
     session_timeout_ms: int = Field(6000, ge=1000)
+    socket_timeout: float = Field(10.0, gt=0)   # a broker silent this long counts as lost (socket.timeout.ms)
     client_options: dict[str, str | int | float | bool] = Field(default_factory=dict)   # librdkafka settings
 
 
@@ -93,9 +96,13 @@ class KafkaBus(BusBase):
         self._ck = confluent_kafka
         self.topic = f"orgloop.{cfg.namespace}.{cfg.stream}"
         self.outage: str | None = None
+        self.reconnects = 0
+        self._next_probe = 0.0
         self._lock = threading.Lock()
         self._parts: dict[int, _Partition] = {}
-        common = {"bootstrap.servers": cfg.bootstrap_servers, "error_cb": self._on_error, **cfg.client_options}
+        self._to_commit: dict[int, int] = {}     # partition -> offset acked up to, for the polling thread
+        common = {"bootstrap.servers": cfg.bootstrap_servers, "error_cb": self._on_error,
+                  "socket.timeout.ms": int(cfg.socket_timeout * 1000), **cfg.client_options}
         self._ensure_topic(common)
         self._producer = confluent_kafka.Producer({**common, "enable.idempotence": True, "acks": "all",
                                                    "linger.ms": 2})
@@ -129,6 +136,8 @@ class KafkaBus(BusBase):
         already on its way is kept for the next fetch."""
         if not self._subscribed:
             return
+        self._commit_pending()
+        self._probe()
         assigned = self._consumer.assignment()
         if assigned and not self._paused:
             self._consumer.pause(assigned)
@@ -157,6 +166,25 @@ class KafkaBus(BusBase):
                 return False
         return True
 
+    def _connected(self) -> None:
+        if self.outage is not None:
+            log.warning("kafka bus: connected again to %s", self.config.bootstrap_servers)
+            self.outage = None
+            self.reconnects += 1
+
+    def _probe(self) -> None:
+        """During an outage, ask for the topic's metadata about once a second: librdkafka reports a lost
+        broker but not its return, and a consumer with nothing new to read would stay unhealthy."""
+        now = time.monotonic()
+        if self.outage is None or now < self._next_probe:
+            return
+        self._next_probe = now + 1.0
+        try:
+            self._consumer.list_topics(self.topic, timeout=min(1.0, self.config.socket_timeout))
+        except self._ck.KafkaException:
+            return
+        self._connected()
+
     def _on_error(self, err: Any) -> None:
         if err.code() in (self._ck.KafkaError._ALL_BROKERS_DOWN, self._ck.KafkaError._TRANSPORT):
             if self.outage is None:
@@ -170,6 +198,7 @@ class KafkaBus(BusBase):
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         # Another member takes these partitions: it starts from the committed offset, so what this
         # process held there is delivered again by the new owner (at-least-once).
+        self._commit_pending()
         with self._lock:
             for tp in partitions:
                 self._parts.pop(tp.partition, None)
@@ -203,28 +232,30 @@ class KafkaBus(BusBase):
             if self._closed:
                 raise BusClosedError("the bus was closed while publishing")
             if time.monotonic() >= deadline:
+                self.outage = f"kafka unreachable: no answer to a publish within {self.config.publish_timeout:g}s"
                 raise TimeoutError(f"kafka bus: {sum(r is None for r in results)} events not acknowledged by "
                                    f"the broker within {self.config.publish_timeout:g}s")
             self._producer.flush(0.5)
         if errors:
             raise OSError(f"kafka bus: publishing failed: {errors[0]}")
-        if self.outage is not None:
-            self.outage = None
+        self._connected()
         return results
 
     def _fetch(self, max_events: int, timeout: float | None) -> tuple[Sequence[str], list[dict[str, Any]]]:
         if not self._subscribed:
             self._consumer.subscribe([self.topic], on_revoke=self._on_revoke)
             self._subscribed = True
+        self._commit_pending()
         if self._buffered:
             msgs, self._buffered = self._buffered[:max_events], self._buffered[max_events:]
         else:
             self._resume()
             msgs = self._consumer.consume(max_events, timeout if timeout else 0)
         give_up = time.monotonic() + 30
-        while not msgs and not self._closed and time.monotonic() < give_up and not self._caught_up():
+        while (not msgs and not self._closed and self.outage is None and time.monotonic() < give_up
+               and not self._caught_up()):
             # Joining the group, rebalancing, or not positioned in a partition yet: an empty answer
-            # would say "caught up", which is not known yet.
+            # would say "caught up", which is not known yet (and cannot be during an outage).
             msgs = self._consumer.consume(max_events, 0.05)
         refs: list[str] = []
         out: list[dict[str, Any]] = []
@@ -247,12 +278,13 @@ class KafkaBus(BusBase):
                 ev["bus_ref"] = _ref(p, off)
                 refs.append(ev["bus_ref"])
                 out.append(ev)
-        if msgs and self.outage is not None:
-            self.outage = None
+        if msgs:
+            self._connected()
+        else:
+            self._probe()
         return refs, out
 
     def _ack_many(self, refs: Sequence[str]) -> None:
-        commits = []
         with self._lock:
             touched: dict[int, int] = {}
             for ref in refs:
@@ -270,13 +302,21 @@ class KafkaBus(BusBase):
                 part = self._parts[p]
                 upto = part.open[0] if part.open else highest + 1   # the lowest offset not finished yet
                 if upto > part.committed:
-                    part.committed = upto
-                    commits.append(self._ck.TopicPartition(self.topic, p, upto))
-        if commits:
-            try:
-                self._consumer.commit(offsets=commits, asynchronous=True)
-            except self._ck.KafkaException as exc:   # e.g. during a rebalance: the next ack commits again
-                log.debug("kafka bus: commit: %s", exc)
+                    part.committed = self._to_commit[p] = upto
+
+    def _commit_pending(self) -> None:
+        """Commit the offsets acks moved, on the thread that polls the consumer: confluent-kafka's commit
+        waits while another thread is in ``consume``, which the dispatch thread calls back to back, so an
+        ack (from a delivery worker) that committed itself would wait for ever."""
+        with self._lock:
+            if not self._to_commit:
+                return
+            offsets = [self._ck.TopicPartition(self.topic, p, o) for p, o in self._to_commit.items()]
+            self._to_commit.clear()
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        except self._ck.KafkaException as exc:   # e.g. during a rebalance: the events come again (at-least-once)
+            log.debug("kafka bus: commit: %s", exc)
 
     def _unacked(self) -> Iterator[tuple[Sequence[str], list[dict[str, Any]]]]:
         """Everything from each partition's committed offset to its end, less what this process acked
@@ -319,6 +359,8 @@ class KafkaBus(BusBase):
     def _close(self) -> None:
         try:
             self._producer.flush(5)
+            if self._subscribed:
+                self._commit_pending()
             self._consumer.close()          # leaves the group at once, so the others take over now
         except Exception as exc:  # a broken connection: nothing more to do
             log.debug("kafka bus: close: %s", exc)
@@ -328,5 +370,5 @@ class KafkaBus(BusBase):
         with self._lock:
             held = sum(len(p.open) for p in self._parts.values())
         st.update({"topic": self.topic, "group": self.config.group, "connected": self.outage is None,
-                   "held": held})
+                   "reconnects": self.reconnects, "held": held})
         return st

@@ -20,8 +20,10 @@ so subscriptions can filter by subject. Processes of one role share a durable pu
 - ``ack``: an explicit ack of a held message (work-queue retention then removes it); a ref this process
   does not hold (acked before it was fetched) is deleted from the stream instead.
 - Refs are stream sequence numbers written as 20-digit strings; the envelope carries them as ``bus_ref``.
-- Lost connections: the client reconnects forever with backoff; a publish waits (retrying with the same
-  message ids) up to ``publish_timeout`` seconds; ``problems()`` names the outage for ``/healthz``.
+- Lost connections: the client reconnects forever with backoff and drops a connection whose server left
+  two pings (every ``socket_timeout / 2``) unanswered; a publish waits (retrying with the same message
+  ids) up to ``publish_timeout`` seconds; ``problems()`` names the outage for ``/healthz``, and during one
+  a ping each second tells when the server answers again (docs/buses.md "Connection loss").
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ class NatsBusConfig(PluginConfig):
     replicas: int = Field(1, ge=1)
     duplicate_window: float = Field(120.0, gt=0)
     publish_timeout: float = Field(30.0, ge=0)
+    socket_timeout: float = Field(10.0, gt=0)   # a server silent this long counts as lost (pings)
 
 
 def _ref(seq: int) -> str:
@@ -87,6 +90,7 @@ class NatsBus(BusBase):
         self.prefix = f"{root}.{cfg.namespace}"
         self.outage: str | None = None
         self.reconnects = 0
+        self._next_probe = 0.0
         self._held: dict[str, Any] = {}          # ref -> message fetched and not acked yet
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -122,16 +126,16 @@ class NatsBus(BusBase):
             self.outage = f"nats unreachable ({self.config.url})"
 
         async def reconnected() -> None:
-            log.warning("nats bus: connected again to %s", self.config.url)
-            self.outage = None
-            self.reconnects += 1
+            self._connected()
 
         async def error(exc: Exception) -> None:
             log.debug("nats bus: %s", exc)
 
         self._nc = await self._nats.connect(self.config.url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                                             disconnected_cb=disconnected, reconnected_cb=reconnected,
-                                            error_cb=error, connect_timeout=5, allow_reconnect=True)
+                                            error_cb=error, connect_timeout=min(5.0, self.config.socket_timeout),
+                                            allow_reconnect=True, ping_interval=self.config.socket_timeout / 2,
+                                            max_outstanding_pings=2)
         self._js = self._nc.jetstream(timeout=10)
         stream = StreamConfig(name=self.stream, subjects=[f"{self.prefix}.>"], retention=RetentionPolicy.WORK_QUEUE,
                               storage=StorageType.FILE if self.config.storage == "file" else StorageType.MEMORY,
@@ -156,24 +160,26 @@ class NatsBus(BusBase):
         deadline = time.monotonic() + self.config.publish_timeout
         delay = 0.1
         while True:
+            wait = min(5.0, max(0.2, deadline - time.monotonic()))    # no attempt outlasts publish_timeout
             try:
-                acks = self._run(self._publish_all(msgs), timeout=max(5.0, self.config.publish_timeout))
+                acks = self._run(self._publish_all(msgs, wait), timeout=wait + 1)
                 return [_ref(a.seq) for a in acks]
             except (*self._timeout_errors, *self._conn_errors, TimeoutError) as exc:
                 self.outage = f"nats unreachable ({self.config.url}): {type(exc).__name__}"
                 if self._closed:
                     raise BusClosedError("the bus was closed while the server was unreachable") from exc
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now >= deadline:
                     raise
-                time.sleep(delay)     # the same Nats-Msg-Id again: JetStream stores each event once
+                time.sleep(min(delay, deadline - now))  # the same Nats-Msg-Id again: stored once
                 delay = min(delay * 2, 2.0)
 
-    async def _publish_all(self, msgs: list[tuple[str, bytes, dict[str, str]]]) -> list[Any]:
+    async def _publish_all(self, msgs: list[tuple[str, bytes, dict[str, str]]], timeout: float) -> list[Any]:
         js = self._js
-        acks = await asyncio.gather(*(js.publish(subject, data, headers=headers, timeout=5)
+        acks = await asyncio.gather(*(js.publish(subject, data, headers=headers, timeout=timeout)
                                       for subject, data, headers in msgs))
-        if self.outage is not None and self._nc.is_connected:
-            self.outage = None
+        if self._nc.is_connected:
+            self._connected()
         return list(acks)
 
     def _fetch(self, max_events: int, timeout: float | None) -> tuple[Sequence[str], list[dict[str, Any]]]:
@@ -181,6 +187,7 @@ class NatsBus(BusBase):
         try:
             msgs = self._run(self._psub.fetch(max_events, timeout=wait), timeout=wait + 10)
         except self._timeout_errors:
+            self._probe()
             return [], []
         except (*self._conn_errors, TimeoutError) as exc:
             self.outage = f"nats unreachable ({self.config.url}): {type(exc).__name__}"
@@ -197,6 +204,25 @@ class NatsBus(BusBase):
                 refs.append(ref)
                 out.append(ev)
         return refs, out
+
+    def _probe(self) -> None:
+        """During an outage that the client did not see (a publish timed out, the connection stayed up),
+        ping the server about once a second: an empty fetch cannot tell a quiet stream from a silent server."""
+        now = time.monotonic()
+        if self.outage is None or now < self._next_probe or not self._nc.is_connected:
+            return
+        self._next_probe = now + 1.0
+        try:
+            self._run(asyncio.wait_for(self._nc.flush(), min(2.0, self.config.socket_timeout)), timeout=5)
+        except Exception:  # still silent: the outage stays
+            return
+        self._connected()
+
+    def _connected(self) -> None:
+        if self.outage is not None:
+            log.warning("nats bus: connected again to %s", self.config.url)
+            self.outage = None
+            self.reconnects += 1
 
     def _ack_many(self, refs: Sequence[str]) -> None:
         held: list[Any] = []

@@ -20,8 +20,9 @@ One stream per namespace (``orgloop:<namespace>:events``; a role-split fleet add
 - Refs are stream ids written fixed-width (``0001764000000000-0000000003``) so that they sort as they
   were added; the delivered envelope carries the ref as ``bus_ref``.
 - Lost connections: publishing retries with backoff for up to ``publish_timeout`` seconds (then raises,
-  and the source keeps its checkpoint); fetching retries on the next dispatch round; ``problems()`` names
-  the outage, so ``/healthz`` is 503 meanwhile.
+  and the source keeps its checkpoint; an attempt under way can add ``socket_timeout``, after which a
+  silent server counts as lost); acks wait for the server; fetching retries on the next dispatch round;
+  ``problems()`` names the outage, so ``/healthz`` is 503 meanwhile (docs/buses.md "Connection loss").
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class RedisBusConfig(PluginConfig):
     consumer: str | None = None            # default: the host name (stable across restarts)
     claim_idle: float = Field(30.0, gt=0)  # seconds before another member's pending entry is reclaimed
     publish_timeout: float = Field(30.0, ge=0)
+    socket_timeout: float = Field(10.0, gt=0)   # a server silent this long counts as lost
 
 
 def _ref(entry_id: bytes | str) -> str:
@@ -81,8 +83,9 @@ class RedisBus(BusBase):
         self.consumer = cfg.consumer or socket.gethostname()
         self._errors = (redis.ConnectionError, redis.TimeoutError)
         # Typed as Any: redis-py's annotations describe RESP3 replies, not the RESP2 lists it returns here.
-        self._redis: Any = redis.Redis.from_url(cfg.url, socket_timeout=10, socket_connect_timeout=5,
-                                           health_check_interval=15)
+        self._redis: Any = redis.Redis.from_url(cfg.url, socket_timeout=cfg.socket_timeout,
+                                                socket_connect_timeout=min(5.0, cfg.socket_timeout),
+                                                health_check_interval=15)
         self._pending_cursor: str | None = "0-0"    # own pending entries still to re-read after a restart
         self._claim_cursor = "0-0"
         self._next_claim = 0.0
@@ -117,15 +120,13 @@ class RedisBus(BusBase):
                 self.outage = f"redis unreachable: {exc}"
                 if self._closed:
                     raise BusClosedError("the bus was closed while the server was unreachable") from exc
-                if deadline is not None and time.monotonic() >= deadline:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
                     raise
-                time.sleep(delay)
+                time.sleep(delay if deadline is None else min(delay, deadline - now))
                 delay = min(delay * 2, 2.0)
                 continue
-            if self.outage is not None:
-                log.warning("redis bus: connected again to %s", self.config.url)
-                self.outage = None
-                self.reconnects += 1
+            self._connected()
             return result
 
     def _keep_held_fresh(self) -> None:

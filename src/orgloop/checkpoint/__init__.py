@@ -8,6 +8,9 @@ Three stores behind one protocol (``get``, ``set``, ``set_many``, ``flush``, ``c
   directory fsync) - the OrgLoop layout ``<modulePath>/.orgloop/checkpoints/<sourceId>.json``.
 * :class:`InMemoryCheckpointStore`: tests and library use.
 
+In a fleet (a scale-out bus) these stores are not used for sources: checkpoints live in the fleet's shared
+store and are written with a compare-and-set on the source's lease epoch (:mod:`orgloop.fleet`).
+
 Losing an unflushed batch in a crash only moves a source back: the runtime advances a checkpoint
 after the source's events are durable on the bus, so the worst case is a redelivery, never a loss.
 """

@@ -23,7 +23,7 @@ def _metric(lines: list[str], name: str, kind: str, help_: str, samples: list[tu
 
 def render_metrics(runtime: Any) -> str:
     """Prometheus text exposition of the runtime's counters."""
-    st = runtime.status()
+    st = runtime.status(remote=False)
     lines: list[str] = []
     _metric(lines, "orgloop_events_in_total", "counter", "Events published by sources.",
             [({}, st["events_published"])])
@@ -48,6 +48,12 @@ def render_metrics(runtime: Any) -> str:
             [({"route": r["name"]}, 0 if r.get("breaker", "closed") == "closed" else 1) for r in per_route])
     _metric(lines, "orgloop_dead_letters", "gauge", "Entries in the dead-letter store.", [({}, st["dead_letters"])])
     _metric(lines, "orgloop_healthy", "gauge", "1 when healthy.", [({}, 1 if st["healthy"] else 0)])
+    bus = runtime.bus.stats()
+    if "connected" in bus:          # the server buses: is the server reachable, how often it came back
+        _metric(lines, "orgloop_bus_connected", "gauge", "1 while the bus's server is reachable.",
+                [({"bus": st["bus"]}, 1 if bus["connected"] else 0)])
+        _metric(lines, "orgloop_bus_reconnects_total", "counter", "Times the bus regained its server after an outage.",
+                [({"bus": st["bus"]}, bus["reconnects"])])
     wal = getattr(runtime.bus, "wal", None)
     if wal is not None:
         ws = wal.stats()

@@ -32,6 +32,7 @@ class Membership:
         self.extra = extra
         self.record = {"member": member, "role": role, "host": socket.gethostname(), "pid": os.getpid(),
                        "started": time.time()}
+        self.error: str | None = None     # the last heartbeat's failure (None: it reached the store)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="orgloop-fleet-heartbeat", daemon=True)
 
@@ -48,7 +49,13 @@ class Membership:
             try:
                 self.beat()
             except StoreError as exc:
-                log.warning("fleet heartbeat failed: %s", exc)
+                if self.error is None:
+                    log.warning("fleet heartbeat failed: %s", exc)
+                self.error = str(exc)
+            else:
+                if self.error is not None:
+                    log.warning("fleet heartbeat: the shared store answers again")
+                self.error = None
 
     def stop(self) -> None:
         self._stop.set()

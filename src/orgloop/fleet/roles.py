@@ -35,10 +35,6 @@ def delivery_record(route: str, actor: str, event: dict[str, Any], n: int, attem
             "route": route, "actor": actor, "event": inner, "attempts": attempts}
 
 
-class _NoPolicy:
-    dead_lettered = 0
-
-
 class ForwardLane:
     """The lane of one actor in a router: what the router queues for it becomes delivery records."""
 
@@ -53,12 +49,11 @@ class ForwardLane:
         self.inbox: list[tuple[Any, dict[str, Any], Any]] = []
         self.queue: list[Any] = []           # nothing waits here: records go straight to the bus
         self.forwarded = 0
-        self.policies: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def policy_for(self, route: str, *_args: Any) -> Any:
-        pol = self.policies[route] = _NoPolicy()
-        return pol
+    def policy_for(self, route: str, *_args: Any) -> None:
+        """No delivery policy here: rate limits, retries and breakers apply in the delivery members."""
+        return None
 
     def credit(self) -> int | None:
         return None            # the deliveries stream is the buffer

@@ -27,7 +27,9 @@ An actor whose effect must be exactly once makes it idempotent by event id to co
 copy, so a copy seen by another member is dropped and a redelivery of the same entry (reclaimed from a dead
 member) passes; a delivered mark is set, and the claim removed, at the next ``commit()``, as locally. The
 guarantee is the single-host one, fleet-wide. In a role-split fleet the router runs the transform and the
-key counts as delivered once its delivery record is durable on the bus.
+key counts as delivered once its delivery record is durable on the bus. While the shared store cannot be
+reached, a claim fails as a transform error, so the transform's ``on_error`` decides (``pass``, the default:
+the event goes on without dedup; ``halt``: it becomes a dead letter); no event waits for the store.
 Called without a claims list (``ctx.claims is None``, e.g. ``orgloop test``), a passing key is marked
 delivered at once, since no outcome will be reported.
 """
@@ -47,7 +49,7 @@ import xxhash
 from pydantic import Field, field_validator
 
 from orgloop.plugins import Duration, PluginConfig
-from orgloop.transforms import TransformContext
+from orgloop.transforms import TransformContext, TransformError
 
 __all__ = ["DedupTransform", "DedupConfig"]
 
@@ -168,13 +170,16 @@ class DedupTransform:
 
     def _apply_shared(self, event: dict[str, Any], ctx: TransformContext, key: bytes) -> list[dict[str, Any]]:
         token = str(ctx.seq) if ctx.claims is not None else f"now-{self.clock()}"
-        if not self._shared.dedup_claim(self.name, key, token, self.window):
-            with self._lock:
-                self.dropped += 1
-            return []
-        if ctx.claims is None:
-            self._shared.dedup_settle(self.name, [(key, token, True)], self.window)
-        else:
+        try:
+            if not self._shared.dedup_claim(self.name, key, token, self.window):
+                with self._lock:
+                    self.dropped += 1
+                return []
+            if ctx.claims is None:
+                self._shared.dedup_settle(self.name, [(key, token, True)], self.window)
+        except Exception as exc:   # the store is unreachable: the transform's on_error decides, nothing is stuck
+            raise TransformError(f"dedup {self.name}: the fleet's shared store: {exc}") from exc
+        if ctx.claims is not None:
             ctx.claims.append(partial(self._settle_shared, key, token))
         return [event]
 
