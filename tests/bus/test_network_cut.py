@@ -284,6 +284,23 @@ def test_a_consumer_alone_notices_the_outage_and_its_end(rig, outage):
         bus.close()
 
 
+@pytest.mark.parametrize("rig", ["redis", "nats"], indirect=True)     # Kafka's group join would take long
+def test_a_slow_network_is_no_outage(rig):
+    """Every byte 0.3 s late (less than socket_timeout): no outage, nothing lost, order kept."""
+    bus = rig.bus()
+    try:
+        bus.publish_many(events(1))                      # the consumer group and the stream exist
+        rig.proxy.delay(0.3)
+        bus.publish_many(events(20, start=1))
+        taken = Taken(bus)
+        assert taken.until(set(range(21)))
+        bus.ack_many(taken.refs)
+        assert taken.seen == list(range(21))
+        assert bus.problems() == [] and bus.stats()["reconnects"] == 0
+    finally:
+        bus.close()
+
+
 def test_nats_an_outage_shorter_than_the_pings_ends_by_itself(tmp_path):
     """A publish timed out, but the connection never went stale (socket_timeout is long): a probe, not a
     reconnect, must tell that the server answers again."""

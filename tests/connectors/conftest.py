@@ -10,6 +10,7 @@ import pytest
 from orgloop.runtime import Runtime
 from orgloop.spec import ActorSpec, BreakerSpec, DeliverySpec, RetrySpec, RouteSpec, RuntimeSpec, SourceSpec
 from support.fake_gateway import FakeGateway
+from support.fakeclock import FakeClock
 
 
 @pytest.fixture
@@ -40,3 +41,9 @@ def run_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ca
     yield start
     for rt in started:
         rt.stop(drain_timeout=2.0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The hand-moved clock a poller and its fake API share (no sleeps)."""
+    return FakeClock(1_800_000_000.0)

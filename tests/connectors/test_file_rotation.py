@@ -11,6 +11,7 @@ from orgloop.connectors.file import FileSource
 from orgloop.runtime import Runtime
 from orgloop.spec import ActorSpec, RouteSpec, RuntimeSpec, SourceSpec
 from support.pipeline import wait_until
+from support.polling import drain
 
 
 def write(path, *numbers, mode="a"):
@@ -28,15 +29,6 @@ def src(tmp_path):
     s = FileSource("logs", {"path": "app.jsonl"}, base_dir=tmp_path)
     yield s
     s.close()
-
-
-def drain(src, cp):
-    out = []
-    while True:
-        events, cp = src.poll(cp, 1000)
-        if not events:
-            return out, cp
-        out += events
 
 
 def test_rename_rotation_reads_the_old_file_to_its_end_then_the_new(tmp_path, src):

@@ -11,43 +11,21 @@ from pydantic import ValidationError
 from fakes.github import FakeGitHub
 from orgloop.connectors.github import GithubSource
 from orgloop.event import validate_event
-from support.fakeclock import FakeClock
+from support.polling import drain, opened, serving
 
 REPO = "acme/widgets"
 TOKEN = "ghp_s3cr3t-t0ken-value"
 
 
 @pytest.fixture
-def clock():
-    return FakeClock(1_800_000_000.0)
-
-
-_open: list[GithubSource] = []
-
-
-@pytest.fixture
 def gh(clock):
-    with FakeGitHub(clock, token=TOKEN) as fake:
+    with serving(FakeGitHub(clock, token=TOKEN)) as fake:
         yield fake
-        while _open:
-            _open.pop().close()
 
 
 def make(gh, clock, **config):
     cfg = {"repo": REPO, "token": TOKEN, "api_url": gh.url, **config}
-    src = GithubSource("gh", cfg, base_dir=Path("."), clock=clock)
-    _open.append(src)
-    return src
-
-
-def drain(src, cp, max_events=1000):
-    """Poll until a poll returns no events; returns (events, checkpoint)."""
-    out = []
-    while True:
-        events, cp = src.poll(cp, max_events)
-        if not events:
-            return out, cp
-        out.extend(events)
+    return opened(GithubSource("gh", cfg, base_dir=Path("."), clock=clock))
 
 
 def kinds(events):

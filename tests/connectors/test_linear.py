@@ -11,39 +11,19 @@ from pydantic import ValidationError
 from fakes.linear import FakeLinear
 from orgloop.connectors.linear import LinearSource
 from orgloop.event import validate_event
-from support.fakeclock import FakeClock
+from support.polling import drain, opened, serving
 
 KEY = "lin_api_s3cr3tk3yvalue"
-_open: list[LinearSource] = []
-
-
-@pytest.fixture
-def clock():
-    return FakeClock(1_800_000_000.0)
-
 
 @pytest.fixture
 def lin(clock):
-    with FakeLinear(clock, api_key=KEY) as fake:
+    with serving(FakeLinear(clock, api_key=KEY)) as fake:
         yield fake
-        while _open:
-            _open.pop().close()
 
 
 def make(lin, clock, **config):
-    src = LinearSource("linear", {"team": "ENG", "api_key": KEY, "api_url": lin.url, **config},
-                       base_dir=Path("."), clock=clock)
-    _open.append(src)
-    return src
-
-
-def drain(src, cp, max_events=1000):
-    out = []
-    while True:
-        events, cp = src.poll(cp, max_events)
-        if not events:
-            return out, cp
-        out.extend(events)
+    return opened(LinearSource("linear", {"team": "ENG", "api_key": KEY, "api_url": lin.url, **config},
+                               base_dir=Path("."), clock=clock))
 
 
 def kinds(events):

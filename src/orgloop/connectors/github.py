@@ -47,11 +47,11 @@ from typing import Any, Callable, Iterator
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from orgloop.connectors._apiclient import ApiError, JsonClient, Response
-from orgloop.connectors._pollbase import Batches, PollGate, RateLimited, TimeCursor
+from orgloop.connectors._pollbase import PollingSource, RateLimited, TimeCursor
 from orgloop.connectors.github_events import normalize
 from orgloop.event import natural_event_id, new_trace_id
 from orgloop.plugins import PluginConfig
-from orgloop.units import DURATION_PATTERN, parse_duration
+from orgloop.units import DURATION_PATTERN
 
 __all__ = ["GithubConfig", "GithubSource", "EVENTS"]
 
@@ -70,7 +70,6 @@ HEAD_RUNS = (("check_run", "commits/{sha}/check-runs?per_page=100", "check_runs"
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 MAX_HEADS = 50
-MAX_PAGES = 20
 
 
 class GithubConfig(PluginConfig):
@@ -104,10 +103,6 @@ class GithubConfig(PluginConfig):
 
     def all_repos(self) -> list[str]:
         return ([self.repo] if self.repo else []) + [r for r in self.repos if r != self.repo]
-
-
-def _stamp(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _login(user: Any) -> str:
@@ -274,7 +269,7 @@ class _RepoPoll:
             return None
         event = {
             "id": natural_event_id(self.src.id, self.repo, name, *(str(k) for k in key)),
-            "timestamp": stamp if isinstance(stamp, str) and stamp else _stamp(self.src.clock()),
+            "timestamp": stamp if isinstance(stamp, str) and stamp else self.src.stamp(self.src.clock()),
             "source": self.src.id,
             "type": "resource.changed",
             "provenance": {**prov, **(provenance or {})},
@@ -286,13 +281,16 @@ class _RepoPoll:
         return event
 
 
-class GithubSource:
+class GithubSource(PollingSource):
     config_model = GithubConfig
+    platform = "github"
+    empty_state = {"v": 1}
 
     def __init__(self, source_id: str, config: dict[str, Any], *, base_dir: Path,
                  clock: Callable[[], float] = time.time) -> None:
-        self.id = source_id
         self.config = cfg = GithubConfig.model_validate(config)
+        super().__init__(source_id, api_url=cfg.api_url, timeout=cfg.timeout, lookback=cfg.lookback,
+                         clock=clock, log=log)
         self.repos = cfg.all_repos()
         self.wanted = set(cfg.events)
         skipped = sorted(self.wanted & set(NOT_POLLED))
@@ -307,60 +305,23 @@ class GithubSource:
         else:
             log.warning("github source %s: no token (config.token or GITHUB_TOKEN); the anonymous rate limit "
                         "is 60 requests an hour", source_id)
-        self.clock = clock
-        self.client = JsonClient(cfg.api_url, timeout=cfg.timeout, user_agent="orgloop-github-source")
-        self.gate = PollGate(f"github source {source_id}", log, clock)
         self._etags: dict[str, str] = {}        # first-page URL -> ETag, of answers fully processed
         self._new_etags: dict[str, str] = {}
-        self._batches = Batches()
-        self.requests = 0
 
-    # ---------------------------------------------------------------- source API
-    def poll(self, checkpoint: str | None, max_events: int) -> tuple[list[dict[str, Any]], str | None]:
-        if self._batches:
-            return self._batches.take(max_events, checkpoint)
-        if not self.gate.open():
-            return [], checkpoint
-        state = self._load(checkpoint)
-        initial = state.setdefault("initial", _stamp(self.clock() - parse_duration(self.config.lookback)))
+    @staticmethod
+    def stamp(epoch: float) -> str:
+        return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def read(self, state: dict[str, Any], initial: str, events: list[dict[str, Any]]) -> None:
         repos = state.setdefault("repos", {})
-        events: list[dict[str, Any]] = []
-        try:
-            for repo in self.repos:
-                self._new_etags = {}
-                run = _RepoPoll(self, repo, repos.get(repo) or {}, initial)
-                repos[repo] = run.run()             # only a repo read to the end moves its cursors
-                events.extend(run.events)
-                self._etags.update(self._new_etags)  # and only then may its answers be taken as seen
-        except RateLimited as exc:
-            self.gate.limited(exc)
-        except ApiError as exc:
-            self.gate.failed(str(exc))
-        else:
-            self.gate.succeeded()
-        self._batches.fill(events, json.dumps(state, separators=(",", ":")))   # key order kept: heads oldest first
-        return self._batches.take(max_events, checkpoint)
-
-    def poll_delay(self, default: float) -> float:
-        """Seconds until the next poll: the poll interval, or until a rate limit or back-off ends."""
-        return 0.0 if self._batches else self.gate.delay(default)
-
-    def close(self) -> None:
-        self.client.close()
+        for repo in self.repos:
+            self._new_etags = {}
+            run = _RepoPoll(self, repo, repos.get(repo) or {}, initial)
+            repos[repo] = run.run()             # only a repo read to the end moves its cursors
+            events.extend(run.events)
+            self._etags.update(self._new_etags)  # and only then may its answers be taken as seen
 
     # ---------------------------------------------------------------- HTTP
-    def _load(self, checkpoint: str | None) -> dict[str, Any]:
-        if not checkpoint:
-            return {"v": 1}
-        try:
-            data = json.loads(checkpoint)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            log.warning("github source %s: unreadable checkpoint, starting from now", self.id)
-            return {"v": 1}
-        return data
-
     def get_json(self, url: str, *, etag: bool = False) -> Any:
         """GET one resource; None when ``etag`` is set and the server answers 304 Not Modified."""
         resp = self._get(url, etag)
@@ -368,23 +329,19 @@ class GithubSource:
 
     def pages(self, url: str) -> Iterator[list[dict[str, Any]]]:
         """The pages of a list, following ``Link: rel="next"``; nothing when the first page is unchanged (304)."""
-        first = True
-        next_url: str | None = url
-        for _ in range(MAX_PAGES):
-            if next_url is None:
-                return
-            resp = self._get(next_url, etag=first)
-            first = False
+
+        def fetch(nxt: str | None) -> tuple[list[dict[str, Any]], str | None]:
+            resp = self._get(nxt or url, etag=nxt is None)
             if resp is None:
-                return
+                return [], None
             page = resp.json()
             if not isinstance(page, list):
-                raise ApiError(f"{next_url.split('?')[0]}: expected a JSON list, got {type(page).__name__}",
+                raise ApiError(f"{(nxt or url).split('?')[0]}: expected a JSON list, got {type(page).__name__}",
                                resp.status)
-            yield [item for item in page if isinstance(item, dict)]
             m = _LINK_NEXT.search(resp.header("link") or "")
-            next_url = m.group(1) if m else None
-        log.warning("github source %s: stopped after %d pages of %s", self.id, MAX_PAGES, url.split("?")[0])
+            return [item for item in page if isinstance(item, dict)], m.group(1) if m else None
+
+        return self.paged(fetch, url.split("?")[0])
 
     def _get(self, url: str, etag: bool) -> Response | None:
         headers = dict(self._headers)
@@ -429,5 +386,4 @@ class GithubSource:
         reset = resp.header("x-ratelimit-reset")
         if not reset or not reset.strip().isdigit():
             return 60.0
-        now = resp.server_time() or self.clock()
-        return min(3700.0, max(1.0, int(reset) - now + 1))
+        return self.wait_until(resp, int(reset))

@@ -23,7 +23,6 @@ until ``X-RateLimit-Requests-Reset``; failures (network, 5xx, 401, GraphQL error
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -34,17 +33,16 @@ from typing import Any, Callable
 from pydantic import Field, SecretStr
 
 from orgloop.connectors._apiclient import ApiError, JsonClient, Response
-from orgloop.connectors._pollbase import Batches, PollGate, RateLimited, TimeCursor
+from orgloop.connectors._pollbase import PollingSource, RateLimited, TimeCursor
 from orgloop.event import natural_event_id, new_trace_id
 from orgloop.plugins import PluginConfig
-from orgloop.units import DURATION_PATTERN, parse_duration
+from orgloop.units import DURATION_PATTERN
 
 __all__ = ["LinearConfig", "LinearSource", "MAX_TRACKED"]
 
 log = logging.getLogger("orgloop.connectors.linear")
 
 MAX_TRACKED = 2000
-MAX_PAGES = 20
 
 ISSUES_QUERY = """
 query OrgloopIssues($filter: IssueFilter, $first: Int, $after: String) {
@@ -86,10 +84,6 @@ class LinearConfig(PluginConfig):
     timeout: float = Field(30.0, gt=0)
 
 
-def _stamp(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _name(user: Any) -> str | None:
     if isinstance(user, dict):
         return user.get("displayName") or user.get("name")
@@ -108,66 +102,35 @@ _CHANGES = (("issue.state_changed", "state_changed", "state"), ("issue.assignee_
             ("issue.labels_changed", "labels_changed", "labels"))
 
 
-class LinearSource:
+class LinearSource(PollingSource):
     config_model = LinearConfig
+    platform = "linear"
 
     def __init__(self, source_id: str, config: dict[str, Any], *, base_dir: Path,
                  clock: Callable[[], float] = time.time) -> None:
-        self.id = source_id
         self.config = cfg = LinearConfig.model_validate(config)
+        super().__init__(source_id, api_url=cfg.api_url, timeout=cfg.timeout, lookback=cfg.lookback,
+                         clock=clock, log=log)
         key = cfg.api_key.get_secret_value() if cfg.api_key is not None else os.environ.get("LINEAR_API_KEY", "")
         if not key:
             log.warning("linear source %s: no api_key (config.api_key or LINEAR_API_KEY); Linear will refuse "
                         "the requests", source_id)
         self._headers = {"Authorization": key} if key else {}
-        self.clock = clock
-        self.client = JsonClient(cfg.api_url, timeout=cfg.timeout, user_agent="orgloop-linear-source")
-        self.gate = PollGate(f"linear source {source_id}", log, clock)
-        self._batches = Batches()
-        self.requests = 0
 
-    # ---------------------------------------------------------------- source API
-    def poll(self, checkpoint: str | None, max_events: int) -> tuple[list[dict[str, Any]], str | None]:
-        if self._batches:
-            return self._batches.take(max_events, checkpoint)
-        if not self.gate.open():
-            return [], checkpoint
-        state = self._load(checkpoint)
-        initial = state.setdefault("initial", _stamp(self.clock() - parse_duration(self.config.lookback)))
-        events: list[dict[str, Any]] = []
+    @staticmethod
+    def stamp(epoch: float) -> str:
+        return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def read(self, state: dict[str, Any], initial: str, events: list[dict[str, Any]]) -> None:
         issues = TimeCursor.load(state.get("issues"), initial)
         comments = TimeCursor.load(state.get("comments"), initial)
         tracked = dict(state.get("tracked") or {})       # issue id -> last-seen fields, oldest first
-        try:        # an interrupted poll reports nothing (events stays empty) and moves no cursor
-            events = self._issues(issues, tracked) + self._comments(comments)
-        except RateLimited as exc:
-            self.gate.limited(exc)
-        except ApiError as exc:
-            self.gate.failed(str(exc))
-        else:
-            self.gate.succeeded()
-            while len(tracked) > MAX_TRACKED:
-                del tracked[next(iter(tracked))]
-            state.update(issues=issues.dump(), comments=comments.dump(), tracked=tracked)
-        self._batches.fill(events, json.dumps(state, separators=(",", ":")))   # key order kept: oldest first
-        return self._batches.take(max_events, checkpoint)
-
-    def poll_delay(self, default: float) -> float:
-        """Seconds until the next poll: the poll interval, or until a rate limit or back-off ends."""
-        return 0.0 if self._batches else self.gate.delay(default)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def _load(self, checkpoint: str | None) -> dict[str, Any]:
-        try:
-            data = json.loads(checkpoint) if checkpoint else {}
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            log.warning("linear source %s: unreadable checkpoint, starting from now", self.id)
-            return {}
-        return data
+        # An interrupted poll raises here: it reports nothing and moves no cursor.
+        found = self._issues(issues, tracked) + self._comments(comments)
+        while len(tracked) > MAX_TRACKED:
+            del tracked[next(iter(tracked))]
+        state.update(issues=issues.dump(), comments=comments.dump(), tracked=tracked)
+        events.extend(found)
 
     # ---------------------------------------------------------------- lists
     def _filter(self, since: str, *, nested: bool) -> dict[str, Any]:
@@ -233,28 +196,25 @@ class LinearSource:
     def _event(self, kind: str, key: tuple[Any, ...], stamp: Any, provenance: dict[str, Any],
                payload: dict[str, Any]) -> dict[str, Any]:
         return {"id": natural_event_id(self.id, *(str(k) for k in key)),
-                "timestamp": stamp if isinstance(stamp, str) and stamp else _stamp(self.clock()),
+                "timestamp": stamp if isinstance(stamp, str) and stamp else self.stamp(self.clock()),
                 "source": self.id, "type": "resource.changed",
                 "provenance": {"platform": "linear", "platform_event": kind, **provenance},
                 "payload": payload, "trace_id": new_trace_id()}
 
     # ---------------------------------------------------------------- GraphQL
     def _nodes(self, query: str, field: str, filter_: dict[str, Any]) -> list[dict[str, Any]]:
-        """Every node of a connection, page by page (at most :data:`MAX_PAGES`)."""
-        after: str | None = None
-        out: list[dict[str, Any]] = []
-        for _ in range(MAX_PAGES):
+        """Every node of a connection, page by page (at most :data:`~orgloop.connectors._pollbase.MAX_PAGES`)."""
+
+        def fetch(after: str | None) -> tuple[list[dict[str, Any]], str | None]:
             data = self._graphql(query, {"filter": filter_, "first": self.config.page_size, "after": after})
             conn = data.get(field) if isinstance(data, dict) else None
             if not isinstance(conn, dict) or not isinstance(conn.get("nodes"), list):
                 raise ApiError(f"GraphQL answer without {field}.nodes")
-            out += [n for n in conn["nodes"] if isinstance(n, dict)]
             info = conn.get("pageInfo") or {}
-            if not info.get("hasNextPage") or not info.get("endCursor"):
-                return out
-            after = info["endCursor"]
-        log.warning("linear source %s: stopped after %d pages of %s", self.id, MAX_PAGES, field)
-        return out
+            more = info.get("hasNextPage") and info.get("endCursor")
+            return [n for n in conn["nodes"] if isinstance(n, dict)], info["endCursor"] if more else None
+
+        return [node for page in self.paged(fetch, field) for node in page]
 
     def _graphql(self, query: str, variables: dict[str, Any]) -> Any:
         self.requests += 1
@@ -283,6 +243,5 @@ class LinearSource:
         if retry_after.strip().isdigit():
             return float(retry_after)
         if reset.strip().isdigit():
-            now = resp.server_time() or self.clock()
-            return min(3700.0, max(1.0, int(reset) / 1000.0 - now + 1))
+            return self.wait_until(resp, int(reset) / 1000.0)
         return 60.0
