@@ -187,6 +187,18 @@ def stale_polls(polls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return stale
 
 
+def current_lease(store: Any, previous: dict[str, Any] | None = None, timeout: float = 60.0) -> dict[str, Any]:
+    """The source's lease as the store has it now (waiting until one is held), or, given ``previous``, the
+    first one with a later epoch."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leases = store.leases()
+        if leases and (previous is None or leases[0]["epoch"] > previous["epoch"]):
+            return dict(leases[0])
+        time.sleep(0.05)
+    raise AssertionError(f"no lease{' after epoch %d' % previous['epoch'] if previous else ''} within {timeout}s")
+
+
 def wait_for(pred: Any, timeout: float, fleet: Fleet) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

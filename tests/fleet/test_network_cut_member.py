@@ -1,5 +1,5 @@
 """One member of a three-member fleet is cut off from the server (its veth link goes down, inside network
-namespaces with the test's own NATS server): the others finish its unacked work and take over its source
+namespaces with the test's own Redis or NATS server): the others finish its unacked work and take over its source
 lease; it never polls at the same time as the new holder, and after the link comes back it cannot write
 the source's checkpoint over the new holder's."""
 from __future__ import annotations
@@ -9,20 +9,35 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from support.netcut import NetLab
-from support.servers import nats_server
+from support.servers import Server, nats_server, redis_server
 
 from orgloop.fleet import open_store
 
-from .members import Fleet, overlapping_polls, stale_polls, wait_for, write_project
+from .members import Fleet, current_lease, overlapping_polls, stale_polls, wait_for, write_project
 
-COUNT = 600
+COUNT = 450
 
 
-def test_a_member_cut_off_from_the_server_loses_its_work_and_lease_to_the_others(namespace):
+OPTIONS = {"nats": '{url: "nats://${FLEET_SERVER}", ack_wait: 2, storage: memory, publish_timeout: 1}',
+           "redis": '{url: "redis://${FLEET_SERVER}/0", claim_idle: 2, publish_timeout: 1}'}
+
+
+def _server(bus: str, tmp: Path, srv: str, links: list) -> Server:
+    """The test's own server inside namespace ``srv``, listening on the server end of every link."""
+    if bus == "nats":
+        return nats_server(tmp / "nats", host=links[0].a_addr, netns=srv)      # 0.0.0.0 in a namespace
+    server = redis_server(tmp / "redis", host=links[0].a_addr, netns=srv)
+    at = server.argv.index("--bind") + 1
+    server.argv[at:at] = [link.a_addr for link in links[1:]]
+    return server
+
+
+@pytest.mark.parametrize("bus", ["redis", "nats"])
+def test_a_member_cut_off_from_the_server_loses_its_work_and_lease_to_the_others(namespace, bus):
     tmp = Path(tempfile.mkdtemp(prefix="olfleetcut-", dir="/tmp"))
-    project = write_project(tmp / "proj", namespace, "nats", count=COUNT, rate=100, dedup=True,
-                            bus_options='{url: "nats://${FLEET_SERVER}", ack_wait: 2, storage: memory, publish_timeout: 1}')
+    project = write_project(tmp / "proj", namespace, bus, count=COUNT, rate=100, dedup=True, bus_options=OPTIONS[bus])
     (project / "out").mkdir()
     fleet = Fleet(project, tmp / "home")
     try:
@@ -30,20 +45,19 @@ def test_a_member_cut_off_from_the_server_loses_its_work_and_lease_to_the_others
             srv = lab.namespace("srv")
             members = [lab.namespace(f"m{i}") for i in range(3)]
             links = [lab.link(srv, ns) for ns in members]
-            server = nats_server(tmp / "nats", host=links[0].a_addr, netns=srv.name).start()
+            server = _server(bus, tmp, srv.name, links).start()
             probe = lab.proxy(srv, ("127.0.0.1", server.port))      # the test's own way to the server
-            store = open_store("nats", {"url": probe.url("nats")}, namespace)
+            store = open_store(bus, {"url": probe.url(bus)}, namespace)
             try:
                 for i, (ns, link) in enumerate(zip(members, links)):
                     fleet.start(f"m{i}", netns=ns, FLEET_SERVER=f"{link.a_addr}:{server.port}")
                 wait_for(lambda: len(store.members()) == 3, 60, fleet)
                 wait_for(lambda: sum(len(v) for v in fleet.all_delivered().values()) >= COUNT // 3, 120, fleet)
-                holder = store.leases()[0]
+                holder = current_lease(store)
                 cut = next(i for i, m in enumerate(fleet.members) if fleet.member_id(m) == holder["holder"])
                 links[cut].down()
                 wait_for(lambda: len({e["n"] for e in _numbers(fleet)}) >= COUNT, 180, fleet)
-                wait_for(lambda: store.leases() != [] and store.leases()[0]["epoch"] > holder["epoch"], 60, fleet)
-                new_holder = store.leases()[0]
+                new_holder = current_lease(store, holder)
                 # Keep it cut off until it failed to renew its lease twice: a member that went on polling
                 # without a lease would have polled by then (its source needs no network to poll).
                 stderr = project / "out" / f"stderr-m{cut}.txt"
