@@ -26,7 +26,21 @@ from orgloop.errors import OrgloopError
 
 __all__ = ["EVENT_TYPES", "AUTHOR_TYPES", "EventError", "new_event_id", "natural_event_id", "new_trace_id", "now_iso",
            "new_event", "follow_up", "adopt", "validate_event", "MAX_DEPTH", "loads_strict",
-           "check_encodable"]
+           "check_encodable", "MISSING", "get_path"]
+
+MISSING: Any = object()
+"""What :func:`get_path` returns where a dot-path leads nowhere (distinct from a ``None`` value)."""
+
+
+def get_path(event: Any, path: str | tuple[str, ...]) -> Any:
+    """The value at a dot-path of an event (``payload.pr.number``, or its parts), or :data:`MISSING`."""
+    for part in (path.split(".") if isinstance(path, str) else path):
+        if isinstance(event, dict) and part in event:
+            event = event[part]
+        else:
+            return MISSING
+    return event
+
 
 EVENT_TYPES = ("resource.changed", "actor.stopped", "message.received")
 AUTHOR_TYPES = ("team_member", "external", "bot", "system", "unknown")

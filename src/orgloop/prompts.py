@@ -16,23 +16,15 @@ import json
 import re
 from typing import Any
 
+from orgloop.event import MISSING, get_path
+
 __all__ = ["PLACEHOLDER", "render", "render_config", "has_placeholders"]
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
-_MISSING = object()
-
-
-def _lookup(event: Any, path: str) -> Any:
-    for part in path.split("."):
-        if isinstance(event, dict) and part in event:
-            event = event[part]
-        else:
-            return _MISSING
-    return event
 
 
 def _text(value: Any) -> str:
-    if value is _MISSING or value is None:
+    if value is MISSING or value is None:
         return ""
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -43,7 +35,7 @@ def render(template: str, event: dict[str, Any]) -> str:
     """``template`` with every placeholder filled from ``event``."""
     if "{{" not in template:
         return template
-    return PLACEHOLDER.sub(lambda m: _text(_lookup(event, m.group(1))), template)
+    return PLACEHOLDER.sub(lambda m: _text(get_path(event, m.group(1))), template)
 
 
 def render_config(config: Any, event: dict[str, Any]) -> Any:

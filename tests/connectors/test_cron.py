@@ -110,3 +110,9 @@ def test_schedules_are_independent_and_ids_differ():
 def test_config_errors(schedules, match):
     with pytest.raises(ValidationError, match=match):
         CronSource("s", {"schedules": schedules}, base_dir=Path("."))
+
+
+def test_source_time_zone_is_checked():
+    with pytest.raises(ValidationError, match="unknown time zone 'Mars/Olympus'"):
+        CronSource("s", {"schedules": [{"name": "x", "cron": "every 5m"}], "timezone": "Mars/Olympus"},
+                   base_dir=Path("."))

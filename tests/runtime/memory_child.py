@@ -1,6 +1,6 @@
 """Child process of ``test_memory_bounds.py``: a fast source of ~1 KB events, one slow actor with a queue of
 50, and RssAnon (anonymous memory: the WAL's pages and LMDB's map are file-backed) sampled while the
-backlog builds up. Prints one JSON line."""
+backlog builds up. Prints one JSON line. Run with the tests directory on PYTHONPATH (for ``support``)."""
 import json
 import sys
 import threading
@@ -10,6 +10,7 @@ from pathlib import Path
 from orgloop import plugins
 from orgloop.runtime import Runtime
 from orgloop.spec import ActorSpec, DeliverySpec, RouteSpec, RuntimeSpec, SourceSpec
+from support.actors import slow_actor
 
 
 def rss_anon_kib() -> int:
@@ -19,18 +20,7 @@ def rss_anon_kib() -> int:
     raise RuntimeError("no RssAnon in /proc/self/status")
 
 
-class SlowActor:
-    delivered = 0
-
-    def __init__(self, actor_id, config, *, base_dir):
-        pass
-
-    def deliver(self, event, prompt, config):
-        time.sleep(0.001)
-        SlowActor.delivered += 1
-
-    def close(self):
-        pass
+SlowActor = slow_actor(0.001)                # 1 ms per event
 
 
 def main() -> None:

@@ -4,10 +4,10 @@ room for) or is pushed out to the dead-letter store (drop-oldest). Measured as q
 in the process (fetched from the bus and not finished), and Python heap growth (tracemalloc) while tens of
 thousands of events flow past. Real RSS is measured in ``test_memory_bounds.py``."""
 import threading
-import time
 import tracemalloc
 
 import pytest
+from support.actors import slow_actor
 from support.pipeline import wait_until
 
 from orgloop import plugins
@@ -21,22 +21,7 @@ DEPTH = 50
 HEAP_SLACK = 8 << 20
 
 
-class SlowActor:
-    """Takes 2 ms per event and counts them."""
-
-    delivered = 0
-
-    def __init__(self, actor_id, config, *, base_dir):
-        pass
-
-    def deliver(self, event, prompt, config):
-        time.sleep(0.002)
-        SlowActor.delivered += 1
-
-    def close(self):
-        pass
-
-
+SlowActor = slow_actor(0.002)                # 2 ms per event
 plugins.register("actors", "test-slow", SlowActor)
 
 

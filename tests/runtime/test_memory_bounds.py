@@ -3,6 +3,7 @@ either policy, RssAnon grows by at most 16 MiB while a 60,000-event backlog (abo
 the default policy on the WAL bus (block) the backlog waits unacked in the log and nothing is dead-lettered;
 an explicit drop_oldest sends what it pushes out to dead letters with reason ``backpressure``."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,8 @@ BOUND_KIB = 16 << 10
 
 def _run(tmp_path, policy):
     proc = subprocess.run([sys.executable, str(CHILD), str(tmp_path / "data"), policy, str(COUNT)],
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=240,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"RSS ({out['policy']}): {out}; grew {(out['peak_kib'] - out['base_kib']) / 1024:.1f} MiB")

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -115,18 +116,30 @@ def test_every_byte_of_every_header(scratch, impl, encoding):
     for name in files:
         original = (base / name).read_bytes()
         for i in range(size):
-            work = scratch / "w"
-            shutil.copytree(base, work, ignore=shutil.ignore_patterns("LOCK"))
             data = bytearray(original)
             data[i] ^= 0x5A
-            (work / name).write_bytes(bytes(data))
-            got, rec, stats, new = read_all(work, impl)
-            assert [s for s, _ in got] == list(range(1, len(recs) + 1)), f"{name} byte {i}"
-            check_after_damage(recs, got, stats, new)
-            assert rec.lost_records == 0 and any(q.startswith(name) for q in rec.quarantined), (name, i)
-            shutil.rmtree(work)
+            with damaged_copy(scratch, base, name, _write(data)) as work:
+                got, rec, stats, new = read_all(work, impl)
+                assert [s for s, _ in got] == list(range(1, len(recs) + 1)), f"{name} byte {i}"
+                check_after_damage(recs, got, stats, new)
+                assert rec.lost_records == 0 and any(q.startswith(name) for q in rec.quarantined), (name, i)
             cases += 1
     print(f"DAMAGE-CASES header {impl} {encoding} {cases}")
+
+
+@contextmanager
+def damaged_copy(scratch, base, name, damage):
+    """A copy of the log at ``base`` (as ``scratch/w``) whose file ``name`` ``damage(path)`` has changed;
+    removed after the block (kept when it fails, to look at)."""
+    work = scratch / "w"
+    shutil.copytree(base, work, ignore=shutil.ignore_patterns("LOCK"))
+    damage(work / name)
+    yield work
+    shutil.rmtree(work)
+
+
+def _write(data):
+    return lambda path: path.write_bytes(bytes(data))
 
 
 def _log_with_sealed_and_active(root, impl, encoding):
@@ -150,18 +163,15 @@ def test_every_record_boundary_in_sealed_and_active_segments(scratch, impl, enco
         starts = frame_starts(original, h.segment_id, enc)
         assert len(starts) > 5
         for k, pos in enumerate(starts):
-            work = scratch / "w"
-            shutil.copytree(base, work, ignore=shutil.ignore_patterns("LOCK"))
             data = bytearray(original)
             data[pos + 9] ^= 0x01             # inside the frame's checksummed bytes (its seq field)
-            (work / seg.name).write_bytes(bytes(data))
-            got, rec, stats, new = read_all(work, impl)
-            missing = check_after_damage(recs, got, stats, new)
-            assert len(missing) <= 1, f"{seg.name} frame {k}: lost {sorted(missing)}"
-            if missing:
-                assert (work / "quarantine").is_dir() and stats["quarantined_segments"] >= 1
-            assert max(s for s, _ in got) >= len(recs) - (1 if missing == {len(recs)} else 0)
-            shutil.rmtree(work)
+            with damaged_copy(scratch, base, seg.name, _write(data)) as work:
+                got, rec, stats, new = read_all(work, impl)
+                missing = check_after_damage(recs, got, stats, new)
+                assert len(missing) <= 1, f"{seg.name} frame {k}: lost {sorted(missing)}"
+                if missing:
+                    assert (work / "quarantine").is_dir() and stats["quarantined_segments"] >= 1
+                assert max(s for s, _ in got) >= len(recs) - (1 if missing == {len(recs)} else 0)
             cases += 1
     print(f"DAMAGE-CASES boundary {impl} {encoding} {cases}")
 
@@ -173,15 +183,12 @@ def test_zeroed_4k_blocks_anywhere(scratch, impl, encoding):
     for seg in sealed + [active]:
         original = seg.read_bytes()
         for block in range(0, len(original), 4096):
-            work = scratch / "w"
-            shutil.copytree(base, work, ignore=shutil.ignore_patterns("LOCK"))
             data = bytearray(original)
             data[block:block + 4096] = bytes(4096)
-            (work / seg.name).write_bytes(bytes(data))
-            got, rec, stats, new = read_all(work, impl)
-            missing = check_after_damage(recs, got, stats, new)
-            assert len(missing) <= 4096 // 64 + 2
-            shutil.rmtree(work)
+            with damaged_copy(scratch, base, seg.name, _write(data)) as work:
+                got, rec, stats, new = read_all(work, impl)
+                missing = check_after_damage(recs, got, stats, new)
+                assert len(missing) <= 4096 // 64 + 2
             cases += 1
     print(f"DAMAGE-CASES zeroed-block {impl} {encoding} {cases}")
 
@@ -196,12 +203,9 @@ def test_truncating_sealed_segments(scratch, impl, encoding):
         h = parse_header(original[:256], crc32c)
         starts = frame_starts(original, h.segment_id, enc)
         for cut in [0, 10] + starts[::3] + [starts[-1] + 5]:
-            work = scratch / "w"
-            shutil.copytree(base, work, ignore=shutil.ignore_patterns("LOCK"))
-            os.truncate(work / seg.name, cut)
-            got, rec, stats, new = read_all(work, impl)
-            check_after_damage(recs, got, stats, new)
-            shutil.rmtree(work)
+            with damaged_copy(scratch, base, seg.name, lambda path: os.truncate(path, cut)) as work:
+                got, rec, stats, new = read_all(work, impl)
+                check_after_damage(recs, got, stats, new)
             cases += 1
     print(f"DAMAGE-CASES truncation {impl} {encoding} {cases}")
 
@@ -218,19 +222,18 @@ def test_cutting_the_active_segment_anywhere(scratch, impl, encoding):
     ds = data_start(0 if encoding == "msgpack" else 1)
     cases = 0
     for cut in list(range(ds, end + 1, 104)) + [ds + 3, end - 5, end - 1]:
-        work = scratch / "w"
-        shutil.copytree(base, work, ignore=shutil.ignore_patterns("LOCK"))
-        seg = work / active.name
-        data = seg.read_bytes()
-        if cut % 2:   # a torn tail in a preallocated file: everything from the cut reads as fill
-            seg.write_bytes(data[:cut] + (b"\0" if encoding == "msgpack" else b"\n") * (len(data) - cut))
-        else:         # the file itself cut short
-            os.truncate(seg, cut)
-        got, _rec, stats, new = read_all(work, impl)
-        missing = check_after_damage(recs, got, stats, new)
-        assert missing == set(range(len(recs) - len(missing) + 1, len(recs) + 1))   # a suffix
-        assert all(s >= first_seq for s in missing)                                # sealed segments untouched
-        shutil.rmtree(work)
+        def tear(seg):
+            data = seg.read_bytes()
+            if cut % 2:   # a torn tail in a preallocated file: everything from the cut reads as fill
+                seg.write_bytes(data[:cut] + (b"\0" if encoding == "msgpack" else b"\n") * (len(data) - cut))
+            else:         # the file itself cut short
+                os.truncate(seg, cut)
+
+        with damaged_copy(scratch, base, active.name, tear) as work:
+            got, _rec, stats, new = read_all(work, impl)
+            missing = check_after_damage(recs, got, stats, new)
+            assert missing == set(range(len(recs) - len(missing) + 1, len(recs) + 1))   # a suffix
+            assert all(s >= first_seq for s in missing)                                # sealed segments untouched
         cases += 1
     print(f"DAMAGE-CASES active-cut {impl} {encoding} {cases}")
 

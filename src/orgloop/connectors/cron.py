@@ -37,11 +37,11 @@ import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from orgloop.event import natural_event_id, new_trace_id
 from orgloop.plugins import PluginConfig
@@ -83,10 +83,18 @@ def _zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r} (an IANA name such as 'Europe/Berlin' or 'UTC')") from None
 
 
+def _zone_name(name: str) -> str:
+    _zone(name)
+    return name
+
+
+ZoneName = Annotated[str, AfterValidator(_zone_name)]     # an IANA time zone name, checked
+
+
 class CronSchedule(PluginConfig):
     name: str = Field(min_length=1)
     cron: str
-    timezone: str | None = None
+    timezone: ZoneName | None = None
     payload: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("cron")
@@ -102,13 +110,6 @@ class CronSchedule(PluginConfig):
             raise ValueError(f"{value!r} is neither a 5-field cron expression nor an interval like 'every 5m'")
         return text
 
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str | None) -> str | None:
-        if value is not None:
-            _zone(value)
-        return value
-
     @property
     def interval(self) -> float | None:
         m = _INTERVAL.match(self.cron)
@@ -117,14 +118,7 @@ class CronSchedule(PluginConfig):
 
 class CronConfig(PluginConfig):
     schedules: list[CronSchedule] = Field(min_length=1)
-    timezone: str | None = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str | None) -> str | None:
-        if value is not None:
-            _zone(value)
-        return value
+    timezone: ZoneName | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> "CronConfig":

@@ -29,7 +29,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from orgloop.connectors.httpclient import HttpTarget
 from orgloop.connectors.ingress import sign
 from orgloop.plugins import PluginConfig
-from orgloop.router.router import _MISSING, get_path
+from orgloop.event import MISSING, get_path
 from orgloop.units import parse_duration
 
 __all__ = ["HttpActor", "HttpActorConfig", "HttpAuth", "render_template"]
@@ -44,11 +44,11 @@ def render_template(template: Any, context: dict[str, Any]) -> Any:
         whole = _ONE.match(template)
         if whole:
             value = get_path(context, whole.group(1))
-            return None if value is _MISSING else value
+            return None if value is MISSING else value
 
         def text(m: re.Match[str]) -> str:
             value = get_path(context, m.group(1))
-            if value is _MISSING or value is None:
+            if value is MISSING or value is None:
                 return ""
             return json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
         return _ANY.sub(text, template)

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from orgloop.connectors.ingress import PushConfig, PushRequest, PushSourceBase
 from orgloop.event import natural_event_id, new_event
-from orgloop.router.router import _MISSING, get_path
+from orgloop.event import MISSING, get_path
 
 __all__ = ["WebhookSource", "WebhookSourceConfig"]
 
@@ -33,7 +33,7 @@ class WebhookSource(PushSourceBase):
         body = request.json_object()
         provenance: dict[str, Any] = {"platform": "webhook"}
         kind = get_path(body, self.config.event_type_field)
-        if kind is not _MISSING and kind is not None and not isinstance(kind, (dict, list)):
+        if kind is not MISSING and kind is not None and not isinstance(kind, (dict, list)):
             provenance["platform_event"] = str(kind)
         event = new_event(self.id, "resource.changed", body, provenance=provenance)
         key = request.header("Idempotency-Key")

@@ -22,27 +22,16 @@ from typing import Any, Callable, Sequence
 from orgloop.bus.base import FETCH_MAX
 from orgloop.delivery.dlq import REDELIVER_TYPE, dead_letter
 from orgloop.delivery.restart import RestartBackoff
+from orgloop.event import get_path
 from orgloop.router.acks import AckTracker
 from orgloop.router.index import RouteIndex
 from orgloop.spec import RouteSpec
 from orgloop.transforms import Transform, TransformContext, TransformError
 
-__all__ = ["CompiledRoute", "Router", "get_path", "OFFLOAD_DEPTH"]
+__all__ = ["CompiledRoute", "Router", "OFFLOAD_DEPTH"]
 
 log = logging.getLogger("orgloop.router")
-_MISSING = object()
 OFFLOAD_DEPTH = 1000     # events a route with blocking transforms holds before they run
-
-
-def get_path(event: dict[str, Any], path: str | tuple[str, ...]) -> Any:
-    """The value at a dot-path (``payload.pr.number``), or a private MISSING marker."""
-    cur: Any = event
-    for part in (path.split(".") if isinstance(path, str) else path):
-        if isinstance(cur, dict) and part in cur:
-            cur = cur[part]
-        else:
-            return _MISSING
-    return cur
 
 
 class CompiledRoute:

@@ -48,6 +48,7 @@ import msgpack
 import xxhash
 from pydantic import Field, field_validator
 
+from orgloop.event import MISSING, get_path
 from orgloop.plugins import Duration, PluginConfig
 from orgloop.transforms import TransformContext, TransformError
 
@@ -69,7 +70,6 @@ class DedupConfig(PluginConfig):
         return [value] if isinstance(value, str) else value
 
 _VAL = struct.Struct("<dQ")   # expiry (unix seconds), seq
-_MISSING = object()
 
 
 class DedupTransform:
@@ -108,12 +108,8 @@ class DedupTransform:
         """The dedup key of ``event`` on ``route``."""
         values = []
         for path in self.paths:
-            cur: Any = event
-            for part in path:
-                cur = cur.get(part, _MISSING) if isinstance(cur, dict) else _MISSING
-                if cur is _MISSING:
-                    break
-            values.append(None if cur is _MISSING else cur)
+            value = get_path(event, path)
+            values.append(None if value is MISSING else value)
         return xxhash.xxh3_128_digest(msgpack.packb([route, values], default=str))
 
     def _delivered(self, key: bytes) -> tuple[float, int] | None:

@@ -33,6 +33,7 @@ from functools import reduce
 from typing import Any, Callable
 
 from orgloop.config.diagnostics import did_you_mean
+from orgloop.event import MISSING, get_path
 
 __all__ = ["compile_condition", "compile_value", "get_path", "MISSING", "COMPARISONS", "VALUE_OPS"]
 
@@ -40,20 +41,9 @@ Event = dict[str, Any]
 Condition = Callable[[Event], bool]
 Value = Callable[[Event], Any]
 
-MISSING: Any = object()
 COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "matches", "exists")
 VALUE_OPS = ("path", "concat", "lower", "upper", "length", "add", "sub", "mul", "div", "min", "max", "coalesce",
              "if")
-
-
-def get_path(event: Any, parts: tuple[str, ...]) -> Any:
-    """The value at a split dot-path, or :data:`MISSING`."""
-    for part in parts:
-        if isinstance(event, dict) and part in event:
-            event = event[part]
-        else:
-            return MISSING
-    return event
 
 
 def _split(path: Any, where: str) -> tuple[str, ...]:

@@ -20,23 +20,13 @@ from orgloop.transforms import expr
 
 __all__ = ["FilterTransform", "FilterConfig", "compile_match"]
 
-_MISSING = object()
 _REGEX = re.compile(r"^/(.*)/([ims]*)$", re.S)
 _FLAGS = {"i": re.I, "m": re.M, "s": re.S}
 
 
-def _get(event: Any, path: tuple[str, ...]) -> Any:
-    for part in path:
-        if isinstance(event, dict) and part in event:
-            event = event[part]
-        else:
-            return _MISSING
-    return event
-
-
 def _value_test(want: Any, where: str) -> Callable[[Any], bool]:
     if want is None:
-        return lambda v: v is _MISSING or v is None
+        return lambda v: v is expr.MISSING or v is None
     if isinstance(want, list):
         tests = [_value_test(w, where) for w in want]
         return lambda v: any(t(v) for t in tests)
@@ -49,14 +39,14 @@ def _value_test(want: Any, where: str) -> Callable[[Any], bool]:
                 raise ValueError(f"{where}: invalid regular expression {want!r}: {exc}") from None
             return lambda v: isinstance(v, str) and rx.search(v) is not None
     want_bool = isinstance(want, bool)   # strict: true never equals 1
-    return lambda v: v is not _MISSING and isinstance(v, bool) == want_bool and v == want
+    return lambda v: v is not expr.MISSING and isinstance(v, bool) == want_bool and v == want
 
 
 def compile_match(path: str, want: Any, where: str) -> Callable[[dict[str, Any]], bool]:
     """One ``dot.path: value`` condition of ``match``, ``match_any`` or ``exclude``."""
     parts = tuple(path.split("."))
     test = _value_test(want, f"{where}.{path}")
-    return lambda event: test(_get(event, parts))
+    return lambda event: test(expr.get_path(event, parts))
 
 
 class FilterConfig(PluginConfig):

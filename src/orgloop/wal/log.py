@@ -667,7 +667,7 @@ class Wal:
             targets.append(Target(self._segments[-1].path, self._offset, self.segment_size))
         spare = self._spare
         if spare is not None and self._spare_fallocated:
-            targets.append(Target(spare, self._data_start, self.segment_size, busy=True))
+            targets.append(Target(spare, self._data_start, self.segment_size))
         return targets
 
     def _prepare(self, seg_id: int) -> Path:

@@ -5,10 +5,9 @@ makes every ``fdatasync`` also commit the conversion of those blocks (a journal 
 blocks that were written before needs none. The pre-writer writes the segment's fill bytes over such
 regions (only msgpack segments are fallocated; their fill byte is zero, what an unwritten block reads
 as anyway) and fdatasyncs them:
-the active segment from just past the append offset, and the prepared spare. The active segment is
-filled only while the log is quiet (no append for ``quiet`` seconds): measured here, writing zeros into
-the file the log is appending to costs more than it saves. The spare, another file, is filled at any
-time, gently (``PAUSE`` between chunks while the log is busy).
+first the active segment from just past the append offset, then the prepared spare. It writes only
+while the log is quiet (no append for ``quiet`` seconds): measured here, writing the same bytes twice
+while the log appends costs more than it saves.
 
 **Hand-off.** The log's append offset only moves forward, under the log's lock. The pre-writer picks
 its next region under that same lock, starting at or after the append offset, and records it as its
@@ -33,21 +32,16 @@ from orgloop.wal import fileio
 __all__ = ["Prewriter", "Target", "CHUNK", "QUIET"]
 
 CHUNK = 256 << 10        # bytes per write (each followed by an fdatasync); the most an append waits for
-QUIET = 0.1              # seconds without an append before the pre-writer fills the active segment
-PAUSE = 0.002            # seconds between chunks of a spare while the log appends
+QUIET = 0.1              # seconds without an append before the pre-writer writes a chunk
 _ALIGN = 4096
 
 
 class Target(NamedTuple):
-    """A fallocated segment the pre-writer may fill: from ``start`` (at or past the append offset) to ``end``.
-
-    ``busy``: it may be filled while the log appends (a spare: another file), gently.
-    """
+    """A fallocated segment the pre-writer may fill: from ``start`` (at or past the append offset) to ``end``."""
 
     path: Path
     start: int
     end: int
-    busy: bool = False
 
 
 class Prewriter:
@@ -113,17 +107,14 @@ class Prewriter:
             self._thread = None
 
     # ------------------------------------------------------------------ the pre-writer's side
-    def _pick(self, quiet: bool) -> tuple[Path, int, int] | None:
-        """Claim the next chunk (called with the log's lock held); while the log is busy, only of a
-        target that allows it."""
+    def _pick(self) -> tuple[Path, int, int] | None:
+        """Claim the next chunk (called with the log's lock held)."""
         targets = self._targets()
         live = {t.path for t in targets}
         with self._cv:
             for path in [p for p in self._done if p not in live]:
                 del self._done[path]
             for t in targets:
-                if not (quiet or t.busy):
-                    continue
                 lo = max(self._done.get(t.path, 0), -(-t.start // _ALIGN) * _ALIGN)
                 if lo < t.end:
                     self._claim = (t.path, lo, min(t.end, lo + self._chunk))
@@ -132,19 +123,22 @@ class Prewriter:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            idle = time.monotonic() - self.last_append
+            if idle < self._quiet:
+                self._stop.wait(self._quiet - idle)
+                continue
             if not self._lock.acquire(timeout=self._quiet):    # busy, or closing (stop() is called under it)
                 continue
             try:
-                idle = time.monotonic() - self.last_append
-                claim = self._pick(idle >= self._quiet)
+                busy = time.monotonic() - self.last_append < self._quiet     # an append came meanwhile
+                claim = None if busy else self._pick()
             finally:
                 self._lock.release()
+            if busy:
+                continue
             if claim is None:
-                if idle < self._quiet:
-                    self._stop.wait(self._quiet - idle)          # the log is busy: look again once quiet
-                else:
-                    self._wake.wait()
-                    self._wake.clear()
+                self._wake.wait()
+                self._wake.clear()
                 continue
             self._wake.clear()
             try:
@@ -152,8 +146,6 @@ class Prewriter:
             except OSError as exc:      # a full disk, say: appends find the blocks unwritten, nothing else
                 self.error = exc
                 return
-            if idle < self._quiet:
-                self._stop.wait(PAUSE)                           # gently, beside a busy log
 
     def _fill(self, path: Path, lo: int, hi: int) -> None:
         """Write the claimed region, release the claim, then fdatasync (the writer may overwrite the fill
