@@ -311,7 +311,7 @@ class Runtime:
         if role == "delivery":
             from orgloop.fleet.roles import DeliveryIntake
 
-            self.intake = DeliveryIntake(self.router.routes, self.tracker, self._dead_letter)
+            self.intake = DeliveryIntake(self.router.routes, self.tracker, self._dead_letter, self.bus.delivery_count)
             self._subscription = self.bus.subscribe(None, self.intake.handle, credit=self.router.credit)
         elif role != "source":
             self._subscription = self.bus.subscribe(None, self.router.handle, credit=self.router.credit)

@@ -74,3 +74,24 @@ def test_a_server_restart_loses_nothing_acknowledged(tmp_path):
     with nats_server(tmp_path / "nats") as server:
         bus = NatsBus(url=f"nats://127.0.0.1:{server.port}", namespace="restart", publish_timeout=30)
         check_a_server_restart_loses_nothing(bus, server, in_order=False)
+
+
+def test_the_delivery_count_of_a_redelivered_message(namespace):
+    a = NatsBus(url=URL, namespace=namespace, storage="memory", ack_wait=0.5)
+    b = NatsBus(url=URL, namespace=namespace, storage="memory", ack_wait=0.5)
+    try:
+        a.publish_many(events(2))
+        refs, _ = a.fetch(2, timeout=2)
+        assert [a.delivery_count(ref) for ref in refs] == [1, 1] and a.delivery_count("x") is None
+        a.close()                                   # dies without acking: the server redelivers after ack_wait
+        taken: list[str] = []
+        for _ in range(50):
+            more, _evs = b.fetch(10, timeout=0.2)
+            taken += more
+            if len(taken) == 2:
+                break
+        assert taken == refs and [b.delivery_count(ref) for ref in refs] == [2, 2]
+        b.ack_many(refs)
+    finally:
+        a.close()
+        b.close()

@@ -96,3 +96,61 @@ def test_a_server_restart_loses_nothing_acknowledged_and_health_shows_the_outage
         bus = RedisBus(url=f"redis://127.0.0.1:{server.port}/0", namespace="restart", consumer="c",
                        publish_timeout=30)
         check_a_server_restart_loses_nothing(bus, server, in_order=True)
+
+
+
+def _entry_id(ref: str) -> str:
+    """The Redis stream id of a RedisBus ref (which is written fixed-width)."""
+    ms, seq = ref.split("-")
+    return f"{int(ms)}-{int(seq)}"
+
+
+def test_a_heartbeat_leaves_an_entry_another_member_took_over_with_it(namespace):
+    import time
+
+    import redis
+    r = redis.Redis.from_url(URL)
+    stream = f"orgloop:{namespace}:events"
+    a = RedisBus(url=URL, namespace=namespace, consumer="a", claim_idle=0.3)
+    try:
+        a.publish_many(events(3))
+        refs, _ = a.fetch(3, timeout=2)
+        ids = [_entry_id(ref) for ref in refs]
+        # b takes the first entry over as its XAUTOCLAIM would once a was cut off for claim_idle
+        assert r.xclaim(stream, "router", "b", 0, [ids[0]], justid=True) == [ids[0].encode()]
+        time.sleep(1.0)                           # three of a's heartbeats
+        owners = {p["message_id"].decode(): p["consumer"].decode()
+                  for p in r.xpending_range(stream, "router", "-", "+", 10)}
+        assert owners == {ids[0]: "b", ids[1]: "a", ids[2]: "a"}
+        assert a.stats()["inflight"] == 3         # a still acks what it has in hand
+        a.ack_many(refs)
+        assert r.xlen(stream) == 0
+    finally:
+        a.close()
+        r.close()
+
+
+def test_the_delivery_count_of_a_taken_over_or_reread_entry(namespace):
+    a = RedisBus(url=URL, namespace=namespace, consumer="a", claim_idle=0.2)
+    b = RedisBus(url=URL, namespace=namespace, consumer="b", claim_idle=0.2)
+    try:
+        a.publish_many(events(2))
+        refs, _ = a.fetch(2, timeout=2)
+        assert [a.delivery_count(ref) for ref in refs] == [1, 1] and a.delivery_count("1-1") is None
+        a.close()                                  # dies: b takes both over after claim_idle
+        taken: list[str] = []
+        for _ in range(50):
+            more, _evs = b.fetch(10, timeout=0.1)
+            taken += more
+            if len(taken) == 2:
+                break
+        assert taken == refs and [b.delivery_count(ref) for ref in refs] == [2, 2]
+        b.close()                                  # b restarts without acking: it re-reads its own pending
+        b = RedisBus(url=URL, namespace=namespace, consumer="b", claim_idle=0.2)
+        again, _evs = b.fetch(10, timeout=1)
+        assert again == refs and [b.delivery_count(ref) for ref in refs] == [3, 3]
+        b.ack_many(refs)
+        assert [b.delivery_count(ref) for ref in refs] == [None, None]
+    finally:
+        a.close()
+        b.close()

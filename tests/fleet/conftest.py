@@ -3,7 +3,10 @@ namespace of its own that is removed afterwards."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -56,3 +59,10 @@ def store(request: pytest.FixtureRequest, namespace: str) -> Iterator[object]:
     s = open_store(request.param, {}, namespace)
     yield s
     s.close()
+
+
+@pytest.fixture
+def fleet_dir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="olfleet-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

@@ -19,6 +19,23 @@ from typing import Any
 from orgloop.instance import pid_alive, wait_for_exit
 
 
+# Bus options of the fleet tests: a dead member's work is taken over after 2 s.
+BUS_OPTIONS = {"redis": "{claim_idle: 2}", "nats": "{ack_wait: 2, storage: memory}"}
+
+
+def make_fleet(fleet_dir: Path, namespace: str, bus: str, *, dedup: bool, count: int, rate: int) -> "Fleet":
+    """A fleet (no member started yet) of a :func:`write_project` project under ``fleet_dir``."""
+    project = write_project(fleet_dir / "proj", namespace, bus, count=count, rate=rate, dedup=dedup,
+                            bus_options=BUS_OPTIONS[bus])
+    (project / "out").mkdir()
+    return Fleet(project, fleet_dir / "home")
+
+
+def number(event: dict[str, Any]) -> int:
+    """The generator's sequence number of a delivered event."""
+    return int(event["payload"]["n"])
+
+
 def write_project(root: Path, namespace: str, bus: str, *, count: int, rate: int, dedup: bool,
                   bus_options: str, lease_ttl: str = "3s") -> Path:
     """A project whose source ``gen`` generates ``count`` events at ``rate``/s for route ``r`` to actor
@@ -110,6 +127,14 @@ class Fleet:
         member = Member(tag, role, proc)
         self.members.append(member)
         return member
+
+    def freeze(self, member: Member) -> None:
+        """SIGSTOP ``member``: it holds what it holds until :meth:`kill` (its heartbeats stop too)."""
+        os.kill(member.proc.pid, signal.SIGSTOP)
+
+    def thaw(self, member: Member) -> None:
+        """SIGCONT a member :meth:`freeze` stopped."""
+        os.kill(member.proc.pid, signal.SIGCONT)
 
     def kill(self, member: Member) -> None:
         os.kill(member.proc.pid, signal.SIGKILL)

@@ -4,38 +4,20 @@ against the documented window), the source lease moves to a survivor and no two 
 source at the same time; and a role-split fleet (source, router, delivery) delivers end to end."""
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from orgloop.fleet import open_store
 
-from .members import Fleet, current_lease, overlapping_polls, stale_polls, wait_for, write_project
+from .members import Fleet, current_lease, make_fleet, number as _ns, overlapping_polls, stale_polls, wait_for
 
 COUNT = 450
-BUS_OPTIONS = {"redis": "{claim_idle: 2}", "nats": "{ack_wait: 2, storage: memory}"}
-
-
-@pytest.fixture
-def fleet_dir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="olfleet-", dir="/tmp"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def _fleet(fleet_dir: Path, namespace: str, bus: str, *, dedup: bool, count: int = COUNT, rate: int = 100) -> Fleet:
-    project = write_project(fleet_dir / "proj", namespace, bus, count=count, rate=rate, dedup=dedup,
-                            bus_options=BUS_OPTIONS[bus])
-    (project / "out").mkdir()
-    return Fleet(project, fleet_dir / "home")
-
-
-def _ns(x: dict) -> int:
-    return int(x["payload"]["n"])
+    return make_fleet(fleet_dir, namespace, bus, dedup=dedup, count=count, rate=rate)
 
 
 @pytest.mark.parametrize("bus", ["redis", "nats"])

@@ -69,3 +69,15 @@ def test_a_delivery_member_hands_records_to_their_lanes_and_dead_letters_unknown
                                        {"route": "gone", "actor": "sink", "event": {"id": "evt_2"}, "attempts": 0}])
     assert queued == [("ref-1", {"id": "evt_1", "bus_ref": "ref-1"}, route)]   # acked by the lane when delivered
     assert acked == ["ref-2"] and dead[0]["route"] == "gone" and dead[0]["reason"] == "gave_up"
+
+
+def test_a_delivery_member_counts_the_earlier_deliveries_of_a_record_it_took_over():
+    dead: list[dict[str, Any]] = []
+    lane = SimpleNamespace(inbox=[], flush_inbox=lambda: lane.inbox.clear())
+    counts = {"ref-1": 1, "ref-2": 3, "ref-3": 2}             # what the bus says (None: it does not know)
+    intake = DeliveryIntake({"r": _route("r", lane)}, AckTracker(lambda refs: None), dead.extend, counts.get)
+    records = [{"route": "r", "actor": "sink", "event": {"id": f"evt_{i}"}, "attempts": 0} for i in range(4)]
+    records[2]["route"] = "gone"
+    intake.handle(["ref-1", "ref-2", "ref-3", "ref-4"], records)
+    assert [r["attempts"] for r in records] == [0, 2, 1, 0] and intake.redelivered == 2
+    assert dead[0]["attempts"] == 1

@@ -323,6 +323,12 @@ class BusBase:
     def closed(self) -> bool:
         return self._closed
 
+    def delivery_count(self, ref: Any) -> int | None:
+        """How many times the bus has handed out the entry ``ref`` (fetched, not acked yet), this time
+        included: more than 1 for an entry taken over from a member that died or redelivered after a
+        restart. ``None`` where the bus does not know (the default)."""
+        return None
+
     def problems(self) -> list[str]:
         """What keeps the bus from working now (a lost server connection, a failed log); empty when well."""
         return []

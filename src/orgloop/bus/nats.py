@@ -283,6 +283,11 @@ class NatsBus(BusBase):
         if out:
             yield refs, out
 
+    def delivery_count(self, ref: Any) -> int | None:
+        """The message's ``num_delivered`` (JetStream counts every delivery, redeliveries included)."""
+        msg = self._held.get(ref)
+        return None if msg is None else int(msg.metadata.num_delivered)
+
     def problems(self) -> list[str]:
         return [self.outage] if self.outage else []
 

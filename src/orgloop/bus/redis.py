@@ -13,7 +13,9 @@ One stream per namespace (``orgloop:<namespace>:events``; a role-split fleet add
   then entries idle for ``claim_idle`` seconds in another consumer's hands (``XAUTOCLAIM``: a dead
   member's work), then new entries (``XREADGROUP ... >``, blocking up to the timeout). While this process
   works on an entry a heartbeat resets its idle time every ``claim_idle / 3``, so only a member that is
-  gone (or cut off) loses its work to the others, however slow the actor.
+  gone (or cut off) loses its work to the others, however slow the actor. The heartbeat refreshes only
+  entries this consumer still owns (checked in the same Lua script): after a cut, what another member took
+  over stays with it.
 - ``ack``: pipelined ``XACK`` and ``XDEL``: the stream holds exactly the unacked entries, so it needs no
   length-based trimming (``MAXLEN`` would drop unacked work) and an ack of an entry not yet fetched
   works too (it is deleted before anyone reads it).
@@ -56,6 +58,21 @@ class RedisBusConfig(PluginConfig):
     socket_timeout: float = Field(10.0, gt=0)   # a server silent this long counts as lost
 
 
+# Reset the idle time of the entries (ARGV[3:]) that consumer ARGV[2] of group ARGV[1] still owns, and
+# return those; an entry another consumer took over (after this one was cut off) is left where it is.
+_REFRESH_OWNED = """
+local owned = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    owned[#owned + 1] = ARGV[i]
+  end
+end
+return owned
+"""
+
+
 def _ref(entry_id: bytes | str) -> str:
     raw = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     ms, _, seq = raw.partition("-")
@@ -94,6 +111,8 @@ class RedisBus(BusBase):
         self.reconnects = 0
         self.claimed = 0
         self._held: set[str] = set()        # ids fetched and not acked yet: kept fresh by the heartbeat
+        self._deliveries: dict[str, int] = {}   # ref -> delivery count, for held entries delivered before
+        self._refresh_owned = self._redis.register_script(_REFRESH_OWNED)
         self._call(self._ensure_group)
         self._heartbeat_stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._keep_held_fresh, name="orgloop-redis-heartbeat",
@@ -130,19 +149,44 @@ class RedisBus(BusBase):
             return result
 
     def _keep_held_fresh(self) -> None:
-        """Reset the idle time of the entries this consumer still works on (XCLAIM ... JUSTID), every
-        third of ``claim_idle``, so a slow delivery is never taken over by another member."""
+        """Every third of ``claim_idle``, reset the idle time of the entries this consumer works on and
+        still owns, so a slow delivery is never taken over by another member. Ownership is checked in the
+        same script (``XPENDING`` per entry, then ``XCLAIM ... JUSTID``): an entry another member took over
+        while this one was cut off stays with it and is no longer kept fresh here."""
         while not self._heartbeat_stop.wait(self.config.claim_idle / 3):
             with self._lock:
                 held = list(self._held)
             try:
                 for i in range(0, len(held), 1000):
-                    self._redis.xclaim(self.stream, self.group, self.consumer, 0, held[i:i + 1000], justid=True)
+                    chunk = held[i:i + 1000]
+                    owned = {x.decode() for x in self._refresh_owned(keys=[self.stream],
+                                                                      args=[self.group, self.consumer, *chunk])}
+                    with self._lock:
+                        self._held.difference_update(x for x in chunk if x not in owned)
             except self._errors as exc:
                 self.outage = f"redis unreachable: {exc}"
 
     def problems(self) -> list[str]:
         return [self.outage] if self.outage else []
+
+    def _count_deliveries(self, refs: list[str]) -> None:
+        """Note the delivery counts (``XPENDING``, one call) of entries this consumer had or took pending:
+        they were delivered before. Entries read new (``>``) are on their first delivery."""
+        if not refs:
+            return
+        pending = self._redis.xpending_range(self.stream, self.group, _plain(refs[0]), _plain(refs[-1]),
+                                             len(refs) + len(self._held), consumername=self.consumer)
+        wanted = set(refs)
+        with self._lock:
+            for p in pending:
+                ref = _ref(p["message_id"])
+                if ref in wanted:
+                    self._deliveries[ref] = int(p["times_delivered"])
+
+    def delivery_count(self, ref: Any) -> int | None:
+        """The entry's delivery count in the consumer group (``XPENDING``): 1 for an entry read new."""
+        with self._lock:
+            return self._deliveries.get(ref, 1 if _plain(ref) in self._held else None)
 
     # ------------------------------------------------------------------ the seam
     def _store(self, events: list[dict[str, Any]]) -> Sequence[str]:
@@ -190,6 +234,7 @@ class RedisBus(BusBase):
                 break
             self._pending_cursor = entries[-1][0].decode()
             more_refs, more = self._decode(entries)
+            self._count_deliveries(more_refs)
             refs += more_refs
             evs += more
         now = time.monotonic()
@@ -201,6 +246,7 @@ class RedisBus(BusBase):
             if self._claim_cursor == "0-0":
                 self._next_claim = now + self.config.claim_idle / 2
             more_refs, more = self._decode(reply[1])
+            self._count_deliveries(more_refs)
             self.claimed += len(more)
             refs += more_refs
             evs += more
@@ -238,6 +284,8 @@ class RedisBus(BusBase):
         self._call(ack_and_delete)
         with self._lock:
             self._held.difference_update(ids)
+            for ref in refs:
+                self._deliveries.pop(ref, None)
 
     def _unacked(self) -> Iterator[tuple[Sequence[str], list[dict[str, Any]]]]:
         start = "-"

@@ -10,6 +10,11 @@ key, so per-key order holds where the bus promises it) and ``type`` :data:`RECOR
 the ``deliveries`` stream and reports the source events finished only after that publish returned, i.e.
 once the records are durable. :class:`DeliveryIntake` is the delivery role's bus handler: it hands each
 record's event to its route's actor lane; the lane acks the record after delivery or dead letter.
+
+A record's ``attempts`` counts the deliveries of it begun before this one: a router publishes 0, and the
+delivery member that takes the record sets it from the bus (:meth:`BusBase.delivery_count` less one), so a
+record taken over from a member that died, or redelivered after a restart, says how often it was handed
+out before. A bus that does not count deliveries (Kafka) leaves it as published.
 """
 from __future__ import annotations
 
@@ -107,17 +112,25 @@ class DeliveryIntake:
     ran the transforms); a record whose route this member does not have is dead-lettered."""
 
     def __init__(self, routes: dict[str, Any], tracker: AckTracker,
-                 dead_letter: Callable[[list[dict[str, Any]]], None]) -> None:
+                 dead_letter: Callable[[list[dict[str, Any]]], None],
+                 delivery_count: Callable[[Any], int | None] = lambda ref: None) -> None:
         self.routes = routes          # the router's routes by name (a reconcile changes them in place)
         self.tracker = tracker
         self.dead_letter = dead_letter
+        self.delivery_count = delivery_count    # the bus's count of a fetched record's deliveries
         self.records_in = 0
+        self.redelivered = 0
 
     def handle(self, refs: Sequence[Any], records: list[dict[str, Any]]) -> None:
         lanes = []
         finished = []
         self.records_in += len(records)
         for ref, record in zip(refs, records):
+            count = self.delivery_count(ref)
+            if count is not None and count > 1:
+                record["attempts"] = max(int(record.get("attempts") or 0), count - 1)
+                self.redelivered += 1
+                log.info("delivery record %s: delivery %d (taken over or redelivered)", record.get("id"), count)
             route = self.routes.get(str(record.get("route")))
             event = record.get("event")
             if route is None or route.lane is None or not isinstance(event, dict):
@@ -125,7 +138,8 @@ class DeliveryIntake:
                             record.get("route"))
                 self.dead_letter([dead_letter(event if isinstance(event, dict) else record,
                                               route=str(record.get("route")), actor=str(record.get("actor")),
-                                              reason="gave_up", error="no such route in this member")])
+                                              reason="gave_up", error="no such route in this member",
+                                              attempts=int(record.get("attempts") or 0))])
                 finished.append(ref)
                 continue
             event["bus_ref"] = ref
