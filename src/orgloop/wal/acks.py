@@ -21,6 +21,7 @@ from typing import Iterable
 
 import lmdb
 import msgpack
+import xxhash
 
 from orgloop.errors import WalError
 
@@ -29,6 +30,7 @@ __all__ = ["AckState", "AckStore", "AckStoreDamaged", "DEFAULT_FLUSH_INTERVAL", 
 log = logging.getLogger("orgloop.wal")
 
 _KEY = b"acks"
+_SEALED = b"\xc1"          # never a msgpack first byte: a saved state with a checksum follows
 DEFAULT_FLUSH_INTERVAL = 0.05
 DEFAULT_FLUSH_BATCH = 1000
 
@@ -260,12 +262,23 @@ class AckState:
             loose = sorted(self._loose)
             lost, quarantined = self.lost, sorted(self.quarantined)
         loose = loose[bisect.bisect_right(loose, watermark):]
-        return msgpack.packb({"v": 1, "watermark": watermark, "above": list(zip(starts, ends)), "loose": loose,
+        body = msgpack.packb({"v": 1, "watermark": watermark, "above": list(zip(starts, ends)), "loose": loose,
                               "lost": lost, "quarantined": quarantined})
+        return _SEALED + xxhash.xxh3_64_digest(body) + body
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "AckState":
-        """Parse a saved state; raises ``ValueError`` (or ``TypeError``/``KeyError``) if it is not one."""
+        """Parse a saved state; raises ``ValueError`` (or ``TypeError``/``KeyError``) if it is not one.
+
+        A state saved with a checksum must match it: LMDB's pages carry none, and one flipped bit in a
+        number could otherwise move the watermark past unacked events. A state saved without one (older
+        versions) is taken as it is.
+        """
+        raw = bytes(raw)
+        if raw[:1] == _SEALED:
+            digest, raw = raw[1:9], raw[9:]
+            if xxhash.xxh3_64_digest(raw) != digest:
+                raise ValueError("ack state fails its checksum")
         d = msgpack.unpackb(raw)
         watermark = d["watermark"]
         ranges = [(int(lo), int(hi)) for lo, hi in d.get("above", ())]
