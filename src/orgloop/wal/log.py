@@ -319,7 +319,10 @@ class Wal:
         else:
             self._next_seq = state.highest + 1
             self._jump(next_seq)
-            self._activate_new_segment()     # fallocated: the pre-writer fills it while the log is quiet
+            self._activate_new_segment()
+            if self._active_fallocated:       # a new log: nothing competes yet, so its first appends find
+                seglib.fill_range(self._segments[-1].path, self._data_start, self.segment_size, self._enc)
+                self._active_fallocated = False   # written blocks (later segments: the pre-writer's job)
         self._opened_offset = self._offset
         try:
             seqhwm.store(self._store().env, self._next_seq + seqhwm.BLOCK)
