@@ -146,18 +146,22 @@ SOCKET_TIMEOUT = 1.0       # seconds of silence before a connection counts as lo
 
 
 class Rig:
-    """One bus kind: the test's own server, a TcpProxy in front of it, and buses that talk to the proxy."""
+    """One bus kind: the test's own server, a TcpProxy in front of it, and buses that talk to the proxy.
+
+    A runtime's fleet state (leases, checkpoints) lives in a Redis of its own, outside the proxy: what is
+    cut is the bus. With the lease on the cut server too, the source would stop polling when its lease can
+    no longer be renewed, and whether one more publish is tried (and fails) before that would be a race.
+    """
 
     def __init__(self, kind: str, tmp_path) -> None:
         from support.servers import free_port, kafka_broker, nats_server, redis_server
 
         self.kind = kind
-        self.fleet_store = None
+        self.fleet_store = redis_server(tmp_path / "store").start()
         if kind == "kafka":          # clients use the advertised address: the broker advertises the proxy
             port = free_port()
             self.proxy = TcpProxy(("127.0.0.1", port))
             self.server = kafka_broker(tmp_path / "kafka", port=port, advertised=self.proxy.address).start()
-            self.fleet_store = redis_server(tmp_path / "store").start()   # a Kafka fleet keeps leases in a Redis
         else:
             self.server = (redis_server if kind == "redis" else nats_server)(tmp_path / kind).start()
             self.proxy = TcpProxy(("127.0.0.1", self.server.port))
@@ -181,13 +185,12 @@ class Rig:
         """The ``runtime.fleet`` of a runtime on this bus."""
         from orgloop.spec import FleetSpec
 
-        return FleetSpec(store=f"redis://127.0.0.1:{self.fleet_store.port}/0" if self.fleet_store else None)
+        return FleetSpec(store=f"redis://127.0.0.1:{self.fleet_store.port}/0")
 
     def close(self) -> None:
         self.proxy.close()
         self.server.stop()
-        if self.fleet_store is not None:
-            self.fleet_store.stop()
+        self.fleet_store.stop()
 
 
 @pytest.fixture(params=["redis", "nats", "kafka"])

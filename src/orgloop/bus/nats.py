@@ -61,6 +61,21 @@ class NatsBusConfig(PluginConfig):
     socket_timeout: float = Field(10.0, gt=0)   # a server silent this long counts as lost (pings)
 
 
+def stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """Stop the event loop that ``thread`` runs, cancel what is still pending there (a nats client that
+    could not close, its server being unreachable, leaves its reader tasks behind) and close it."""
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    if thread.is_alive():
+        return
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.close()
+
+
 def _ref(seq: int) -> str:
     return f"{seq:020d}"
 
@@ -110,10 +125,7 @@ class NatsBus(BusBase):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._loop_thread.join(5)
-        if not self._loop_thread.is_alive():
-            self._loop.close()
+        stop_loop(self._loop, self._loop_thread)
 
     async def _connect(self) -> None:
         from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig

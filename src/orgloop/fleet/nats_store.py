@@ -21,6 +21,7 @@ import time
 from typing import Any, Coroutine, TypeVar
 
 from orgloop.bus.base import escape_token
+from orgloop.bus.nats import stop_loop
 from orgloop.fleet.store import StoreError
 
 __all__ = ["NatsFleetStore"]
@@ -205,7 +206,4 @@ class NatsFleetStore:
             self._run(self._nc.close())
         except StoreError:
             pass
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        if not self._thread.is_alive():
-            self._loop.close()
+        stop_loop(self._loop, self._thread)
