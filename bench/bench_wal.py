@@ -101,31 +101,27 @@ def drop_cache(path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- baselines
+def _batches_synced(fd: int, recs: list[bytes]) -> float:
+    """Write ``recs`` to ``fd`` in batches of BATCH, fdatasync after each; events/s (closes ``fd``)."""
+    join, write, sync = b"".join, os.write, os.fdatasync
+    t = time.perf_counter()
+    for i in range(0, len(recs), BATCH):
+        write(fd, join(recs[i:i + BATCH]))
+        sync(fd)
+    dt = time.perf_counter() - t
+    os.close(fd)
+    return len(recs) / dt
+
+
 def b_rec(root: Path, recs: list[bytes]) -> float:
     with Scratch(root, "b_rec") as d:
-        fd = prewritten(d / "log", sum(map(len, recs)) + (1 << 20))
-        join, write, sync = b"".join, os.write, os.fdatasync
-        t = time.perf_counter()
-        for i in range(0, len(recs), BATCH):
-            write(fd, join(recs[i:i + BATCH]))
-            sync(fd)
-        dt = time.perf_counter() - t
-        os.close(fd)
-    return len(recs) / dt
+        return _batches_synced(prewritten(d / "log", sum(map(len, recs)) + (1 << 20)), recs)
 
 
 def b_new(root: Path, recs: list[bytes]) -> float:
     """B_rec into a new file that grows with every write (first touches of new blocks included)."""
     with Scratch(root, "b_new") as d:
-        fd = os.open(d / "log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        join, write, sync = b"".join, os.write, os.fdatasync
-        t = time.perf_counter()
-        for i in range(0, len(recs), BATCH):
-            write(fd, join(recs[i:i + BATCH]))
-            sync(fd)
-        dt = time.perf_counter() - t
-        os.close(fd)
-    return len(recs) / dt
+        return _batches_synced(os.open(d / "log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), recs)
 
 
 def b_pe(root: Path, recs: list[bytes]) -> float:
