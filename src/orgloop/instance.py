@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from orgloop.atomicfile import atomic_write
 from orgloop.plan import atomic_write_json
 from orgloop.control.client import ControlError, request
 from orgloop.control.paths import socket_path
@@ -42,9 +43,7 @@ class Instance:
 
 def write_instance(data_dir: Path, instance: Instance) -> None:
     atomic_write_json(Path(data_dir) / INFO_FILE, asdict(instance))
-    tmp = Path(data_dir) / f".{PID_FILE}.tmp"
-    tmp.write_text(f"{instance.pid}\n")
-    os.replace(tmp, Path(data_dir) / PID_FILE)
+    atomic_write(Path(data_dir) / PID_FILE, f"{instance.pid}\n".encode())
 
 
 def read_instance(data_dir: Path) -> Instance | None:

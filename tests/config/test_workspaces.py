@@ -134,3 +134,25 @@ def test_the_skeleton_is_a_valid_workspace_file(tmp_path):
     model = WorkspaceFile.model_validate(load_yaml(path).data)
     assert model.metadata.name == "qa" and model.variables == {}
     assert path.read_text().count("\n#") >= 10       # mostly commented guidance
+
+
+def _claim_many(args):
+    from orgloop.config import workspaces as w
+
+    dirs, root = args
+    for d in dirs:
+        w.claim_data_dir(Path(d), "proj", Path(root))
+
+
+def test_fleet_members_claiming_one_data_dir_at_once_all_succeed(tmp_path):
+    """Fleet members share a data directory and may record its owner at the same moment; each must get
+    there (a shared temp file name made the slower one's rename fail, and that member exited)."""
+    import multiprocessing
+
+    dirs = [str(tmp_path / f"d{i}") for i in range(150)]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(4) as pool:
+        pool.map(_claim_many, [(dirs, tmp_path / "proj")] * 4)
+    for d in dirs:
+        assert ws.read_owner(Path(d)) == {"name": "proj", "root": str((tmp_path / "proj").absolute())}
+        assert [p.name for p in Path(d).iterdir()] == ["owner.json"]

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from orgloop.atomicfile import atomic_write
 from orgloop.errors import ConfigError
 
 __all__ = ["DEFAULT", "WorkspaceError", "DataDirError", "deep_merge", "workspace_data_dir", "project_key",
@@ -158,13 +159,11 @@ def claim_data_dir(data_dir: Path, project_name: str, project_root: Path) -> Non
     check_owner(data_dir, project_name, project_root)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if read_owner(data_dir) is None:
+    if read_owner(data_dir) is None:      # fleet members sharing the directory may all get here at once
         import json
 
-        tmp = data_dir / f".{OWNER_FILE}.tmp"
-        tmp.write_text(json.dumps({"name": project_name, "root": str(Path(project_root).absolute())}) + "\n",
-                       encoding="utf-8")
-        os.replace(tmp, data_dir / OWNER_FILE)
+        record = {"name": project_name, "root": str(Path(project_root).absolute())}
+        atomic_write(data_dir / OWNER_FILE, (json.dumps(record) + "\n").encode())
 
 
 def selection_file(project_dir: Path) -> Path:
@@ -216,9 +215,7 @@ def select_workspace(project_dir: Path, name: str) -> None:
                              f"create it with `orgloop workspace new {name}`)")
     path = selection_file(project_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(name + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, (name + "\n").encode())
 
 
 _SKELETON = """\
