@@ -18,7 +18,9 @@ so subscriptions can filter by subject. Processes of one role share a durable pu
   process works on a message it sends "in progress" every ``ack_wait / 3`` so a slow actor keeps its
   work. A clean ``close`` naks what it held, so it is redelivered at once.
 - ``ack``: an explicit ack of a held message (work-queue retention then removes it); a ref this process
-  does not hold (acked before it was fetched) is deleted from the stream instead.
+  does not hold (acked before it was fetched) is deleted from the stream instead. ``ack_many`` hands the
+  acks to the event loop and returns without waiting (an ack has no reply); ``close`` waits for them. An
+  ack cut off by a lost connection means one more delivery.
 - Refs are stream sequence numbers written as 20-digit strings; the envelope carries them as ``bus_ref``.
 - Lost connections: the client reconnects forever with backoff and drops a connection whose server left
   two pings (every ``socket_timeout / 2``) unanswered; a publish waits (retrying with the same message
@@ -107,6 +109,7 @@ class NatsBus(BusBase):
         self.reconnects = 0
         self._next_probe = 0.0
         self._held: dict[str, Any] = {}          # ref -> message fetched and not acked yet
+        self._acking: set[asyncio.Task[None]] = set()   # acks on their way out (see _ack_many)
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="orgloop-nats", daemon=True)
@@ -246,18 +249,29 @@ class NatsBus(BusBase):
                     held.append(msg)
                 else:
                     others.append(int(r))
-        self._run(self._ack(held, others), timeout=60)
+        # The caller does not wait for the event loop: an ack has no reply to wait for (the client's flusher
+        # sends it within milliseconds), and an ack lost with the connection only means one more delivery
+        # (at-least-once). The loop runs callbacks in order, so a later request of this process (a fetch,
+        # close's flush) goes out after these acks; close also waits for the acks still being sent.
+        self._loop.call_soon_threadsafe(self._start_ack, held, others)
+
+    def _start_ack(self, held: list[Any], others: list[int]) -> None:
+        task = self._loop.create_task(self._ack(held, others))
+        self._acking.add(task)
+        task.add_done_callback(self._acking.discard)
 
     async def _ack(self, held: list[Any], others: list[int]) -> None:
-        for msg in held:
-            await msg.ack()
+        try:
+            for msg in held:
+                await msg.ack()
+        except Exception as exc:  # the connection is gone: the server redelivers after ack_wait
+            log.warning("nats bus: acks of %d events did not reach %s (%s); they will be delivered again",
+                        len(held), self.config.url, exc)
         for seq in others:
             try:
                 await self._js.delete_msg(self.stream, seq)
             except Exception as exc:  # already gone (acked elsewhere): nothing to do
                 log.debug("nats bus: deleting %d: %s", seq, exc)
-        # No flush round trip: the client's flusher sends the acks within milliseconds, and an ack lost
-        # with the connection only means one more delivery (at-least-once).
 
     def _keep_held(self) -> None:
         """Tell the server every ``ack_wait / 3`` that held messages are still being worked on."""
@@ -311,6 +325,8 @@ class NatsBus(BusBase):
             self._held.clear()
 
         async def shut() -> None:
+            if self._acking:                  # acks handed over before close go out first
+                await asyncio.wait(list(self._acking), timeout=5)
             for msg in held:                  # redeliver what we held at once, not after ack_wait
                 try:
                     await msg.nak()
