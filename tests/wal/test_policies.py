@@ -80,3 +80,20 @@ def test_interval_and_none_write_to_the_os_before_returning(tmp_path, impl, poli
             assert c.stats()["syncs"] == syncs            # nothing syncs by itself...
             wal.sync_now()
             assert c.durable_seq >= seq                   # ...until asked (or a segment is sealed)
+
+
+def test_sync_always_pays_one_fdatasync_per_batch_below_the_window(tmp_path, impl):
+    """The sync window bounds what a single huge batch leaves unsynced; batches smaller than it must not
+    add syncs of their own. (The window once counted bytes since the last mid-batch sync, not since the
+    last durable point, so every 8 MiB of ordinary batches paid an extra fdatasync.)"""
+    record = b"r" * 1000
+    with Wal(tmp_path, segment_size=16 << 20, sync_window=256 << 10, implementation=impl) as wal:
+        wal.append_many([record] * 100)                   # the log exists and is past its first sync
+        before = wal._committer.stats()["syncs"]
+        for _ in range(40):                               # 40 batches of ~100 KiB: 4 MiB, 16 windows
+            wal.append_many([record] * 100)
+        assert wal.stats()["rotations"] == 0
+        assert wal._committer.stats()["syncs"] - before == 40
+        big = wal.append_many([record] * 1000)            # one ~1 MiB batch: synced every 256 KiB
+        assert wal._committer.stats()["syncs"] - before >= 40 + 4
+        assert len(big) == 1000

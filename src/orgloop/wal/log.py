@@ -792,6 +792,8 @@ class Wal:
                     self._rotate()
                 capacity = self.segment_size - self._mark_size     # room is kept for the close's durable mark
                 window = self.sync_window if self.sync == "always" else capacity
+                if self._unsynced and self._committer.durable_seq >= first - 1:
+                    self._unsynced = 0          # all issued so far is durable: this batch opens a new window
                 i = 0
                 while i < n:
                     limit = min(capacity - self._offset, window - self._unsynced)
