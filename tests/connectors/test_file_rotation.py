@@ -108,6 +108,55 @@ def test_truncated_and_refilled_while_being_read_loses_nothing(tmp_path, src):
     assert numbers(drain(src, cp)[0]) == list(range(100, 110))
 
 
+def test_a_rotation_between_the_stat_and_the_open_still_finds_the_renamed_file(tmp_path, src, monkeypatch):
+    """The source stats the path (still the old file), then the rotator renames it and a new file appears,
+    then the source opens the path: it must go on to the renamed file, not report it gone (this race lost
+    lines in CI)."""
+    log = tmp_path / "app.jsonl"
+    write(log, 1, 2)
+    events, cp = src.poll(None, 100)
+    write(log, 3, 4)
+    st = os.stat(log)
+    os.rename(log, tmp_path / "app.jsonl.1")
+    write(log, 5)
+    monkeypatch.setattr(src, "_current", lambda: (st.st_dev, st.st_ino))    # the stat before the rename
+    events, cp = src.poll(cp, 100)
+    assert numbers(events) == [3, 4] and src.restarts == 0
+    monkeypatch.undo()
+    assert numbers(drain(src, cp)[0]) == [5]
+
+
+def test_lines_written_just_before_a_rotation_are_read_before_switching(tmp_path, src, monkeypatch):
+    """A read finds nothing new, then a line lands in the old file and the rotator renames it: the source
+    must not take "nothing new" for the end of the old file once it sees the rotation."""
+    log = tmp_path / "app.jsonl"
+    write(log, 1)
+    _, cp = src.poll(None, 100)
+    read, current = src._read, src._current
+    state = {"read_nothing": False, "rotated": False}
+
+    def reading(f, offset, max_events):
+        events, end = read(f, offset, max_events)
+        state["read_nothing"] = not events
+        return events, end
+
+    def stat_path():
+        if state["read_nothing"] and not state["rotated"]:          # the writer acts right now
+            state["rotated"] = True
+            write(log, 2)
+            os.rename(log, tmp_path / "app.jsonl.1")
+            write(log, 3)
+        return current()
+
+    monkeypatch.setattr(src, "_read", reading)
+    monkeypatch.setattr(src, "_current", stat_path)
+    got = []
+    for _ in range(5):
+        events, cp = src.poll(cp, 100)
+        got += numbers(events)
+    assert state["rotated"] and got == [2, 3]
+
+
 def test_a_renamed_file_that_is_gone_is_reported_and_the_new_file_read(tmp_path, src, caplog):
     log = tmp_path / "app.jsonl"
     write(log, 1)

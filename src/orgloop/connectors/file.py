@@ -91,8 +91,11 @@ class FileSource:
         if pos is None:
             return [], checkpoint
         f, ident, start, tail = pos
+        # Whether the file was rotated away is asked before reading it: then a read that finds nothing
+        # new has seen every line written to it before the rotation, and switching files loses none.
+        rotated = ident != self._current()
         events, offset = self._read(f, start, max_events)
-        if not events and offset == start and ident != self._current():
+        if not events and offset == start and rotated:
             # Rotated away and read to its end: continue with the file now at the path, from its start.
             rest = self._size(f) - offset
             if rest:
@@ -138,23 +141,35 @@ class FileSource:
             self._file = None
 
     def _open(self, ident: tuple[int, int] | None) -> tuple[BinaryIO, tuple[int, int]] | None:
-        """Open the file with identity ``ident``: at the path, or renamed beside it (``<name>.1``, ``<name>-date``)."""
-        candidates = [self.path]
-        if ident is not None and ident != self._current():
-            try:
-                candidates = sorted(p for p in self.path.parent.iterdir() if p.name.startswith(self.path.name + ".")
-                                    or p.name.startswith(self.path.name + "-"))
-            except FileNotFoundError:
-                candidates = []
-        for p in candidates:
-            try:
-                f = open(p, "rb")
-            except (FileNotFoundError, IsADirectoryError):
-                continue
-            st = os.fstat(f.fileno())
-            if ident is None or (st.st_dev, st.st_ino) == ident:
-                return f, (st.st_dev, st.st_ino)
-            f.close()
+        """Open the file with identity ``ident``: at the path, or renamed beside it (``<name>.1``, ``<name>-date``).
+
+        The path is tried first and the rotated names only if it holds another file, judged on the file
+        opened, not on an earlier stat: a rotation between the two must not hide the renamed file."""
+        opened = self._open_matching(self.path, ident)
+        if opened is not None or ident is None:
+            return opened
+        try:
+            rotated = sorted(p for p in self.path.parent.iterdir() if p.name.startswith(self.path.name + ".")
+                             or p.name.startswith(self.path.name + "-"))
+        except FileNotFoundError:
+            return None
+        for p in rotated:
+            opened = self._open_matching(p, ident)
+            if opened is not None:
+                return opened
+        return None
+
+    @staticmethod
+    def _open_matching(path: Path, ident: tuple[int, int] | None) -> tuple[BinaryIO, tuple[int, int]] | None:
+        """``path`` opened, if it is the file ``ident`` (any file when ``ident`` is None)."""
+        try:
+            f = open(path, "rb")
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        st = os.fstat(f.fileno())
+        if ident is None or (st.st_dev, st.st_ino) == ident:
+            return f, (st.st_dev, st.st_ino)
+        f.close()
         return None
 
     def _follow(self, checkpoint: str | None) -> tuple[BinaryIO, tuple[int, int], int, str | None] | None:
