@@ -111,6 +111,7 @@ class ActorLane:
         self._drops_unlogged: dict[str, int] = {}   # route -> drops not yet reported
         self._drop_lock = threading.Lock()
         self._last_drop_log: float | None = None
+        self.received = 0             # events the router queued here (counted on the router's thread)
         self.dropped = 0
         self.busy = 0
         self.inbox: list[tuple[int, dict[str, Any], Any]] = []   # filled by the router, see flush_inbox()
@@ -138,6 +139,7 @@ class ActorLane:
 
     def put_many(self, items: list[tuple[int, dict[str, Any], Any]]) -> None:
         """Queue ``(seq, event, route)`` items; evicted ones (drop-oldest) go to the dead-letter store."""
+        self.received += len(items)
         evicted = self.queue.put_many_evicting(items)
         if evicted:
             self._on_evicted(evicted)
@@ -457,7 +459,7 @@ class ActorLane:
 
     def stats(self) -> dict[str, Any]:
         return {"actor": self.actor_id, "queue_depth": len(self.queue), "queue_max": self.queue.maxsize,
-                "dropped": self.dropped, "follow_ups": self.follow_ups, "routes": {
+                "received": self.received, "dropped": self.dropped, "follow_ups": self.follow_ups, "routes": {
                     name: {"delivered": p.delivered, "failed": p.failed, "retried": p.retried,
                            "dead_lettered": p.dead_lettered, "breaker": p.breaker.state}
                     for name, p in list(self.policies.items())}}   # a snapshot: reconcile may add routes
