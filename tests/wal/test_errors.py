@@ -72,10 +72,13 @@ def test_a_damaged_ack_store_is_rebuilt_and_every_kept_record_is_delivered_again
     seqs, rec = unacked(tmp_path, impl)
     assert rec.acks_rebuilt and not rec.clean
     assert any("delivered again" in m for m in rec.messages)
-    assert seqs == list(range(first_kept, 901))           # unknown acks count as unacked: nothing is lost
+    # Unknown acks count as unacked: nothing is lost. The watermark the close's durable mark carried
+    # (400) is still known; the acks above it (500..600) were only in the store, so they are delivered again.
+    assert seqs == list(range(401, 901))
+    assert rec.acked_by_marks == 400 - first_kept + 1
     assert [p.name.startswith("checkpoint-") for p in (tmp_path / "quarantine").iterdir()] == [True]
     with Wal(tmp_path, segment_size=SEG, implementation=impl) as wal:   # the new store works and is trusted
-        assert wal.recovery.clean and wal.acks.watermark == first_kept - 1
+        assert wal.recovery.clean and wal.acks.watermark == 400
         wal.ack_range(first_kept, 900)
     assert unacked(tmp_path, impl)[0] == []
 
@@ -139,8 +142,10 @@ def test_a_full_disk_fails_acks_and_close_clearly_and_close_still_releases(tmp_p
         wal.ack(2)
     filler.unlink()
     with Wal(log, segment_size=SEG, implementation=impl) as again:   # same process: the lock was released
-        assert again.acks.watermark == 0                    # unsaved acks: delivered again, never lost
-        assert sum(len(b.seqs) for b in again.replay()) == 2000
+        # Unsaved acks are delivered again, never lost; seq 1, the watermark the close's durable mark
+        # carried to the segment, stays acked.
+        assert again.acks.watermark == 1 and again.recovery.acked_by_marks == 1
+        assert sum(len(b.seqs) for b in again.replay()) == 1999
 
 
 def test_a_failing_background_save_is_reported_not_raised_by_ack(tmp_path, impl, mounts):

@@ -14,7 +14,7 @@ sys.path.insert(0, str(GOLDEN))
 from make_golden import records  # noqa: E402
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 @pytest.mark.parametrize("encoding", ["msgpack", "jsonl"])
 def test_golden_logs_read_back_exactly(tmp_path, impl, encoding, version):
     src = GOLDEN / f"wal-v{version}-{encoding}"

@@ -1,5 +1,6 @@
 """The compiled and pure twins must write the same bytes and read any bytes the same way."""
 import os
+import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -7,9 +8,10 @@ from hypothesis import strategies as st
 
 from orgloop._twins import require_compiled
 from orgloop.wal import Wal, twins
-from orgloop.wal.format import ENC_JSONL, ENC_MSGPACK, mark_size
+from orgloop.wal.format import ENC_JSONL, ENC_MSGPACK, MARK_FLAG, mark_size
 
 C, PY = twins.compiled, twins.pure
+SCAN_MORE = PY.SCAN_MORE
 needs_compiled = pytest.mark.skipif(C is None and not require_compiled(), reason="compiled WAL not built")
 
 records_st = st.lists(st.binary(min_size=1, max_size=3000), min_size=1, max_size=25)
@@ -52,8 +54,9 @@ def test_crc32c_at_the_interleaving_boundaries(n):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                 HealthCheck.function_scoped_fixture])
 @given(batches=st.lists(records_st, min_size=1, max_size=4), enc=st.sampled_from([ENC_MSGPACK, ENC_JSONL]),
-       limit=st.integers(min_value=0, max_value=40_000), start=st.integers(min_value=0, max_value=3))
-def test_submit_framed_writes_what_frame_then_submit_writes(tmp_path_factory, batches, enc, limit, start):
+       limit=st.integers(min_value=0, max_value=40_000), start=st.integers(min_value=0, max_value=3),
+       acked=st.integers(min_value=0, max_value=2**63))
+def test_submit_framed_writes_what_frame_then_submit_writes(tmp_path_factory, batches, enc, limit, start, acked):
     """The compiled committer frames straight into its buffer; the file must hold the same bytes as the
     pure twin's, and both must report the same (count, size). A write round starts with a durable mark."""
     out = {}
@@ -65,11 +68,13 @@ def test_submit_framed_writes_what_frame_then_submit_writes(tmp_path_factory, ba
             for records in batches:
                 records = _jsonl_safe(records) if enc == ENC_JSONL else records
                 i = min(start, len(records))
-                count, size = committer.submit_framed(fd, offset, records, i, seq, 7, enc, limit)
+                count, size = committer.submit_framed(fd, offset, records, i, seq, 7, enc, limit, acked)
                 counts.append((count, size))
                 offset += size
                 seq += count
+            assert committer.synced_acked == 0
             committer.commit(seq - 1, True)
+            assert committer.synced_acked == (acked if any(c for c, _s in counts) else 0)
             out[name] = (counts, path.read_bytes())
         finally:
             os.close(fd)
@@ -77,7 +82,7 @@ def test_submit_framed_writes_what_frame_then_submit_writes(tmp_path_factory, ba
     first = _jsonl_safe(batches[0]) if enc == ENC_JSONL else batches[0]
     i = min(start, len(first))
     if out["py"][0][0][0]:
-        expected = PY.frame_mark(1, 7, enc, 0) + PY.frame(first, i, 1, 7, enc, limit - mark_size(enc))[1]
+        expected = PY.frame_mark(1, 7, enc, 0, acked) + PY.frame(first, i, 1, 7, enc, limit - mark_size(enc))[1]
         assert out["py"][1][:out["py"][0][0][1]] == expected
 
 
@@ -94,26 +99,43 @@ def test_frame_is_byte_identical(records, first, seg, enc, limit):
 @needs_compiled
 @settings(max_examples=60, deadline=None)
 @given(seq=seq_st, seg=seg_st, enc=st.sampled_from([ENC_MSGPACK, ENC_JSONL]),
-       durable=st.integers(min_value=0, max_value=2**63))
-def test_durable_marks_are_byte_identical(seq, seg, enc, durable):
-    assert C.frame_mark(seq, seg, enc, durable) == PY.frame_mark(seq, seg, enc, durable)
-    assert len(PY.frame_mark(seq, seg, enc, durable)) == mark_size(enc)
+       durable=st.integers(min_value=0, max_value=2**63), acked=st.integers(min_value=0, max_value=2**63))
+def test_durable_marks_are_byte_identical(seq, seg, enc, durable, acked):
+    mark = PY.frame_mark(seq, seg, enc, durable, acked)
+    assert C.frame_mark(seq, seg, enc, durable, acked) == mark
+    assert len(mark) == mark_size(enc)
+    for twin in (C, PY):
+        assert twin.scan(mark, 0, len(mark), seg, seq, enc, True) == ([], 0, len(mark), SCAN_MORE, durable, acked)
+
+
+def _v2_mark(seq: int, seg: int, enc: int, durable: int) -> bytes:
+    """A format-2 durable mark (the offset only), as orgloop wrote them before format 3."""
+    if enc == ENC_JSONL:
+        tail = b',"len":%10d,"seq":%20d,"seg":%20d,"mark" :%20d' % (20, seq, seg, durable)
+        return b'{"crc":"%08x"' % PY.crc32c(tail) + tail + b" }\n"
+    tail = struct.pack("<IQQQ", MARK_FLAG | 8, seq, seg, durable)
+    return struct.pack("<I", PY.crc32c(tail)) + tail
 
 
 def _framed_with_marks(records, first, seg, enc, cuts):
-    """Records framed in rounds, each round starting with a durable mark (as the committer writes them);
-    returns the bytes and the highest offset a mark names."""
-    out, seq, done, mark = [], first, 0, 0
+    """Records framed in rounds, each round starting with a durable mark (as the committer writes them;
+    the first of format 2, as a log written before format 3 holds); returns the bytes and the highest
+    offset and ack watermark the marks name."""
+    out, seq, done, mark, acked = [], first, 0, 0, 0
     for cut in sorted(set(cuts)) + [len(records)]:
         if cut <= done:
             continue
         mark += 1000
-        out.append(PY.frame_mark(seq, seg, enc, mark))
+        if done:
+            acked = seq - 1
+            out.append(PY.frame_mark(seq, seg, enc, mark, acked))
+        else:
+            out.append(_v2_mark(seq, seg, enc, mark))
         _n, framed = PY.frame(records[done:cut], 0, seq, seg, enc, 1 << 30)
         out.append(framed)
         seq += cut - done
         done = cut
-    return b"".join(out), mark
+    return b"".join(out), mark, acked
 
 
 @needs_compiled
@@ -124,7 +146,7 @@ def test_scan_and_resync_agree_on_damaged_bytes(records, first, seg, enc, data):
     if enc == ENC_JSONL:
         records = _jsonl_safe(records)
     cuts = data.draw(st.lists(st.integers(0, len(records)), max_size=4))
-    framed, highest = _framed_with_marks(records, first, seg, enc, cuts)
+    framed, highest, acked = _framed_with_marks(records, first, seg, enc, cuts)
     buf = bytearray(framed + bytes(64))
     kind = data.draw(st.sampled_from(["none", "flip", "truncate", "zero"]))
     if kind == "flip":
@@ -143,8 +165,8 @@ def test_scan_and_resync_agree_on_damaged_bytes(records, first, seg, enc, data):
     start = data.draw(st.integers(0, max(0, len(raw) - 1)))
     assert C.resync(raw, start, len(raw), seg, first, enc) == PY.resync(raw, start, len(raw), seg, first, enc)
     if kind == "none":
-        out, count, _pos, _status, durable = C.scan(raw, 0, len(raw), seg, first, enc, True)
-        assert out == records and count == len(records) and durable == highest
+        out, count, _pos, _status, durable, marked = C.scan(raw, 0, len(raw), seg, first, enc, True)
+        assert out == records and count == len(records) and durable == highest and marked == acked
 
 
 @needs_compiled

@@ -102,11 +102,12 @@ def inspect(directory: Path, output: str) -> None:
 @WAL_DIR
 @output_option()
 def stats(directory: Path, output: str) -> None:
-    """Sizes, sequence range and the persisted ack state (read without locking)."""
+    """Sizes, sequence range and the persisted ack state: the ack store's, with what the active
+    segment's durable marks carry (read without locking)."""
     view = _tools().open_view(directory)
     checkpoint_error = None
     try:
-        acks = _tools().read_checkpoint(directory)
+        acks = _tools().read_acks(view)
     except WalError as exc:
         acks, checkpoint_error = None, str(exc)
     first = view.segments[0].first_seq if view.segments else None

@@ -132,7 +132,7 @@ def read_dead_letters(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.exists():
         return
     view = waltools.open_view(path)
-    acks = waltools.read_checkpoint(path)
+    acks = waltools.read_acks(view)
     for seg in view.segments:
         for first, records in waltools.iter_segment(view, seg, collect=True, on_damage=lambda d: None):
             for seq, raw in enumerate(records, first):

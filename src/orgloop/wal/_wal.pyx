@@ -84,8 +84,12 @@ DEF C_JSONL_CRC_START = 17
 DEF C_ENC_JSONL = 1
 DEF N_BUCKETS = 10
 DEF C_MAX_RECORD = 0x7FFFFFFF
-DEF C_MARK_BIN = 32       # a binary durable mark: header + u64 offset
-DEF C_MARK_JSONL = 120    # a JSONL durable mark line: prefix + %20d offset + " }\n"
+DEF C_MARK_BIN = 40       # a binary durable mark: header + u64 offset + u64 ack watermark
+DEF C_MARK_JSONL = 144    # a JSONL durable mark line: prefix + [%20d,%20d] + "  }\n"
+DEF C_MARK_PAYLOAD = 16
+DEF C_JSONL_MARK_PAYLOAD = 43
+DEF C_MARK_V2_PAYLOAD = 8         # format 2 marks carry the offset only (still read)
+DEF C_JSONL_MARK_V2_PAYLOAD = 20
 DEF ST_MARK = -2          # _frame_at: a valid durable mark (a valid record is -1)
 cdef int64_t[9] _BUCKET_BOUNDS = [50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000]
 
@@ -199,33 +203,38 @@ cdef void _fill(list recs, Py_ssize_t start, Py_ssize_t count, char *dst, uint64
         seq += 1
 
 
-cdef Py_ssize_t _put_mark(char *dst, uint64_t seq, uint64_t segment_id, bint jsonl, uint64_t durable) noexcept nogil:
+cdef Py_ssize_t _put_mark(char *dst, uint64_t seq, uint64_t segment_id, bint jsonl, uint64_t durable,
+                          uint64_t acked) noexcept nogil:
     """Write a durable mark at ``dst``; returns its size."""
     cdef char hexbuf[16]
+    cdef Py_ssize_t k
     if jsonl:
         snprintf(dst, C_JSONL_PREFIX + 1, b'{"crc":"00000000","len":%10u,"seq":%20llu,"seg":%20llu,"mark" :',
-                 <unsigned int>20, <unsigned long long>seq, <unsigned long long>segment_id)
-        snprintf(dst + C_JSONL_PREFIX, 21, b"%20llu", <unsigned long long>durable)
-        dst[C_JSONL_PREFIX + 20] = b' '
-        dst[C_JSONL_PREFIX + 21] = b'}'
-        dst[C_JSONL_PREFIX + 22] = b'\n'
+                 <unsigned int>C_JSONL_MARK_PAYLOAD, <unsigned long long>seq, <unsigned long long>segment_id)
+        snprintf(dst + C_JSONL_PREFIX, C_JSONL_MARK_PAYLOAD + 1, b"[%20llu,%20llu]", <unsigned long long>durable,
+                 <unsigned long long>acked)
+        for k in range(C_JSONL_PREFIX + C_JSONL_MARK_PAYLOAD, C_MARK_JSONL - 2):
+            dst[k] = b' '
+        dst[C_MARK_JSONL - 2] = b'}'
+        dst[C_MARK_JSONL - 1] = b'\n'
         snprintf(hexbuf, 9, b"%08x", ol_crc32c(0, <const unsigned char *>(dst + C_JSONL_CRC_START),
-                                               <size_t>(C_JSONL_PREFIX - C_JSONL_CRC_START + 20)))
+                                               <size_t>(C_JSONL_PREFIX - C_JSONL_CRC_START + C_JSONL_MARK_PAYLOAD)))
         memcpy(dst + 8, hexbuf, 8)
         return C_MARK_JSONL
-    _put32(dst + 4, (<uint32_t>1 << 31) | 8)
+    _put32(dst + 4, (<uint32_t>1 << 31) | C_MARK_PAYLOAD)
     _put64(dst + 8, seq)
     _put64(dst + 16, segment_id)
     _put64(dst + 24, durable)
-    _put32(dst, ol_crc32c(0, <const unsigned char *>(dst + 4), 28))
+    _put64(dst + 32, acked)
+    _put32(dst, ol_crc32c(0, <const unsigned char *>(dst + 4), 20 + C_MARK_PAYLOAD))
     return C_MARK_BIN
 
 
-def frame_mark(uint64_t seq, uint64_t segment_id, int encoding, uint64_t durable):
+def frame_mark(uint64_t seq, uint64_t segment_id, int encoding, uint64_t durable, uint64_t acked):
     """A durable mark; see the pure twin."""
     cdef bint jsonl = encoding == C_ENC_JSONL
     out = PyBytes_FromStringAndSize(NULL, C_MARK_JSONL if jsonl else C_MARK_BIN)
-    _put_mark(PyBytes_AS_STRING(out), seq, segment_id, jsonl, durable)
+    _put_mark(PyBytes_AS_STRING(out), seq, segment_id, jsonl, durable, acked)
     return out
 
 
@@ -274,6 +283,16 @@ cdef inline bint _hex8(const unsigned char *p, uint32_t *out) noexcept nogil:
     return True
 
 
+cdef inline bint _jsonl_mark_fields(const unsigned char *p, Py_ssize_t ln, uint64_t *durable,
+                                    uint64_t *acked) noexcept nogil:
+    """Parse a JSONL mark payload: ``[%20u,%20u]`` (format 2: ``%20u``, acked 0)."""
+    if ln == C_JSONL_MARK_V2_PAYLOAD:
+        acked[0] = 0
+        return _dec_field(p, 20, durable)
+    return (p[0] == 91 and p[21] == 44 and p[42] == 93 and _dec_field(p + 1, 20, durable)
+            and _dec_field(p + 22, 20, acked))
+
+
 cdef int _frame_at(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, uint64_t segment_id, int encoding,
                    uint64_t *seq, Py_ssize_t *fs, Py_ssize_t *p0, Py_ssize_t *ln) noexcept nogil:
     """-1 for a valid record, ST_MARK for a valid durable mark (filling seq/fs/p0/ln), else SCAN_MORE /
@@ -302,7 +321,7 @@ cdef int _frame_at(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, uint6
             return 2
         if seg != segment_id:
             return 1
-        if v == 0 or (valid == ST_MARK and v != 20):
+        if v == 0 or (valid == ST_MARK and v != C_JSONL_MARK_PAYLOAD and v != C_JSONL_MARK_V2_PAYLOAD):
             return 2
         ln[0] = <Py_ssize_t>v
         raw = C_JSONL_PREFIX + ln[0] + 2
@@ -316,7 +335,7 @@ cdef int _frame_at(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, uint6
         for k in range(C_JSONL_PREFIX + ln[0], fs[0] - 2):
             if b[k] != 32:
                 return 2
-        if valid == ST_MARK and not _dec_field(b + C_JSONL_PREFIX, 20, &dummy):
+        if valid == ST_MARK and not _jsonl_mark_fields(b + C_JSONL_PREFIX, ln[0], &dummy, &dummy):
             return 2
         p0[0] = pos + C_JSONL_PREFIX
         return valid
@@ -333,7 +352,7 @@ cdef int _frame_at(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, uint6
     seq[0] = _get64(b + pos + 8)
     if v >> 31:                      # the length field's top bit: a durable mark
         v &= C_MAX_RECORD
-        if v != 8:
+        if v != C_MARK_PAYLOAD and v != C_MARK_V2_PAYLOAD:
             return 2
         valid = ST_MARK
     ln[0] = <Py_ssize_t>v
@@ -354,7 +373,7 @@ def scan(buf, Py_ssize_t start, Py_ssize_t end, uint64_t segment_id, uint64_t ex
     cdef const unsigned char *b = <const unsigned char *>view.buf
     cdef list out = [] if collect else None
     cdef Py_ssize_t pos = start, fs = 0, p0 = 0, ln = 0
-    cdef uint64_t seq = expected_seq, rseq = 0, durable = 0, d = 0
+    cdef uint64_t seq = expected_seq, rseq = 0, durable = 0, d = 0, acked = 0, a = 0
     cdef int status
     if end > view.len:
         end = view.len
@@ -368,11 +387,14 @@ def scan(buf, Py_ssize_t start, Py_ssize_t end, uint64_t segment_id, uint64_t ex
                 break
             if status == ST_MARK:
                 if encoding == C_ENC_JSONL:
-                    _dec_field(b + p0, 20, &d)
+                    _jsonl_mark_fields(b + p0, ln, &d, &a)
                 else:
                     d = _get64(b + p0)
+                    a = _get64(b + p0 + 8) if ln == C_MARK_PAYLOAD else 0
                 if d > durable:
                     durable = d
+                if a > acked:
+                    acked = a
             else:
                 if collect:
                     out.append(PyBytes_FromStringAndSize(<const char *>(b + p0), ln))
@@ -380,7 +402,7 @@ def scan(buf, Py_ssize_t start, Py_ssize_t end, uint64_t segment_id, uint64_t ex
             pos += fs
     finally:
         PyBuffer_Release(&view)
-    return out, seq - expected_seq, pos, status, durable
+    return out, seq - expected_seq, pos, status, durable, acked
 
 
 def resync(buf, Py_ssize_t start, Py_ssize_t end, uint64_t segment_id, uint64_t min_seq, int encoding):
@@ -443,6 +465,8 @@ cdef class Committer:
     cdef int leader, err_no, stop_flag, crash_after_write
     cdef int last_fd, synced_fd          # the file and end offset of the last chunk written, and of the
     cdef int64_t last_end, synced_end    # last chunk known fdatasynced (what durable marks carry)
+    cdef uint64_t acked_pending          # the ack watermark of the mark queued in this round, of the
+    cdef uint64_t acked_written, acked_synced   # marks written so far, and of those known fdatasynced
     cdef int *dirty
     cdef size_t ndirty, capdirty
     cdef uint64_t syncs, sync_ns
@@ -548,7 +572,7 @@ cdef class Committer:
             PyBuffer_Release(&view)
 
     def submit_framed(self, int fd, int64_t offset, records, Py_ssize_t start, uint64_t first_seq,
-                      uint64_t segment_id, int encoding, Py_ssize_t max_bytes):
+                      uint64_t segment_id, int encoding, Py_ssize_t max_bytes, uint64_t acked):
         """``frame`` + ``submit`` in one step, framing straight into the pending buffer (one copy less).
 
         The first submission of a write round starts with a durable mark; see the pure twin.
@@ -573,7 +597,8 @@ cdef class Committer:
                 self._reserve(<size_t>(size + mark))
                 if mark:
                     _put_mark(self.pbuf + self.pused, first_seq, segment_id, jsonl,
-                              <uint64_t>(self.synced_end if self.synced_fd == fd else 0))
+                              <uint64_t>(self.synced_end if self.synced_fd == fd else 0), acked)
+                    self.acked_pending = acked
                 _fill(recs, start, count, self.pbuf + self.pused + mark, first_seq, segment_id, jsonl)
                 self._queued(fd, offset, <size_t>(size + mark), first_seq + <uint64_t>count - 1)
                 return count, size + mark
@@ -587,6 +612,11 @@ cdef class Committer:
     @property
     def durable_seq(self):
         return self.durable
+
+    @property
+    def synced_acked(self):
+        """The highest ack watermark carried by a durable mark known to be fdatasynced."""
+        return self.acked_synced
 
     @property
     def failed(self):
@@ -645,7 +675,7 @@ cdef class Committer:
         cdef size_t n, tcap
         cdef char *tbuf
         cdef Chunk *tch
-        cdef uint64_t target
+        cdef uint64_t target, batch_acked
         cdef int rc, last_fd
         cdef int64_t last_end
         pthread_mutex_lock(&self.mu)
@@ -667,6 +697,8 @@ cdef class Committer:
             n = self.pn
             self.pn = 0
             self.pused = 0
+            batch_acked = self.acked_pending
+            self.acked_pending = 0
             target = self.pending_seq if n else self.written
             if n:
                 self.last_fd = self.wchunks[n - 1].fd
@@ -682,11 +714,14 @@ cdef class Committer:
             else:
                 if target > self.written:
                     self.written = target
+                if batch_acked > self.acked_written:
+                    self.acked_written = batch_acked
                 if sync:
                     if target > self.durable:
                         self.durable = target
                     self.synced_fd = last_fd
                     self.synced_end = last_end
+                    self.acked_synced = self.acked_written
             pthread_cond_broadcast(&self.cv)
         pthread_mutex_unlock(&self.mu)
         return rc

@@ -16,7 +16,8 @@ import crc32c as _crc32c_mod
 
 from orgloop.errors import WalError
 from orgloop.wal import fileio
-from orgloop.wal.format import ENC_JSONL, JSONL_CRC_START, JSONL_PREFIX, MARK_FLAG, MAX_RECORD, RECORD_HEADER
+from orgloop.wal.format import (ENC_JSONL, JSONL_CRC_START, JSONL_MARK_PAYLOAD, JSONL_PREFIX, MARK_FLAG, MARK_PAYLOAD,
+                                MAX_RECORD, RECORD_HEADER, frame_size)
 
 __all__ = ["crc32c", "frame", "frame_mark", "scan", "resync", "Committer", "SCAN_MORE", "SCAN_END", "SCAN_CORRUPT",
            "SYNC_BUCKETS_US"]
@@ -36,6 +37,8 @@ _U64 = struct.Struct("<Q")
 _ZEROS = b"\0" * 8
 _SPACES = b" " * 8
 _MARK = -2          # _frame_at: a valid durable mark (a valid record is -1)
+_MARK_V2_PAYLOAD = 8        # format 2 marks: the offset only (binary u64; JSONL %20d)
+_JSONL_MARK_V2_PAYLOAD = 20
 
 
 def crc32c(data: bytes, value: int = 0) -> int:
@@ -101,12 +104,15 @@ def frame(records: Sequence[bytes], start: int, first_seq: int, segment_id: int,
     return i - start, b"".join(parts)
 
 
-def frame_mark(seq: int, segment_id: int, encoding: int, durable: int) -> bytes:
-    """A durable mark: every byte of the segment before ``durable`` was fdatasynced; ``seq`` comes next."""
+def frame_mark(seq: int, segment_id: int, encoding: int, durable: int, acked: int) -> bytes:
+    """A durable mark: every byte of the segment before ``durable`` was fdatasynced, every seq up to
+    ``acked`` was acknowledged; ``seq`` comes next."""
     if encoding == ENC_JSONL:
-        tail = b',"len":%10d,"seq":%20d,"seg":%20d,"mark" :%20d' % (20, seq, segment_id, durable)
-        return b'{"crc":"%08x"' % _crc(tail) + tail + b" }\n"
-    tail = _TAIL.pack(MARK_FLAG | 8, seq, segment_id) + _U64.pack(durable)
+        tail = b',"len":%10d,"seq":%20d,"seg":%20d,"mark" :[%20d,%20d]' % (JSONL_MARK_PAYLOAD, seq, segment_id,
+                                                                           durable, acked)
+        pad = frame_size(JSONL_MARK_PAYLOAD, ENC_JSONL) - (JSONL_PREFIX + JSONL_MARK_PAYLOAD + 2)
+        return b'{"crc":"%08x"' % _crc(tail) + tail + b" " * pad + b"}\n"
+    tail = _TAIL.pack(MARK_FLAG | MARK_PAYLOAD, seq, segment_id) + _U64.pack(durable) + _U64.pack(acked)
     return _U32.pack(_crc(tail)) + tail
 
 
@@ -150,7 +156,7 @@ def _frame_at(buf, pos: int, end: int, segment_id: int, encoding: int):
         crc, ln, seq, seg, is_mark = fields
         if seg != segment_id:
             return SCAN_END, 0, 0, 0, 0
-        if ln == 0 or (is_mark and ln != 20):
+        if ln == 0 or (is_mark and ln != JSONL_MARK_PAYLOAD and ln != _JSONL_MARK_V2_PAYLOAD):
             return SCAN_CORRUPT, 0, 0, 0, 0
         raw = JSONL_PREFIX + ln + 2
         fs = (raw + 7) & ~7
@@ -161,7 +167,7 @@ def _frame_at(buf, pos: int, end: int, segment_id: int, encoding: int):
                 or bytes(buf[pos + JSONL_PREFIX + ln:pos + fs - 2]).strip(b" ")):
             return SCAN_CORRUPT, seq, fs, 0, 0
         if is_mark:
-            if _dec_field(bytes(buf[pos + JSONL_PREFIX:pos + JSONL_PREFIX + ln])) is None:
+            if _jsonl_mark_fields(bytes(buf[pos + JSONL_PREFIX:pos + JSONL_PREFIX + ln])) is None:
                 return SCAN_CORRUPT, seq, fs, 0, 0
             return _MARK, seq, fs, pos + JSONL_PREFIX, ln
         return -1, seq, fs, pos + JSONL_PREFIX, ln
@@ -177,7 +183,7 @@ def _frame_at(buf, pos: int, end: int, segment_id: int, encoding: int):
     status = -1
     if ln & MARK_FLAG:
         ln &= ~MARK_FLAG
-        if ln != 8:
+        if ln != MARK_PAYLOAD and ln != _MARK_V2_PAYLOAD:
             return SCAN_CORRUPT, seq, 0, 0, 0
         status = _MARK
     fs = (RECORD_HEADER + ln + 7) & ~7
@@ -188,26 +194,40 @@ def _frame_at(buf, pos: int, end: int, segment_id: int, encoding: int):
     return status, seq, fs, pos + RECORD_HEADER, ln
 
 
-def _mark_value(buf, p0: int, ln: int, encoding: int) -> int:
+def _jsonl_mark_fields(payload: bytes) -> tuple[int, int] | None:
+    """``(durable, acked)`` of a JSONL mark payload (format 2: the offset alone, acked 0), else None."""
+    if len(payload) == _JSONL_MARK_V2_PAYLOAD:
+        durable = _dec_field(payload)
+        return None if durable is None else (durable, 0)
+    if payload[:1] != b"[" or payload[21:22] != b"," or payload[42:] != b"]":
+        return None
+    durable, acked = _dec_field(payload[1:21]), _dec_field(payload[22:42])
+    return None if durable is None or acked is None else (durable, acked)
+
+
+def _mark_values(buf, p0: int, ln: int, encoding: int) -> tuple[int, int]:
+    """``(durable, acked)`` carried by a valid mark's payload."""
     if encoding == ENC_JSONL:
-        return int(bytes(buf[p0:p0 + ln]))
-    return _U64.unpack_from(buf, p0)[0]
+        fields = _jsonl_mark_fields(bytes(buf[p0:p0 + ln]))
+        assert fields is not None
+        return fields
+    return _U64.unpack_from(buf, p0)[0], _U64.unpack_from(buf, p0 + 8)[0] if ln == MARK_PAYLOAD else 0
 
 
 def scan(buf, start: int, end: int, segment_id: int, expected_seq: int, encoding: int,
-         collect: bool) -> tuple[list[bytes] | None, int, int, int, int]:
+         collect: bool) -> tuple[list[bytes] | None, int, int, int, int, int]:
     """Walk and verify frames in ``buf[start:end]``, expecting sequence numbers from ``expected_seq``.
 
-    Returns ``(records or None, count, pos, status, durable)``: ``pos`` is where scanning stopped,
-    ``status`` one of ``SCAN_MORE``, ``SCAN_END``, ``SCAN_CORRUPT``, and ``durable`` the highest offset
-    named by a durable mark passed on the way (0 if none). ``buf[0]`` must sit at an 8-byte-aligned
-    file offset.
+    Returns ``(records or None, count, pos, status, durable, acked)``: ``pos`` is where scanning stopped,
+    ``status`` one of ``SCAN_MORE``, ``SCAN_END``, ``SCAN_CORRUPT``, and ``durable`` and ``acked`` the
+    highest offset and ack watermark named by a durable mark passed on the way (0 if none). ``buf[0]``
+    must sit at an 8-byte-aligned file offset.
     """
     mv = memoryview(buf)
     out: list[bytes] | None = [] if collect else None
     pos = start
     seq = expected_seq
-    durable = 0
+    durable = acked = 0
     while True:
         status, rseq, fs, p0, ln = _frame_at(mv, pos, end, segment_id, encoding)
         if status >= 0:
@@ -216,13 +236,14 @@ def scan(buf, start: int, end: int, segment_id: int, expected_seq: int, encoding
             status = SCAN_CORRUPT
             break
         if status == _MARK:
-            durable = max(durable, _mark_value(mv, p0, ln, encoding))
+            d, a = _mark_values(mv, p0, ln, encoding)
+            durable, acked = max(durable, d), max(acked, a)
         else:
             if out is not None:
                 out.append(bytes(mv[p0:p0 + ln]))
             seq += 1
         pos += fs
-    return out, seq - expected_seq, pos, status, durable
+    return out, seq - expected_seq, pos, status, durable, acked
 
 
 def resync(buf, start: int, end: int, segment_id: int, min_seq: int, encoding: int) -> tuple[int, int]:
@@ -278,6 +299,9 @@ class Committer:
         self._last_end = 0
         self._synced_fd = -1        # ... and of the last chunk known to be fdatasynced (durable marks)
         self._synced_end = 0
+        self._pending_acked = 0     # the ack watermark carried by the mark queued in this round
+        self._written_acked = 0     # ... by the marks written so far, and by those known fdatasynced
+        self._synced_acked = 0
 
     def set_fault(self, point: str, hits: int) -> None:
         """Test hook: SIGKILL this process at the ``hits``-th time ``point`` is reached.
@@ -304,11 +328,12 @@ class Committer:
             self._pending_seq = last_seq
 
     def submit_framed(self, fd: int, offset: int, records: Sequence[bytes], start: int, first_seq: int,
-                      segment_id: int, encoding: int, max_bytes: int) -> tuple[int, int]:
+                      segment_id: int, encoding: int, max_bytes: int, acked: int) -> tuple[int, int]:
         """Frame ``records[start:]`` (as :func:`frame`) and queue them for ``fd`` at ``offset``.
 
         The first submission of a write round (nothing queued yet) starts with a durable mark naming
-        the offset of ``fd`` known to be fdatasynced, so recovery knows where durability ended.
+        the offset of ``fd`` known to be fdatasynced, so recovery knows where durability ended, and the
+        ack watermark ``acked``, so in-order acks reach the disk with the round.
         Returns ``(count, bytes queued)``; the compiled twin frames straight into its pending buffer.
         """
         with self._lock:
@@ -317,11 +342,13 @@ class Committer:
             mark = b""
             if not self._pending:
                 mark = frame_mark(first_seq, segment_id, encoding,
-                                  self._synced_end if self._synced_fd == fd else 0)
+                                  self._synced_end if self._synced_fd == fd else 0, acked)
             count, data = frame(records, start, first_seq, segment_id, encoding, max_bytes - len(mark))
             if count:
                 self._pending.append((fd, offset, mark + data if mark else data))
                 self._pending_seq = first_seq + count - 1
+                if mark:
+                    self._pending_acked = acked
         return count, len(data) + len(mark) if count else 0
 
     @property
@@ -331,6 +358,11 @@ class Committer:
     @property
     def durable_seq(self) -> int:
         return self._durable
+
+    @property
+    def synced_acked(self) -> int:
+        """The highest ack watermark carried by a durable mark known to be fdatasynced."""
+        return self._synced_acked
 
     @property
     def failed(self) -> str | None:
@@ -348,6 +380,7 @@ class Committer:
                     continue
                 self._leader = True
                 batch, self._pending = self._pending, []
+                batch_acked, self._pending_acked = self._pending_acked, 0
                 target = self._pending_seq if batch else self._written
                 if batch:
                     self._last_fd, self._last_end = batch[-1][0], batch[-1][1] + len(batch[-1][2])
@@ -361,9 +394,11 @@ class Committer:
                     self._leader = False
                     if error is None:
                         self._written = max(self._written, target)
+                        self._written_acked = max(self._written_acked, batch_acked)
                         if sync:
                             self._durable = max(self._durable, target)
                             self._synced_fd, self._synced_end = last_fd, last_end
+                            self._synced_acked = self._written_acked
                     else:
                         self._error = error
                     self._cv.notify_all()

@@ -9,6 +9,12 @@ costs the caller a set insertion.
 :class:`AckStore` saves the state to LMDB from a background thread, at most ``flush_interval`` after
 the first unsaved ack or as soon as ``flush_batch`` acks are waiting, never per event. Losing the
 last batch on a crash only means those events are delivered again (at-least-once), never lost.
+
+While the log appends, acks made in order need no LMDB commit at all: every write round's durable mark
+carries the ack watermark to disk with the round's own fdatasync, and the next open takes the highest
+watermark of the active segment's marks. The saver then only checks, once per ``flush_interval``, that
+the marks keep up, and commits to LMDB when they do not (the log went quiet, or acks arrive out of
+order), before a segment is sealed, and at close.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import lmdb
 import msgpack
@@ -175,6 +181,10 @@ class AckState:
             self.changes += hi - lo + 1
 
     # ------------------------------------------------------------------ queries
+    def held_upper_bound(self) -> int:
+        """At least the number of acked seqs held above the watermark, without folding (cheap)."""
+        return self._held + len(self._loose)
+
     @property
     def held(self) -> int:
         """How many acked seqs are held above the watermark."""
@@ -343,6 +353,12 @@ class AckStore:
         self.error: WalError | None = None        # the last background save's failure, until one succeeds
         self.commits = 0
         self.commit_seconds = 0.0
+        self._marked: Callable[[], int] | None = None    # the ack watermark the log's synced marks carry
+        self._riding = False                      # acks ride on the marks: no LMDB commit per batch
+        self._checked_watermark = 0               # the watermark at the saver's last look
+        self._saved_lost = 0                      # what LMDB holds that no mark carries
+        self._saved_quarantined = 0
+        self.mark_rides = 0
 
     def load(self) -> AckState | None:
         """The saved state (None if nothing was saved); raises :class:`AckStoreDamaged` if unreadable."""
@@ -361,28 +377,40 @@ class AckStore:
             raise AckStoreDamaged(f"the ack state in {self.path} is unreadable: {exc}") from exc
         if self._state is None:                   # loading what start() will be given
             self._saved, self._flushed_changes = True, state.changes
+            self._saved_lost, self._saved_quarantined = state.lost, len(state.quarantined)
         return state
 
-    def start(self, state: AckState) -> None:
-        """Save ``state`` from a background thread from now on (see :meth:`note`)."""
+    def start(self, state: AckState, marked: Callable[[], int] | None = None) -> None:
+        """Save ``state`` from a background thread from now on (see :meth:`note`).
+
+        ``marked``: the highest ack watermark carried by the log's durable marks known fdatasynced; while
+        it keeps up, acks made in order are not committed to LMDB per batch (see the module docstring).
+        """
         self._state = state
+        self._marked = marked
+        self._checked_watermark = state.watermark + 1     # a ride needs a mark that carried a new ack
         self._thread = threading.Thread(target=self._run, name="orgloop-wal-acks", daemon=True)
         self._thread.start()
 
     def note(self) -> None:
         """Tell the saver acks arrived (cheap: takes a lock only to start the timer or on a full batch)."""
         state = self._state
-        if state is None or (self._armed and (self._urgent or
-                                              state.changes - self._flushed_changes < self.flush_batch)):
+        if state is None or (self._armed and (self._urgent or state.changes - self._flushed_changes < self.flush_batch
+                                              or self._ride_on(state))):
             return
         with self._cond:
             if not self._armed:
                 self._armed = True
                 self._armed_at = time.monotonic()
                 self._cond.notify()
-            if not self._urgent and state.changes - self._flushed_changes >= self.flush_batch:
+            if (not self._urgent and not self._ride_on(state)
+                    and state.changes - self._flushed_changes >= self.flush_batch):
                 self._urgent = True
                 self._cond.notify()
+
+    def _ride_on(self, state: AckState) -> bool:
+        """Acks ride on the marks and none waits above the watermark that no mark can carry."""
+        return self._riding and state.held_upper_bound() < self.flush_batch
 
     def _run(self) -> None:
         cond = self._cond
@@ -397,9 +425,11 @@ class AckStore:
                     if self._stopping:
                         return                        # close() saves what is left
                 self._armed = self._urgent = False
+                assert self._state is not None
+                if self._ride_marks(self._state):
+                    continue
                 cond.release()
                 try:
-                    assert self._state is not None
                     self.flush(self._state)
                 except WalError as exc:
                     if self.error is None or str(exc) != str(self.error):
@@ -407,6 +437,40 @@ class AckStore:
                     self.error = exc
                 finally:
                     cond.acquire()
+
+    def _ride_marks(self, state: AckState) -> bool:
+        """Whether the acks since the last save may stay out of LMDB because the log's durable marks
+        carry them (caller holds the condition). True only while the marks keep up: the watermark seen at
+        the last look is in a synced mark by now, no more than ``flush_batch`` acks wait above the
+        watermark, and nothing only LMDB can hold (losses, quarantined segments) changed. The timer is
+        re-armed so that the next look checks the acks made since."""
+        marked = self._marked() if self._marked is not None else 0
+        watermark, changes = state.watermark, state.changes
+        ride = (marked >= self._checked_watermark and state.lost == self._saved_lost
+                and len(state.quarantined) == self._saved_quarantined
+                and state.held_upper_bound() < self.flush_batch)
+        self._checked_watermark = watermark
+        self._riding = ride
+        if not ride:
+            return False
+        self.mark_rides += 1
+        self._flushed_changes = changes
+        self._saved = self._synced = False            # LMDB is behind the marks: a flush writes it
+        if marked < watermark:
+            self._armed, self._armed_at = True, time.monotonic()    # look again at what the marks lack
+        return True
+
+    def save_for_rotation(self, state: AckState) -> None:
+        """The log is about to seal its active segment, whose marks the next open will not read: save to
+        LMDB the acks that rode on them. A failure is kept in :attr:`error` (those acks would only be
+        delivered again), never raised into the rotation."""
+        if self._saved:
+            return
+        try:
+            self.flush(state)
+        except WalError as exc:
+            log.error("%s", exc)
+            self.error = exc
 
     def flush(self, state: AckState, durable: bool = False) -> None:
         """Save ``state`` now (``durable``: also sync LMDB's meta page). Raises :class:`WalError`."""
@@ -427,6 +491,7 @@ class AckStore:
                 raise _store_error(self.path, "save", exc) from exc
             self._flushed_changes = changes
             self._saved, self._synced = True, durable
+            self._saved_lost, self._saved_quarantined = state.lost, len(state.quarantined)
             self.error = None
             self.commits += 1
             self.commit_seconds += time.perf_counter() - t0

@@ -24,6 +24,10 @@ A *durable mark* (format 2) is a frame that carries no record: its length field 
 set (binary; payload: u64 offset) or its payload key is ``"mark" :`` instead of ``"event":`` (JSONL;
 payload: the offset, 20 characters). Its seq is the seq of the record that follows it; its offset says
 that every byte of the segment before it was known to be fdatasynced when the mark was framed.
+
+Format version 3 marks also carry the ack watermark when they were framed (binary payload: u64 offset,
+u64 watermark; JSONL payload ``[offset,watermark]``, two 20-character numbers), so acks made in order
+reach the disk with the next write round, without a commit of their own. Readers take both mark sizes.
 """
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ __all__ = [
     "segment_name", "parse_segment_name", "frame_size", "MARK_FLAG", "MAX_RECORD", "mark_size",
 ]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MIN_VERSION = 1
 ENC_MSGPACK = 0
 ENC_JSONL = 1
@@ -56,8 +60,8 @@ JSONL_PREFIX = 97          # bytes before the payload on a JSONL record line
 JSONL_CRC_START = 17       # the JSONL checksum covers [17, 97 + len)
 MARK_FLAG = 0x8000_0000    # in a binary length field: this frame is a durable mark
 MAX_RECORD = 0x7FFF_FFFF   # the rest of the u32 length field
-MARK_PAYLOAD = 8           # binary mark payload: u64 offset
-JSONL_MARK_PAYLOAD = 20    # JSONL mark payload: the offset, %20d
+MARK_PAYLOAD = 16          # binary mark payload: u64 offset, u64 ack watermark (format 2: the offset only, 8)
+JSONL_MARK_PAYLOAD = 43    # JSONL mark payload: [%20d,%20d] (format 2: the offset as %20d, 20)
 
 _BIN = struct.Struct("<8sHBBIQQQQIQ")    # 60 bytes, then u32 crc
 assert _BIN.size == 60

@@ -84,7 +84,9 @@ class RecoveryReport:
     ``lost_records``: unacked records in the region known to be durable that are unreadable (media
     damage; never expected). ``torn_records``: unacked records after the last durable point that are
     unreadable (an interrupted write; never acknowledged). ``skipped_seqs``: sequence numbers passed over
-    so that none is ever issued twice after an unclean shutdown.
+    so that none is ever issued twice after an unclean shutdown. ``acked_by_marks``: seqs the ack store
+    did not hold as acked but the durable marks of the active segment did (acks made in order ride on
+    the marks, see ``docs/wal-format.md``).
     """
 
     segments: int = 0
@@ -97,6 +99,7 @@ class RecoveryReport:
     removed_files: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     acks_rebuilt: bool = False
+    acked_by_marks: int = 0
     seconds: float = 0.0
 
     @property
@@ -233,7 +236,8 @@ class Wal:
             self._committer.start_syncer(sync_interval_ms / 1000.0)
         self._start_preparer()
         self._prewriter.start()
-        self._store().start(self.acks)
+        committer = self._committer
+        self._store().start(self.acks, marked=lambda: committer.synced_acked)
 
     def _fault(self, point: str) -> None:
         """Crash-test hook: SIGKILL ourselves at the configured hit of ``point`` (no-op normally)."""
@@ -295,6 +299,7 @@ class Wal:
             plan.missing = (state.watermark + 1, infos[0].header.last_seq_before)
         if infos:
             self._scan_at_open(plan, infos)
+            self._take_marked_acks(plan, state, report)
         if self.strict and (lost := plan.lost(state)):
             ranges = ", ".join(f"{lo}..{hi}" for lo, hi, _n in lost)
             raise WalCorruptionError(
@@ -419,6 +424,16 @@ class Wal:
                 _drain(walk_segment(self._core, seg, seg.header.capacity, collect=False, at_open=False,
                                     on_damage=sealed.append))
                 plan.damage += [(d, True) for d in sealed]      # a sealed segment was fdatasynced whole
+
+    @staticmethod
+    def _take_marked_acks(plan: _Plan, state: AckState, report: RecoveryReport) -> None:
+        """Ack what the active segment's durable marks say was acked (a mark's watermark was true when it
+        was written, so any readable mark may be trusted, durable or not); the ack store may be older."""
+        assert plan.tail is not None
+        marked = plan.tail.acked
+        if marked > state.watermark:
+            report.acked_by_marks = state.unacked_in(state.watermark + 1, marked)
+            state.ack_range(state.watermark + 1, marked)
 
     def _apply(self, plan: _Plan, infos: list[SegmentInfo], report: RecoveryReport) -> None:
         """Carry out what :meth:`_scan_at_open` decided."""
@@ -708,6 +723,9 @@ class Wal:
         if self._offset == self._data_start:
             return
         self._compact_locked()
+        # The next open reads only the new segment's marks: save the acks that rode on this one's (the
+        # watermark only grows, so it covers every mark framed so far; a compaction just saved it).
+        self._store().save_for_rotation(self.acks)
         if self.max_bytes is not None:
             while (len(self._segments) + 1) * self.segment_size > self.max_bytes:
                 if self.full_policy == "error" or len(self._segments) < 2:
@@ -800,7 +818,8 @@ class Wal:
                     if self._active_fallocated:     # never write where a fill is in flight: wait for it
                         prewriter.wait_clear(self._segments[-1].path, self._offset + limit)
                     count, size = self._committer.submit_framed(self._fd, self._offset, records, i, self._next_seq,
-                                                                self._segments[-1].id, self._enc, limit)
+                                                                self._segments[-1].id, self._enc, limit,
+                                                                self.acks.watermark)
                     if count:
                         if self._offset >= self._indexed_upto:
                             self._note_position()
@@ -1110,6 +1129,7 @@ class Wal:
                 "quarantined_segments": len(self.acks.quarantined),
                 "acked_above_watermark": self.acks.held, "ack_ranges": self.acks.range_count,
                 "ack_commits": self._store().commits, "ack_commit_seconds": self._store().commit_seconds,
+                "ack_mark_rides": self._store().mark_rides,
                 "ack_save_error": str(self._store().error) if self._store().error else None,
                 "failed": self._committer.failed,
                 "prewritten_bytes": self._prewriter.bytes_written if self._prewriter else 0,
@@ -1178,7 +1198,8 @@ class Wal:
         """Record that every byte of the active segment is durable: a durable mark at its end, fdatasynced."""
         if self._offset == self._opened_offset or self._offset + self._mark_size > self.segment_size:
             return
-        mark = self._core.frame_mark(self._next_seq, self._segments[-1].id, self._enc, self._offset)
+        mark = self._core.frame_mark(self._next_seq, self._segments[-1].id, self._enc, self._offset,
+                                     self.acks.watermark)
         fileio.pwrite(self._fd, mark, self._offset)
         fileio.fdatasync(self._fd)
         self._offset += len(mark)

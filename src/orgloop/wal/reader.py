@@ -43,12 +43,14 @@ class Damage:
 
 
 class WalkEnd(NamedTuple):
-    """Where a walk stopped: the end of the last valid frame, the next seq, and the highest durable mark
-    seen (the offset below which the writer knew everything was fdatasynced; 0 if none)."""
+    """Where a walk stopped: the end of the last valid frame, the next seq, and what the durable marks
+    seen said: the highest offset below which the writer knew everything was fdatasynced, and the highest
+    ack watermark (0 if none)."""
 
     offset: int
     next_seq: int
     durable: int
+    acked: int = 0
 
 
 def _frame_len_hint(buf: bytes, p: int, enc: int) -> int:
@@ -87,7 +89,7 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
     enc = seg.header.encoding
     window = seg.header.sync_window
     capacity = seg.header.capacity
-    durable = 0
+    durable = acked = 0
     fd = os.open(seg.path, os.O_RDONLY)
     try:
         # A file cut short (a crash while it was created, or damage) ends where it ends.
@@ -98,9 +100,9 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
         buf = os.pread(fd, max(0, min(chunk, end - pos)), pos)
         _read_ahead(fd, pos + len(buf), end, chunk)
         while True:
-            records, count, p, status, mark = core.scan(buf, pos - buf_off, len(buf), seg.id, seq, enc, collect)
-            if mark > durable:
-                durable = mark
+            records, count, p, status, mark, mark_acked = core.scan(buf, pos - buf_off, len(buf), seg.id, seq, enc,
+                                                                    collect)
+            durable, acked = max(durable, mark), max(acked, mark_acked)
             if count:
                 yield seq, (records if collect else count)
                 seq += count
@@ -115,9 +117,9 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
                     buf_off, buf = pos, grown
                 continue
             if seg.last_seq is not None and seq > seg.last_seq:
-                return WalkEnd(pos, seq, durable)
+                return WalkEnd(pos, seq, durable, acked)
             if not at_open and seg.last_seq is None and pos >= end:
-                return WalkEnd(pos, seq, durable)
+                return WalkEnd(pos, seq, durable, acked)
             rest = os.pread(fd, max(0, min(capacity, size) - pos), pos)
             found, fseq = core.resync(rest, 0, len(rest), seg.id, seq, enc)
             if found < 0 or (seg.last_seq is None and not at_open and pos + found >= end):
@@ -126,12 +128,12 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
                     seq = seg.last_seq + 1
                 elif at_open and found < 0 and status != core.SCAN_END:
                     on_damage(Damage("torn_tail", seg, pos, seq, seq - 1, min(len(rest), window)))
-                return WalkEnd(pos, seq, durable)
+                return WalkEnd(pos, seq, durable, acked)
             on_damage(Damage("gap", seg, pos, seq, fseq - 1, found))
             pos += found
             seq = fseq
             if pos >= end:
-                return WalkEnd(pos, seq, durable)
+                return WalkEnd(pos, seq, durable, acked)
             buf_off = pos
             buf = rest[found: found + min(chunk, end - pos)]
     finally:

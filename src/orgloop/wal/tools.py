@@ -25,7 +25,7 @@ from orgloop.wal.log import CHECKPOINT_DIR
 from orgloop.wal.reader import Damage, recover_header, walk_segment
 from orgloop.wal.segments import SegmentInfo, link_segments, list_segments, read_header
 
-__all__ = ["LogView", "VerifyReport", "open_view", "verify", "export", "repair", "read_checkpoint"]
+__all__ = ["LogView", "VerifyReport", "open_view", "verify", "export", "repair", "read_checkpoint", "read_acks"]
 
 
 @dataclass
@@ -133,6 +133,29 @@ def read_checkpoint(path: str | Path) -> AckState | None:
                        f"again)") from exc
 
 
+def read_acks(view: LogView) -> AckState | None:
+    """The ack state as the next open would find it, read without locking: the ack store's, with the
+    watermark raised to what the active segment's durable marks carry (acks made in order while the log
+    appends may be there only). None if neither holds any ack."""
+    state = read_checkpoint(view.path)
+    active = view.segments[-1] if view.segments and view.segments[-1].last_seq is None else None
+    if active is None:
+        return state
+    walker = walk_segment(twins.active, active, active.header.capacity, collect=False, at_open=False,
+                          on_damage=lambda d: None)
+    try:
+        while True:
+            next(walker)
+    except StopIteration as stop:
+        marked = stop.value.acked
+    except OSError:                             # compacted by the running writer since it was listed
+        return state
+    if marked > (state.watermark if state is not None else 0):
+        state = state if state is not None else AckState()
+        state.ack_range(state.watermark + 1, marked)
+    return state
+
+
 def _damage_dict(d: Damage) -> dict[str, Any]:
     return {"kind": d.kind, "segment": d.segment.path.name, "offset": d.offset, "first_seq": d.first_seq,
             "last_seq": d.last_seq, "bytes": d.extent}
@@ -227,7 +250,7 @@ def export(path: str | Path, out: TextIO, *, from_seq: int = 1, unacked_only: bo
     report of the damage met on the way (damaged seq ranges, unreadable segments).
     """
     view = open_view(path)
-    acks = read_checkpoint(path) if unacked_only else None
+    acks = read_acks(view) if unacked_only else None
     report = VerifyReport(segments=len(view.segments))
     report.unreadable = [{"segment": p.name, "error": e} for p, e in view.unreadable]
     n = 0
