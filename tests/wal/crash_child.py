@@ -1,8 +1,9 @@
 """Child process for the crash tests: appends from several threads, reports what was acknowledged.
 
 Usage: python crash_child.py DIR THREADS SEGMENT_SIZE ROUND [all]
-Prints one line per acknowledged record: "seq thread index" (flushed), and "ack seq" after acking. With
-``all`` every record is acked (so that compaction runs), else the first of every third append.
+Prints one line per acknowledged record: "seq thread index" (flushed), "acking seq" before acking and
+"ack seq" after. With ``all`` every record is acked (so that compaction runs), else the first of every
+third append.
 Payloads are derived from (round, thread, index), so the parent can check their bytes.
 """
 import hashlib
@@ -38,6 +39,9 @@ def main() -> None:
                 acked = [int(line.split()[0]) for line in lines.splitlines()]
                 if not ack_all:
                     acked = acked[:1]
+                with out_lock:                  # said before: a kill may come between the ack and its report
+                    sys.stdout.write("".join(f"acking {s}\n" for s in acked))
+                    sys.stdout.flush()
                 wal.ack_many(acked)
                 with out_lock:
                     sys.stdout.write("".join(f"ack {s}\n" for s in acked))

@@ -26,9 +26,9 @@ pytestmark = pytest.mark.crash
 
 def run_child(directory: Path, impl: str, round_: int, *, kill_after: float | None, fault: str | None = None,
               threads: int = 4, limit: float = 8.0, ack_all: bool = False
-              ) -> tuple[dict[int, tuple[int, int, int]], set[int], int, str]:
-    """Run one child until killed; returns (acknowledged seq -> (round, thread, index), acked seqs, rc,
-    stderr). ``kill_after`` counts from the moment the child reports it is ready (a loaded machine
+              ) -> tuple[dict[int, tuple[int, int, int]], set[int], set[int], int, str]:
+    """Run one child until killed; returns (acknowledged seq -> (round, thread, index), acked seqs, seqs it
+    set out to ack (a kill may land between an ack and its report), rc, stderr). ``kill_after`` counts from the moment the child reports it is ready (a loaded machine
     may take long to start a Python process)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     env.pop("ORGLOOP_WAL_FAULT", None)
@@ -42,6 +42,7 @@ def run_child(directory: Path, impl: str, round_: int, *, kill_after: float | No
                             text=True, env=env)
     durable: dict[int, tuple[int, int, int]] = {}
     acked: set[int] = set()
+    meant: set[int] = set()
     ready = threading.Event()
     err: list[str] = []
 
@@ -50,6 +51,8 @@ def run_child(directory: Path, impl: str, round_: int, *, kill_after: float | No
             parts = line.split()
             if parts[0] == "ack":
                 acked.add(int(parts[1]))
+            elif parts[0] == "acking":
+                meant.add(int(parts[1]))
             elif parts[0] == "ready":
                 ready.set()
             else:
@@ -75,11 +78,13 @@ def run_child(directory: Path, impl: str, round_: int, *, kill_after: float | No
         t.join(timeout=10)
     proc.stdout.close()
     proc.stderr.close()
-    return durable, acked, proc.returncode, "".join(err)
+    return durable, acked, meant, proc.returncode, "".join(err)
 
 
-def check(directory: Path, impl: str, durable: dict, acked_all: set) -> Wal:
-    """Reopen and verify: every acknowledged, not-acked record is present and intact; seqs unique, ordered."""
+def check(directory: Path, impl: str, durable: dict, acked_all: set, meant_all: set) -> Wal:
+    """Reopen and verify: every acknowledged, not-acked record is present and intact; seqs unique, ordered;
+    and every record the child never set out to ack is still unacked (no ack is invented: the durable
+    marks carry the ack watermark, and the next open takes it)."""
     wal = Wal(directory, segment_size=SEGMENT, implementation=impl)
     seen = {}
     last = 0
@@ -94,6 +99,9 @@ def check(directory: Path, impl: str, durable: dict, acked_all: set) -> Wal:
         assert seq in seen, f"acknowledged seq {seq} lost"
         assert seen[seq] == payload(round_, thread, i), f"seq {seq} damaged"
     assert wal.recovery.lost_records == 0
+    unacked = {s for b in wal.replay() for s in b.seqs}
+    invented = sorted(s for s in durable if s not in meant_all and s not in unacked)
+    assert not invented, f"records never acked are counted as acked: {invented[:10]}"
     return wal
 
 
@@ -101,13 +109,16 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path, impl):
     rng = random.Random(1234 if impl == "compiled" else 4321)
     durable_all: dict = {}
     acked_all: set = set()
+    meant_all: set = set()
     for round_ in range(8):
-        durable, acked, rc, _err = run_child(tmp_path, impl, round_, kill_after=rng.uniform(0.2, 0.6))
+        durable, acked, meant, rc, _err = run_child(tmp_path, impl, round_, kill_after=rng.uniform(0.2, 0.6),
+                                                    ack_all=round_ % 2 == 1)
         assert rc == -signal.SIGKILL
         assert not (set(durable) & set(durable_all)), "a sequence number was reused after a crash"
         durable_all.update(durable)
         acked_all |= acked
-        wal = check(tmp_path, impl, durable_all, acked_all)
+        meant_all |= meant
+        wal = check(tmp_path, impl, durable_all, acked_all, meant_all)
         wal.close()
     assert len(durable_all) > 200, "the children should have made real progress"
 
@@ -116,14 +127,14 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path, impl):
                                    "after_prepare:2"])
 def test_sigkill_between_syscalls(tmp_path, impl, fault):
     point = fault.split(":")[0]
-    durable, acked, rc, err = run_child(tmp_path, impl, 0, kill_after=None, fault=fault, limit=30.0,
-                                        ack_all=point == "after_checkpoint")
+    durable, acked, meant, rc, err = run_child(tmp_path, impl, 0, kill_after=None, fault=fault, limit=30.0,
+                                               ack_all=point == "after_checkpoint")
     assert f"ORGLOOP-WAL-FAULT {point}" in err, f"the fault point {point} was never reached: {err[-2000:]}"
     assert rc == -signal.SIGKILL
-    wal = check(tmp_path, impl, durable, acked)
+    wal = check(tmp_path, impl, durable, acked, meant)
     more = wal.append_many([b"after", b"restart"])        # the log keeps working after recovery
     assert more[0] > max(durable, default=0)
     wal.close()
-    durable2, acked2, rc2, _err = run_child(tmp_path, impl, 1, kill_after=0.6)
+    durable2, acked2, meant2, rc2, _err = run_child(tmp_path, impl, 1, kill_after=0.6, ack_all=True)
     assert rc2 == -signal.SIGKILL
-    check(tmp_path, impl, {**durable, **durable2}, acked | acked2).close()
+    check(tmp_path, impl, {**durable, **durable2}, acked | acked2, meant | meant2).close()
