@@ -45,8 +45,10 @@ class FileWalOptions(PluginConfig):
     max_bytes: Size | None = None
     full_policy: Literal["error", "drop_oldest"] = "error"
     sync_window: Size = 8 << 20
-    ack_flush_interval: float = Field(0.05, gt=0, description="seconds between ack commits")
-    ack_flush_batch: int = Field(1000, ge=1, description="commit acks at once when this many are pending")
+    ack_flush_interval: float = Field(0.05, gt=0, description="seconds between ack commits (and between checks "
+                                                              "that in-order acks riding on the log's marks keep up)")
+    ack_flush_batch: int = Field(1000, ge=1, description="commit acks at once when this many are pending (unless "
+                                                         "they ride on the log's durable marks)")
     implementation: Literal["compiled", "pure"] | None = None
     strict: bool = Field(False, description="refuse to start if the log holds unreadable durable records "
                                             "(default: keep every readable record and count the rest as lost)")
