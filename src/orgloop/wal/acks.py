@@ -420,7 +420,10 @@ class AckStore:
                 if self._stopping:
                     return
                 if not self._urgent:
-                    left = self.flush_interval - (time.monotonic() - self._armed_at)
+                    # While acks ride, look twice per interval: an ack a look leaves to the marks is then in
+                    # a synced mark or in LMDB by the next look, within one interval of being made.
+                    period = self.flush_interval / 2 if self._riding else self.flush_interval
+                    left = period - (time.monotonic() - self._armed_at)
                     cond.wait_for(lambda: self._urgent or self._stopping, max(0.0, left))
                     if self._stopping:
                         return                        # close() saves what is left
@@ -443,7 +446,7 @@ class AckStore:
         carry them (caller holds the condition). True only while the marks keep up: the watermark seen at
         the last look is in a synced mark by now, no more than ``flush_batch`` acks wait above the
         watermark, and nothing only LMDB can hold (losses, quarantined segments) changed. The timer is
-        re-armed so that the next look checks the acks made since."""
+        re-armed so that the next look, half an interval later, checks the acks made before this one."""
         marked = self._marked() if self._marked is not None else 0
         watermark, changes = state.watermark, state.changes
         ride = (marked >= self._checked_watermark and state.lost == self._saved_lost
