@@ -219,7 +219,7 @@ class Runtime:
         try:
             self._start_pipeline()
         except BaseException:
-            self._close_listeners()
+            self._abort_start()
             raise
         self._started = True
         self.started_at = time.time()
@@ -246,6 +246,53 @@ class Runtime:
             except BaseException:
                 self._close_listeners()
                 raise
+
+    def _abort_start(self) -> None:
+        """Undo a start that failed partway: stop the threads it started and close what it opened, in the
+        order :meth:`stop` does, so that the data directory (the WAL's lock) can be opened again at once and
+        no thread is left behind. Each step runs even if an earlier one fails; failures are logged."""
+        self._stop.set()
+        for _t, stop, _src in self._source_threads.values():
+            stop.set()
+        for t, _stop, _src in self._source_threads.values():
+            t.join(timeout=2.0)
+        parts = vars(self)
+        steps: list[Callable[[], object]] = []
+        if self._ingress is not None:
+            steps.append(self._ingress.stop)
+        if parts.get("_subscription") is not None:
+            steps.append(parts["_subscription"].cancel)
+        if parts.get("router") is not None:
+            steps.append(parts["router"].close)
+        steps += [partial(lane.stop, timeout=2.0) for lane in parts.get("lanes", {}).values()]
+        steps.append(self._close_listeners)
+        buses: list[Any] = []
+        for name in ("bus", "events_bus", "out_bus"):
+            bus = parts.get(name)
+            if bus is not None and all(bus is not b for b in buses):
+                buses.append(bus)
+        steps += [bus.close for bus in buses]
+        if self.dlq is not None:
+            steps.append(self.dlq.close)
+        steps += [inst.close for inst, _policy in parts.get("transforms", {}).values()]
+        steps += [src.close for _t, _stop, src in self._source_threads.values()]
+        steps += [src.close for src in self._push_sources.values()]
+        steps += [actor.close for actor in parts.get("actors", {}).values()]
+        if parts.get("checkpoints") is not None:
+            steps.append(parts["checkpoints"].close)
+        if self.membership is not None:
+            steps.append(self.membership.stop)
+        if self.fleet_store is not None:
+            steps.append(self.fleet_store.close)
+        if parts.get("hub") is not None:
+            steps.append(parts["hub"].close)            # closes the loggers too
+        else:
+            steps += [lg.close for lg in parts.get("loggers", [])]
+        for step in steps:
+            try:
+                step()
+            except Exception:   # noqa: BLE001  (the start's own error is what the caller sees)
+                log.exception("cleaning up after a failed start: %r failed", step)
 
     def _close_listeners(self) -> None:
         self.taps.close()

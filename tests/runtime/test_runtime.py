@@ -219,3 +219,40 @@ def test_an_actors_follow_up_events_keep_the_trace_of_their_cause(tmp_path):
         assert rt.lanes["agent"].stats()["follow_ups"] == 3
     finally:
         rt.stop()
+
+
+class BrokenPlugin:
+    """A source or actor whose constructor fails, as a bad config or a missing binary would make it."""
+
+    def __init__(self, plugin_id, config, *, base_dir):
+        raise RuntimeError(f"{plugin_id} cannot start")
+
+
+plugins.register("sources", "test-broken", BrokenPlugin)
+plugins.register("actors", "test-broken", BrokenPlugin)
+
+
+@pytest.mark.parametrize("broken", ["source", "actor"])
+def test_a_start_that_fails_partway_leaves_no_thread_and_no_lock_behind(tmp_path, broken):
+    """The bus, the dead-letter store and the lanes are open and running when the last source (or an
+    actor) fails to start; the failed start must close them all, so that the same process can start
+    the runtime again on the same data directory at once."""
+    before = {t.ident for t in threading.enumerate()}
+    spec = spec_for(tmp_path, count=50)
+    if broken == "source":
+        spec.sources.append(SourceSpec("bad", "test-broken", {}))
+    else:
+        spec.actors.append(ActorSpec("bad", "test-broken", {}))
+    RecordingActor.instances.clear()
+    with pytest.raises(RuntimeError, match="bad cannot start"):
+        Runtime(spec).start()
+    assert wait_until(lambda: not [t for t in threading.enumerate() if t.ident not in before and t.is_alive()])
+    first = RecordingActor.instances.get("b")
+    got_first = {d["event"]["payload"]["n"] for d in first.seen} if first is not None else set()
+    rt = Runtime(spec_for(tmp_path, count=50)).start()     # the WAL's and the stores' locks were released
+    try:
+        # Whatever the failed start published and did not deliver is delivered now: nothing is lost.
+        b = RecordingActor.instances["b"]
+        assert wait_until(lambda: got_first | {d["event"]["payload"]["n"] for d in list(b.seen)} == set(range(50)))
+    finally:
+        rt.stop()
