@@ -27,6 +27,8 @@ from orgloop.wal import ReplayBatch, Wal
 
 __all__ = ["FileWalBus", "FileWalOptions"]
 
+DEFAULT_TAIL_MAX = 1024     # events kept in memory for dispatch (one figure for the config and the constructor)
+
 
 class FileWalOptions(PluginConfig):
     """``runtime.bus_options`` of the ``filewal`` bus (the WAL's settings; see docs/wal-format.md)."""
@@ -35,7 +37,7 @@ class FileWalOptions(PluginConfig):
     max_inflight: int | None = Field(None, ge=1, description="publishers wait while this many events are "
                                                              "not fetched yet (default: never; the log is the buffer)")
     compact_every: int = Field(50_000, ge=1, description="compact the ack index after this many acks")
-    tail_max: int = Field(1024, ge=1, description="recent events kept in memory for dispatch")
+    tail_max: int = Field(DEFAULT_TAIL_MAX, ge=1, description="recent events kept in memory for dispatch")
     read_chunk: Size = Field(256 << 10, description="bytes read from the log at a time when catching up")
     encoding: Literal["msgpack", "jsonl"] | None = None
     sync: Literal["always", "interval", "none"] = "always"
@@ -59,7 +61,7 @@ class FileWalBus(BusBase):
     config_model = FileWalOptions
 
     def __init__(self, path: str | Path, *, max_inflight: int | None = None, compact_every: int = 50_000,
-                 tail_max: int = 2048, read_chunk: int = 256 << 10, **wal_options: Any) -> None:
+                 tail_max: int = DEFAULT_TAIL_MAX, read_chunk: int = 256 << 10, **wal_options: Any) -> None:
         super().__init__(max_inflight)
         self.wal = Wal(path, **wal_options)
         self._compact_every = compact_every
