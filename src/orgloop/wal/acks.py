@@ -12,7 +12,7 @@ last batch on a crash only means those events are delivered again (at-least-once
 
 While the log appends, acks made in order need no LMDB commit at all: every write round's durable mark
 carries the ack watermark to disk with the round's own fdatasync, and the next open takes the highest
-watermark of the active segment's marks. The saver then only checks, once per ``flush_interval``, that
+watermark of the active segment's marks. The saver then only checks, twice per ``flush_interval``, that
 the marks keep up, and commits to LMDB when they do not (the log went quiet, or acks arrive out of
 order), before a segment is sealed, and at close.
 """
@@ -181,6 +181,16 @@ class AckState:
             self.changes += hi - lo + 1
 
     # ------------------------------------------------------------------ queries
+    def raise_watermark(self, acked: int) -> int:
+        """Ack every seq up to ``acked`` (what a durable mark says was acknowledged); returns how many of
+        them were not acked here before."""
+        w = self.watermark
+        if acked <= w:
+            return 0
+        added = self.unacked_in(w + 1, acked)
+        self.ack_range(w + 1, acked)
+        return added
+
     def held_upper_bound(self) -> int:
         """At least the number of acked seqs held above the watermark, without folding (cheap)."""
         return self._held + len(self._loose)

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import lmdb
 import msgpack
@@ -36,7 +36,7 @@ from orgloop.wal.format import (ENC_MSGPACK, ENCODING_NAMES, ENCODINGS, ENC_JSON
                                 data_start, fill_byte, frame_size, mark_size, pack_header, parse_segment_name,
                                 segment_name)
 from orgloop.wal.prewriter import Prewriter, Target
-from orgloop.wal.reader import READ_CHUNK, Damage, WalkEnd, recover_header, walk_segment
+from orgloop.wal.reader import READ_CHUNK, Damage, WalkEnd, drain, recover_header, walk_segment
 from orgloop.wal.segments import QUARANTINE_DIR, RECYCLE_SUFFIX, SegmentInfo
 
 __all__ = ["Wal", "ReplayBatch", "RecoveryReport", "SYNC_POLICIES", "FULL_POLICIES"]
@@ -127,15 +127,6 @@ class _Plan:
         ranges = [(d.first_seq, d.last_seq) for d, durable in self.damage if durable and d.kind != "torn_tail"]
         ranges += [r for r in (self.missing, self.cut) if r]
         return [(lo, hi, acks.unacked_in(lo, hi)) for lo, hi in ranges if hi >= lo and acks.unacked_in(lo, hi)]
-
-
-def _drain(walker: Generator[Any, None, WalkEnd]) -> WalkEnd:
-    """Run a segment walk to its end; returns where it stopped."""
-    while True:
-        try:
-            next(walker)
-        except StopIteration as stop:
-            return stop.value
 
 
 def _twins():
@@ -410,7 +401,7 @@ class Wal:
         found: list[Damage] = []
         walker = walk_segment(self._core, active, active.header.capacity, collect=False, at_open=True,
                               on_damage=found.append)
-        tail = _drain(walker)
+        tail = drain(walker)
         plan.tail = tail
         durable = tail.durable
         if plan.hwm is not None and plan.hwm[1] and tail.next_seq < plan.hwm[0]:
@@ -421,7 +412,7 @@ class Wal:
         if self.strict or plan.unreadable or any(i.header_damage for i in infos[:-1]):
             for seg in infos[:-1]:
                 sealed: list[Damage] = []
-                _drain(walk_segment(self._core, seg, seg.header.capacity, collect=False, at_open=False,
+                drain(walk_segment(self._core, seg, seg.header.capacity, collect=False, at_open=False,
                                     on_damage=sealed.append))
                 plan.damage += [(d, True) for d in sealed]      # a sealed segment was fdatasynced whole
 
@@ -430,10 +421,7 @@ class Wal:
         """Ack what the active segment's durable marks say was acked (a mark's watermark was true when it
         was written, so any readable mark may be trusted, durable or not); the ack store may be older."""
         assert plan.tail is not None
-        marked = plan.tail.acked
-        if marked > state.watermark:
-            report.acked_by_marks = state.unacked_in(state.watermark + 1, marked)
-            state.ack_range(state.watermark + 1, marked)
+        report.acked_by_marks = state.raise_watermark(plan.tail.acked)
 
     def _apply(self, plan: _Plan, infos: list[SegmentInfo], report: RecoveryReport) -> None:
         """Carry out what :meth:`_scan_at_open` decided."""

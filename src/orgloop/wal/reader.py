@@ -9,12 +9,12 @@ import os
 from dataclasses import dataclass
 from types import ModuleType
 from pathlib import Path
-from typing import Callable, Generator, Iterable, NamedTuple
+from typing import Any, Callable, Generator, Iterable, NamedTuple
 
 from orgloop.wal.format import ENC_JSONL, FORMAT_VERSION, MARK_FLAG, SegmentHeader, data_start, frame_size
 from orgloop.wal.segments import SegmentInfo
 
-__all__ = ["Damage", "WalkEnd", "walk_segment", "recover_header", "READ_CHUNK"]
+__all__ = ["Damage", "WalkEnd", "walk_segment", "drain", "recover_header", "READ_CHUNK"]
 
 READ_CHUNK = 8 << 20
 
@@ -50,7 +50,7 @@ class WalkEnd(NamedTuple):
     offset: int
     next_seq: int
     durable: int
-    acked: int = 0
+    acked: int
 
 
 def _frame_len_hint(buf: bytes, p: int, enc: int) -> int:
@@ -138,6 +138,15 @@ def walk_segment(core: ModuleType, seg: SegmentInfo, end: int, *, collect: bool,
             buf = rest[found: found + min(chunk, end - pos)]
     finally:
         os.close(fd)
+
+
+def drain(walker: Generator[Any, None, WalkEnd]) -> WalkEnd:
+    """Run a segment walk to its end; returns where it stopped."""
+    while True:
+        try:
+            next(walker)
+        except StopIteration as stop:
+            return stop.value
 
 
 def recover_header(core: ModuleType, path: Path, segment_id: int, encodings: Iterable[int],

@@ -22,7 +22,7 @@ from orgloop.wal.acks import AckState
 from orgloop.wal.codec import json_record_error
 from orgloop.wal.format import ENC_JSONL, ENC_MSGPACK, ENCODING_NAMES
 from orgloop.wal.log import CHECKPOINT_DIR
-from orgloop.wal.reader import Damage, recover_header, walk_segment
+from orgloop.wal.reader import Damage, drain, recover_header, walk_segment
 from orgloop.wal.segments import SegmentInfo, link_segments, list_segments, read_header
 
 __all__ = ["LogView", "VerifyReport", "open_view", "verify", "export", "repair", "read_checkpoint", "read_acks"]
@@ -141,18 +141,14 @@ def read_acks(view: LogView) -> AckState | None:
     active = view.segments[-1] if view.segments and view.segments[-1].last_seq is None else None
     if active is None:
         return state
-    walker = walk_segment(twins.active, active, active.header.capacity, collect=False, at_open=False,
-                          on_damage=lambda d: None)
     try:
-        while True:
-            next(walker)
-    except StopIteration as stop:
-        marked = stop.value.acked
+        marked = drain(walk_segment(twins.active, active, active.header.capacity, collect=False, at_open=False,
+                                    on_damage=lambda d: None)).acked
     except OSError:                             # compacted by the running writer since it was listed
         return state
     if marked > (state.watermark if state is not None else 0):
         state = state if state is not None else AckState()
-        state.ack_range(state.watermark + 1, marked)
+        state.raise_watermark(marked)
     return state
 
 
