@@ -256,7 +256,7 @@ class Runtime:
             stop.set()
         for t, _stop, _src in self._source_threads.values():
             t.join(timeout=2.0)
-        parts = vars(self)
+        parts = vars(self)                      # what the failed start got to (nothing else is set)
         steps: list[Callable[[], object]] = []
         if self._ingress is not None:
             steps.append(self._ingress.stop)
@@ -265,13 +265,23 @@ class Runtime:
         if parts.get("router") is not None:
             steps.append(parts["router"].close)
         steps += [partial(lane.stop, timeout=2.0) for lane in parts.get("lanes", {}).values()]
-        steps.append(self._close_listeners)
-        buses: list[Any] = []
-        for name in ("bus", "events_bus", "out_bus"):
-            bus = parts.get(name)
-            if bus is not None and all(bus is not b for b in buses):
-                buses.append(bus)
-        steps += [bus.close for bus in buses]
+        steps += self._closing_steps()
+        if parts.get("hub") is not None:
+            steps.append(parts["hub"].close)            # closes the loggers too
+        else:
+            steps += [lg.close for lg in parts.get("loggers", [])]
+        for step in steps:
+            try:
+                step()
+            except Exception:   # noqa: BLE001  (the start's own error is what the caller sees)
+                log.exception("cleaning up after a failed start: %r failed", step)
+
+    def _closing_steps(self) -> list[Callable[[], object]]:
+        """Closing what the pipeline opened, in order, once its threads have stopped (the loggers' hub
+        comes after, see :meth:`stop`). Parts a failed start never opened are left out."""
+        parts = vars(self)
+        steps: list[Callable[[], object]] = [self._close_listeners]
+        steps += [bus.close for bus in self._buses()]
         if self.dlq is not None:
             steps.append(self.dlq.close)
         steps += [inst.close for inst, _policy in parts.get("transforms", {}).values()]
@@ -284,15 +294,7 @@ class Runtime:
             steps.append(self.membership.stop)
         if self.fleet_store is not None:
             steps.append(self.fleet_store.close)
-        if parts.get("hub") is not None:
-            steps.append(parts["hub"].close)            # closes the loggers too
-        else:
-            steps += [lg.close for lg in parts.get("loggers", [])]
-        for step in steps:
-            try:
-                step()
-            except Exception:   # noqa: BLE001  (the start's own error is what the caller sees)
-                log.exception("cleaning up after a failed start: %r failed", step)
+        return steps
 
     def _close_listeners(self) -> None:
         self.taps.close()
@@ -654,8 +656,11 @@ class Runtime:
         return not problems, problems
 
     def _buses(self) -> list[Any]:
-        """Every bus this runtime has open (one, or two for a router or delivery member)."""
-        return [self.bus] + [b for b in (self.events_bus, self.out_bus) if b is not None and b is not self.bus]
+        """Every bus this runtime has open (one, or two for a router or delivery member; none yet while a
+        start is opening them)."""
+        parts = vars(self)
+        opened = [parts.get("bus"), parts.get("events_bus"), self.out_bus]
+        return [b for i, b in enumerate(opened) if b is not None and all(b is not o for o in opened[:i])]
 
     def fleet_status(self) -> dict[str, Any] | None:
         """This member, the fleet's members, leases and group lag (None: not on a scale-out bus)."""
@@ -741,24 +746,8 @@ class Runtime:
                 # Past the drain deadline: end what still runs (no orphans); it stays unacked.
                 lane.actor.interrupt()
                 lane.stop(timeout=2.0)
-        self._close_listeners()
-        for bus in self._buses():
-            bus.close()
-        if self.dlq is not None:
-            self.dlq.close()
-        for inst, _policy in self.transforms.values():
-            inst.close()
-        for _t, _stop, src in self._source_threads.values():
-            src.close()
-        for src in self._push_sources.values():
-            src.close()
-        for actor in self.actors.values():
-            actor.close()
-        self.checkpoints.close()
-        if self.membership is not None:
-            self.membership.stop()
-        if self.fleet_store is not None:
-            self.fleet_store.close()
+        for step in self._closing_steps():
+            step()
         if self.hub:
             self.hub.emit([{"phase": "runtime.stop"}])
             self.hub.close()
