@@ -573,7 +573,6 @@ class Runtime:
             self.router.remove(name)
         for r in add:
             self.router.add(self._compile_route(r))
-        self.router.index.warm()
         self.spec.routes = [r for r in self.spec.routes if r.name not in set(remove)] + list(add)
 
     def apply_sources(self, add: list[SourceSpec], remove: list[str], join_timeout: float = 10.0) -> None:

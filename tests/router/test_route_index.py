@@ -185,10 +185,6 @@ class IndexMachine(RuleBasedStateMachine):
     def match_many(self, batch: list[tuple[str, str]]) -> None:
         assert self.index.match_many(batch) == [brute_force(self.model, *q) for q in batch]
 
-    @rule()
-    def warm(self) -> None:
-        self.index.warm()
-
     @invariant()
     def size(self) -> None:
         assert len(self.index) == len(self.model)
@@ -210,18 +206,33 @@ def test_matches_brute_force(routes: list, batch: list) -> None:
         assert index.match(*query) == brute_force(model, *query)
 
 
-def test_warm_caches_the_exact_pairs_and_changes_drop_only_what_they_can_affect() -> None:
+def test_answers_are_cached_per_pair_and_changes_drop_only_what_they_can_affect() -> None:
     index: RouteIndex[str] = RouteIndex()
     index.add("a", "src-a", ["push", "tick"], "A")
     index.add("b", "src-b", ["push"], "B")
     index.add("any-type", "src-c", None, "C")
-    assert index.warm() == 3                      # (src-a, push), (src-a, tick), (src-b, push)
-    assert index.warm() == 0
-    index.add("a2", "src-a", ["push"], "A2")      # an exact source: only src-a's answers are dropped
-    assert index.warm() == 2
+    asked = [("src-a", "push"), ("src-a", "tick"), ("src-a", "other"), ("src-b", "push"), ("src-c", "x")]
+    assert [index.match(*q) for q in asked] == [("A",), ("A",), (), ("B",), ("C",)]
+    assert index.cached_pairs == 5
+    assert [index.match(*q) for q in asked] == [("A",), ("A",), (), ("B",), ("C",)]
+    assert index.cached_pairs == 5                # asked again: answered from the cache
+    index.add("a2", "src-a", ["push"], "A2")      # an exact source: only src-a's three answers are dropped
+    assert index.cached_pairs == 2
     assert index.match("src-a", "push") == ("A", "A2") and index.match("src-b", "push") == ("B",)
+    assert index.cached_pairs == 3
     index.add("all", "*", ["push"], "ALL")        # a wildcard source may change any answer
-    assert index.warm() == 3
+    assert index.cached_pairs == 0
     assert index.match("src-b", "push") == ("B", "ALL") and index.match("src-c", "whatever") == ("C",)
     index.remove("b")
     assert index.match("src-b", "push") == ("ALL",)
+
+
+def test_the_cache_is_keyed_by_the_first_asking_events_own_string() -> None:
+    """Later events that carry the same string object find their entry by identity (see the module doc)."""
+    index: RouteIndex[str] = RouteIndex()
+    index.add("a", "src-a", ["push"], "A")
+    source = "".join(["src", "-a"])               # equal to the route's source, but another object
+    assert source is not index._routes["a"].source
+    index.match(source, "push")
+    (key,) = index._cache
+    assert key is source

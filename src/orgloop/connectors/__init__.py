@@ -80,6 +80,9 @@ class PushSource(Protocol):
 
 
 class Actor(Protocol):
+    """Receives events. ``deliver`` gets the route's rendered prompt and ``then.config``; routes of one actor
+    with equal configs share one dict, so an actor reads ``config`` and never changes it."""
+
     def __init__(self, actor_id: str, config: dict[str, Any], *, base_dir: Path) -> None: ...
     def deliver(self, event: dict[str, Any], prompt: str | None,
                 config: dict[str, Any]) -> list[dict[str, Any]] | None: ...

@@ -4,10 +4,15 @@ A route names a ``source`` (an exact id, ``"*"``, or a glob such as ``"github-*"
 ``events`` (a list of event types, each exact, ``"*"`` or a glob; empty or ``None`` means any).
 Routes without globs are filed in a dict under (source or ``*``, type or ``*``), so an event
 needs four lookups: (source, type), (source, *), (*, type), (*, *). Glob routes are tried one by
-one. Either way the answer for a (source, type) pair is computed once and cached until an ``add`` or
-``remove`` that can change it (one of the same source, or one with a wildcard source), so the
-steady-state cost per event is two dict lookups; :meth:`RouteIndex.warm` fills the cache ahead of time
-for the pairs routes name exactly.
+one. Either way the answer for a (source, type) pair is computed once, at the first event of that pair,
+and cached until an ``add`` or ``remove`` that can change it (one of the same source, or one with a
+wildcard source), so the steady-state cost per event is one dict lookup and one string comparison.
+
+The cache is laid out for tables of many thousands of routes, where most of it is out of the CPU's
+caches when an event comes: one entry per source, ``(type, answer, other types or None)``, so a source
+seen with one event type costs one entry and no inner dict; and it is keyed by the string object of the
+first event that asked, so that the later events of a source that reuses its id string (as a connector
+does) find their entry by identity, without reading a key string that lives elsewhere in memory.
 
 Matches come back in the order the routes were added (fan-out goes to every one of them), as a
 tuple shared between callers: do not try to change it.
@@ -85,7 +90,8 @@ class RouteIndex(Generic[V]):
         self._routes: dict[str, _Route[V]] = {}
         self._keyed: dict[tuple[str, str], list[_Route[V]]] = {}
         self._globbed: list[_GlobRoute[V]] = []
-        self._cache: dict[str, dict[str, tuple[V, ...]]] = {}  # source -> type -> values
+        # source -> (type, values, {other type: values} or None); see the module docstring
+        self._cache: dict[str, tuple[str, tuple[V, ...], dict[str, tuple[V, ...]] | None]] = {}
         self._cached_pairs = 0
         self._max_cached_pairs = max_cached_pairs
         self._seq = itertools.count()
@@ -132,42 +138,26 @@ class RouteIndex(Generic[V]):
 
     def match(self, source: str, event_type: str) -> tuple[V, ...]:
         """Values of every route matching ``(source, event_type)``, in insertion order."""
-        by_type = self._cache.get(source)
-        if by_type is not None:
-            hit = by_type.get(event_type)
-            if hit is not None:
-                return hit
+        entry = self._cache.get(source)
+        if entry is not None:
+            if entry[0] == event_type:
+                return entry[1]
+            others = entry[2]
+            if others is not None:
+                hit = others.get(event_type)
+                if hit is not None:
+                    return hit
         return self._resolve(source, event_type)
 
     def match_many(self, pairs: Iterable[tuple[str, str]]) -> list[tuple[V, ...]]:
         """``match`` for a batch of ``(source, event_type)`` pairs."""
-        cache_get = self._cache.get
-        out: list[tuple[V, ...]] = []
-        append = out.append
-        for source, event_type in pairs:
-            by_type = cache_get(source)
-            hit = by_type.get(event_type) if by_type is not None else None
-            append(hit if hit is not None else self._resolve(source, event_type))
-        return out
+        match = self.match
+        return [match(source, event_type) for source, event_type in pairs]
 
-    def warm(self) -> int:
-        """Resolve and cache now every exact (source, type) pair that a route names.
-
-        Call it after building or changing the table, off the event path: the first events of those
-        pairs then find their answer cached instead of paying for a miss. Stops at the cache bound.
-        Returns how many pairs it resolved.
-        """
-        with self._lock:
-            pairs = [k for k in self._keyed if ANY not in k]
-        resolved = 0
-        for source, event_type in pairs:
-            if self._cached_pairs >= self._max_cached_pairs:
-                break
-            by_type = self._cache.get(source)
-            if by_type is None or event_type not in by_type:
-                self._resolve(source, event_type)
-                resolved += 1
-        return resolved
+    @property
+    def cached_pairs(self) -> int:
+        """How many (source, type) answers are cached now."""
+        return self._cached_pairs
 
     # --- internals ---------------------------------------------------------------------------------
 
@@ -198,7 +188,14 @@ class RouteIndex(Generic[V]):
                 values = tuple(found[seq].value for seq in sorted(found))
             if self._cached_pairs >= self._max_cached_pairs:
                 self._invalidate(None)  # a crude bound: distinct pairs are few in practice
-            self._cache.setdefault(source, {})[event_type] = values
+            entry = self._cache.get(source)
+            if entry is None:
+                self._cache[source] = (event_type, values, None)
+            elif entry[0] != event_type and (entry[2] is None or event_type not in entry[2]):
+                # a new tuple and a new dict, never changed in place: match() reads them without the lock
+                self._cache[source] = (entry[0], entry[1], {**(entry[2] or {}), event_type: values})
+            else:
+                return values           # another thread cached it meanwhile
             self._cached_pairs += 1
             return values
 
@@ -210,9 +207,10 @@ class RouteIndex(Generic[V]):
         """
         if route is not None and route.source != ANY and not _is_glob(route.source):
             dropped = self._cache.pop(route.source, None)
-            self._cached_pairs -= len(dropped) if dropped else 0
+            if dropped is not None:
+                self._cached_pairs -= 1 + len(dropped[2] or ())
             return
-        self._cache.clear()  # cleared in place: match_many may hold a reference to it
+        self._cache.clear()
         self._cached_pairs = 0
 
 

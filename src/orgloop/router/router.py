@@ -34,11 +34,22 @@ log = logging.getLogger("orgloop.router")
 OFFLOAD_DEPTH = 1000     # events a route with blocking transforms holds before they run
 
 
-class CompiledRoute:
+class _RouteHot:
+    """The fields of a :class:`CompiledRoute` read per event: ``direct`` and ``inbox`` by the router,
+    ``policy`` and ``settle`` by the lane. In a base class, so that they come right after the object's
+    header (CPython lays out a class's own slots in name order, after its base's): with 10,000 routes a
+    route is rarely in cache, and one memory fetch then serves each side.
+    """
+
+    __slots__ = ("direct", "inbox", "policy", "settle")
+
+
+class CompiledRoute(_RouteHot):
     """A route ready to run: filter pre-split, transforms instantiated, lane attached."""
 
-    __slots__ = ("spec", "name", "filters", "transforms", "direct", "lane", "policy", "inbox", "dropped", "settle",
-                 "pending", "worker")
+    # Twelve slots in all: 16 + 12 x 8 bytes plus the GC header make 128, a size class whose objects start
+    # on a 64-byte line.
+    __slots__ = ("spec", "name", "filters", "transforms", "lane", "dropped", "pending", "worker")
 
     def __init__(self, spec: RouteSpec, transforms: list[tuple[str, Transform, str]], lane: Any,
                  policy: Any = None) -> None:
@@ -96,7 +107,6 @@ class Router:
         self.bus_credit: Callable[[], None] | None = None   # the bus's credit_available (set by the runtime)
         for r in routes:
             self.add(r)
-        self.index.warm()
         self.events_in = 0
         self.unmatched = 0
         self.redelivered = 0
