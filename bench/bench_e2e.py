@@ -10,10 +10,13 @@ All three are open at once. Each round runs one chunk of ``--chunk`` events thro
 for a round is its chunk's events divided by the time from the first poll of the chunk to the last ack;
 each ratio in the table is the median of the per-round ratios. Pairing the contenders round by round
 keeps a machine whose speed drifts over seconds (a shared host: ±25 % from one second to the next) from
-deciding the ratios, which separate runs of a second or two each could not do. The events of a chunk are
-built before its clock starts, as the WAL's figure uses pre-built dicts too: both then measure the engine.
+deciding the ratios, which separate runs of a second or two each could not do. The same work still takes
+±15 % from one chunk to the next here (two identical 100-route pipelines paired this way give per-round
+ratios with a standard deviation of 0.14-0.16), so a ratio needs many rounds: 40 by default. The events
+of a chunk are built before its clock starts, as the WAL's figure uses pre-built dicts too: both then
+measure the engine.
 
-    python bench/bench_e2e.py [--quick] [--rounds 12] [--chunk 50000] [--out bench/results/e2e.json]
+    python bench/bench_e2e.py [--quick] [--rounds 40] [--chunk 50000] [--out bench/results/e2e.json]
 
 Targets: end-to-end >= 0.35 x the WAL dicts-in figure; 10,000 routes >= 0.8 x the 100-route figure.
 """
@@ -175,7 +178,7 @@ class WalOnly:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="two rounds of small chunks (smoke test)")
-    ap.add_argument("--rounds", type=int, default=12, help="rounds, each one chunk per contender (default 12)")
+    ap.add_argument("--rounds", type=int, default=40, help="rounds, each one chunk per contender (default 40)")
     ap.add_argument("--chunk", type=int, default=50_000, help="events per chunk, a multiple of 1,000")
     ap.add_argument("--out", default="bench/results/e2e.json")
     args = ap.parse_args()
