@@ -38,6 +38,16 @@ def test_a_config_that_is_not_plain_data_keeps_its_own_object() -> None:
     assert lane.policy_for("b", DeliverySpec(), second, None).config is second
 
 
+def test_configs_that_only_json_confuses_keep_their_own_objects() -> None:
+    lane = _lane()
+    as_list, as_tuple = {"n": [1, 2]}, {"n": (1, 2)}
+    str_key, int_key = {"1": "x"}, {1: "x"}
+    assert lane.policy_for("a", DeliverySpec(), as_list, None).config is as_list
+    assert lane.policy_for("b", DeliverySpec(), as_tuple, None).config is as_tuple
+    assert lane.policy_for("c", DeliverySpec(), str_key, None).config is str_key
+    assert lane.policy_for("d", DeliverySpec(), int_key, None).config is int_key
+
+
 def test_a_different_lane_does_not_share() -> None:
     assert _lane().policy_for("a", DeliverySpec(), {}, None).config is not \
         _lane().policy_for("a", DeliverySpec(), {}, None).config

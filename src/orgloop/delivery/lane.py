@@ -156,7 +156,9 @@ class ActorLane:
             key = json.dumps(value, sort_keys=True)
         except (TypeError, ValueError):      # not plain data: keep the route's own
             return value
-        return self._shared.setdefault(key, value)
+        shared = self._shared.setdefault(key, value)
+        # JSON writes a tuple as a list and an int key as a string: share only what is really equal
+        return shared if shared == value else value
 
     # ------------------------------------------------------------------ intake
     def flush_inbox(self) -> None:
