@@ -28,7 +28,6 @@ import os
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -94,7 +93,6 @@ class NoopActor:
     """Takes every event; samples its delivery latency (every 16th event)."""
 
     latencies: list[float] = []
-    lock = threading.Lock()
 
     def __init__(self, actor_id: str, config: dict[str, Any], *, base_dir: Path) -> None:
         self.tag = config["tag"]          # its source (made after the actors)
